@@ -1,0 +1,23 @@
+//! The pure domain of trailwatch: what a scan saw ([`snapshot`]), the rules that turn it into
+//! verdicts ([`evaluate`]), the reason codes they give ([`reason`]), the IAM policy matcher
+//! ([`policy`]), the metric-filter pattern matcher ([`filter_pattern`]) and the report that the
+//! CLI prints ([`report`]).
+//!
+//! Nothing here does I/O or knows the AWS SDK: adapters in `trailwatch-aws` fill the snapshot
+//! types, which are shaped like the AWS API responses, so every rule can be tested with JSON
+//! fixtures pasted from real responses.
+
+pub mod arn;
+pub mod evaluate;
+pub mod filter_pattern;
+pub mod policy;
+pub mod reason;
+pub mod report;
+pub mod snapshot;
+
+pub use evaluate::{
+    evaluate_account, unique_trails, Evaluation, EvaluationKind, Settings, TrailView,
+};
+pub use reason::{Level, Reason, ReasonCode, Severity, Status};
+pub use report::{ScanReport, Summary};
+pub use snapshot::{AccountSnapshot, Observed, Unavailable};

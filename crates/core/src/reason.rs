@@ -1,0 +1,288 @@
+//! Reason codes, their levels and severities, and the overall status they add up to.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// How much a single reason weighs in a verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Level {
+    /// Said for the record (a skipped check, a benefit of the doubt); never changes the status.
+    Info,
+    Warning,
+    /// Data that a rule needs could not be read.
+    Error,
+    Fail,
+}
+
+/// The verdict of one evaluation. The JSON contract spells these PASS, FAIL, WARNING, ERROR.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Status {
+    Pass,
+    Warning,
+    Error,
+    Fail,
+}
+
+impl Status {
+    /// A confirmed failure outranks missing data: a FAIL we can prove is actionable now, and
+    /// hiding it behind ERROR would delay the fix. Missing data outranks warnings and PASS,
+    /// because an evaluation that lacks data must never look healthy.
+    pub fn from_reasons(reasons: &[Reason]) -> Self {
+        let has = |level| reasons.iter().any(|r| r.level == level);
+        if has(Level::Fail) {
+            Status::Fail
+        } else if has(Level::Error) {
+            Status::Error
+        } else if has(Level::Warning) {
+            Status::Warning
+        } else {
+            Status::Pass
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pass => "PASS",
+            Status::Warning => "WARNING",
+            Status::Error => "ERROR",
+            Status::Fail => "FAIL",
+        }
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// ASFF severity labels, ordered so that `max` picks the worst.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Severity {
+    Informational,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Informational => "INFORMATIONAL",
+            Severity::Low => "LOW",
+            Severity::Medium => "MEDIUM",
+            Severity::High => "HIGH",
+            Severity::Critical => "CRITICAL",
+        }
+    }
+
+    /// The worst severity among reasons that count; INFORMATIONAL when nothing is wrong.
+    pub fn worst_of(reasons: &[Reason]) -> Self {
+        reasons
+            .iter()
+            .filter(|r| r.level != Level::Info)
+            .map(|r| r.code.severity())
+            .max()
+            .unwrap_or(Severity::Informational)
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Every reason trailwatch can give. The README documents each one with its fix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ReasonCode {
+    // Trail level, FAIL.
+    CwlNotConfigured,
+    CwlRoleNotConfigured,
+    LoggingStopped,
+    CwlDeliveryError,
+    CwlDeliveryStale,
+    CwlLogGroupMissing,
+    CwlRoleMissing,
+    CwlRoleTrustInvalid,
+    CwlRolePermissionMissing,
+    // Trail level, WARNING.
+    CwlRetentionUnset,
+    TamperAlarmMissing,
+    ManagementEventsExcluded,
+    LogFileValidationDisabled,
+    /// A policy statement that decides the outcome carries a condition trailwatch cannot evaluate.
+    CwlRoleUnverifiable,
+    // Trail level, INFO.
+    /// CloudWatch delivery has not happened yet, but logging started within `max_delivery_age`.
+    CwlDeliveryPending,
+    /// The log group or role lives in another account, so its checks belong to that account.
+    CwlChecksDelegated,
+    // Account level.
+    NoTrail,
+    NoRealtimeCoverage,
+    /// Coverage comes from an organisation trail that the management account owns.
+    OrgTrailCoverage,
+    // Any level of evaluation.
+    EvaluationIncomplete,
+}
+
+impl ReasonCode {
+    pub const ALL: [ReasonCode; 20] = [
+        ReasonCode::CwlNotConfigured,
+        ReasonCode::CwlRoleNotConfigured,
+        ReasonCode::LoggingStopped,
+        ReasonCode::CwlDeliveryError,
+        ReasonCode::CwlDeliveryStale,
+        ReasonCode::CwlLogGroupMissing,
+        ReasonCode::CwlRoleMissing,
+        ReasonCode::CwlRoleTrustInvalid,
+        ReasonCode::CwlRolePermissionMissing,
+        ReasonCode::CwlRetentionUnset,
+        ReasonCode::TamperAlarmMissing,
+        ReasonCode::ManagementEventsExcluded,
+        ReasonCode::LogFileValidationDisabled,
+        ReasonCode::CwlRoleUnverifiable,
+        ReasonCode::CwlDeliveryPending,
+        ReasonCode::CwlChecksDelegated,
+        ReasonCode::NoTrail,
+        ReasonCode::NoRealtimeCoverage,
+        ReasonCode::OrgTrailCoverage,
+        ReasonCode::EvaluationIncomplete,
+    ];
+
+    pub fn level(self) -> Level {
+        use ReasonCode::*;
+        match self {
+            CwlNotConfigured
+            | CwlRoleNotConfigured
+            | LoggingStopped
+            | CwlDeliveryError
+            | CwlDeliveryStale
+            | CwlLogGroupMissing
+            | CwlRoleMissing
+            | CwlRoleTrustInvalid
+            | CwlRolePermissionMissing
+            | NoTrail
+            | NoRealtimeCoverage => Level::Fail,
+            CwlRetentionUnset
+            | TamperAlarmMissing
+            | ManagementEventsExcluded
+            | LogFileValidationDisabled
+            | CwlRoleUnverifiable => Level::Warning,
+            CwlDeliveryPending | CwlChecksDelegated | OrgTrailCoverage => Level::Info,
+            EvaluationIncomplete => Level::Error,
+        }
+    }
+
+    pub fn severity(self) -> Severity {
+        use ReasonCode::*;
+        match self {
+            // Stopped logging is the attacker's first move; no trail or no real-time coverage
+            // means nothing at all would page anyone.
+            LoggingStopped | NoTrail | NoRealtimeCoverage => Severity::High,
+            _ => match self.level() {
+                Level::Fail | Level::Error => Severity::Medium,
+                Level::Warning => Severity::Low,
+                Level::Info => Severity::Informational,
+            },
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        use ReasonCode::*;
+        match self {
+            CwlNotConfigured => "CWL_NOT_CONFIGURED",
+            CwlRoleNotConfigured => "CWL_ROLE_NOT_CONFIGURED",
+            LoggingStopped => "LOGGING_STOPPED",
+            CwlDeliveryError => "CWL_DELIVERY_ERROR",
+            CwlDeliveryStale => "CWL_DELIVERY_STALE",
+            CwlLogGroupMissing => "CWL_LOG_GROUP_MISSING",
+            CwlRoleMissing => "CWL_ROLE_MISSING",
+            CwlRoleTrustInvalid => "CWL_ROLE_TRUST_INVALID",
+            CwlRolePermissionMissing => "CWL_ROLE_PERMISSION_MISSING",
+            CwlRetentionUnset => "CWL_RETENTION_UNSET",
+            TamperAlarmMissing => "TAMPER_ALARM_MISSING",
+            ManagementEventsExcluded => "MANAGEMENT_EVENTS_EXCLUDED",
+            LogFileValidationDisabled => "LOG_FILE_VALIDATION_DISABLED",
+            CwlRoleUnverifiable => "CWL_ROLE_UNVERIFIABLE",
+            CwlDeliveryPending => "CWL_DELIVERY_PENDING",
+            CwlChecksDelegated => "CWL_CHECKS_DELEGATED",
+            NoTrail => "NO_TRAIL",
+            NoRealtimeCoverage => "NO_REALTIME_COVERAGE",
+            OrgTrailCoverage => "ORG_TRAIL_COVERAGE",
+            EvaluationIncomplete => "EVALUATION_INCOMPLETE",
+        }
+    }
+}
+
+impl fmt::Display for ReasonCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One reason in a verdict, with a message that names the real resources involved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reason {
+    pub code: ReasonCode,
+    pub level: Level,
+    pub message: String,
+}
+
+impl Reason {
+    pub fn new(code: ReasonCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            level: code.level(),
+            message: message.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serde_names_match_as_str_for_every_code() {
+        for code in ReasonCode::ALL {
+            let json = serde_json::to_string(&code).unwrap();
+            assert_eq!(json, format!("\"{}\"", code.as_str()));
+        }
+    }
+
+    #[test]
+    fn fail_outranks_error_which_outranks_warning() {
+        let warn = Reason::new(ReasonCode::CwlRetentionUnset, "w");
+        let err = Reason::new(ReasonCode::EvaluationIncomplete, "e");
+        let fail = Reason::new(ReasonCode::CwlNotConfigured, "f");
+        let info = Reason::new(ReasonCode::CwlDeliveryPending, "i");
+        assert_eq!(Status::from_reasons(&[info.clone()]), Status::Pass);
+        assert_eq!(Status::from_reasons(&[info, warn.clone()]), Status::Warning);
+        assert_eq!(
+            Status::from_reasons(&[warn.clone(), err.clone()]),
+            Status::Error
+        );
+        assert_eq!(Status::from_reasons(&[warn, err, fail]), Status::Fail);
+    }
+
+    #[test]
+    fn severity_is_the_worst_counting_reason() {
+        let reasons = [
+            Reason::new(ReasonCode::CwlRetentionUnset, "w"),
+            Reason::new(ReasonCode::LoggingStopped, "f"),
+            Reason::new(ReasonCode::CwlNotConfigured, "f"),
+        ];
+        assert_eq!(Severity::worst_of(&reasons), Severity::High);
+        assert_eq!(
+            Severity::worst_of(&[Reason::new(ReasonCode::CwlChecksDelegated, "i")]),
+            Severity::Informational
+        );
+    }
+}
