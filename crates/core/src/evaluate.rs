@@ -296,14 +296,17 @@ fn incomplete(what: &str, why: &Unavailable) -> Reason {
     )
 }
 
-/// Renders a duration the way a person on call reads it: `3d 4h`, `5h 12m`, `42m`.
+/// Renders a duration the way a person on call reads it: `42m`, `5h 12m`, `24h`, `3d 4h`.
 pub fn human_duration(d: Duration) -> String {
     let minutes = d.num_minutes().max(0);
-    let (days, hours, mins) = (minutes / 1440, (minutes / 60) % 24, minutes % 60);
-    match (days, hours) {
-        (0, 0) => format!("{mins}m"),
-        (0, _) => format!("{hours}h {mins}m"),
-        _ => format!("{days}d {hours}h"),
+    let (hours, mins) = (minutes / 60, minutes % 60);
+    let (days, day_hours) = (hours / 24, hours % 24);
+    match (hours, mins, days, day_hours) {
+        (0, m, _, _) => format!("{m}m"),
+        (h, 0, _, _) if h < 48 => format!("{h}h"),
+        (h, m, _, _) if h < 48 => format!("{h}h {m}m"),
+        (_, _, d, 0) => format!("{d}d"),
+        (_, _, d, h) => format!("{d}d {h}h"),
     }
 }
 

@@ -723,3 +723,13 @@ fn fixtures_parse_into_snapshot_types() {
         "2024-06-01T11:57:31.448+00:00"
     );
 }
+
+#[test]
+fn durations_read_like_a_person_says_them() {
+    assert_eq!(human_duration(Duration::minutes(42)), "42m");
+    assert_eq!(human_duration(Duration::hours(24)), "24h");
+    assert_eq!(human_duration(Duration::minutes(25 * 60 + 5)), "25h 5m");
+    assert_eq!(human_duration(Duration::days(7)), "7d");
+    assert_eq!(human_duration(Duration::hours(78)), "3d 6h");
+    assert_eq!(human_duration(Duration::seconds(-5)), "0m");
+}

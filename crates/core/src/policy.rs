@@ -88,23 +88,22 @@ struct RawDocument {
 
 /// A parsed IAM policy document.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(try_from = "RawDocument", into = "RawDocument")]
+#[serde(from = "RawDocument", into = "RawDocument")]
 pub struct PolicyDocument {
     pub version: Option<String>,
     pub statements: Vec<Statement>,
 }
 
-impl TryFrom<RawDocument> for PolicyDocument {
-    type Error = std::convert::Infallible;
-    fn try_from(raw: RawDocument) -> Result<Self, Self::Error> {
+impl From<RawDocument> for PolicyDocument {
+    fn from(raw: RawDocument) -> Self {
         let statements = match raw.statement {
             StatementList::One(s) => vec![*s],
             StatementList::Many(v) => v,
         };
-        Ok(Self {
+        Self {
             version: raw.version,
             statements,
-        })
+        }
     }
 }
 

@@ -263,7 +263,10 @@ mod tests {
         let err = Reason::new(ReasonCode::EvaluationIncomplete, "e");
         let fail = Reason::new(ReasonCode::CwlNotConfigured, "f");
         let info = Reason::new(ReasonCode::CwlDeliveryPending, "i");
-        assert_eq!(Status::from_reasons(&[info.clone()]), Status::Pass);
+        assert_eq!(
+            Status::from_reasons(std::slice::from_ref(&info)),
+            Status::Pass
+        );
         assert_eq!(Status::from_reasons(&[info, warn.clone()]), Status::Warning);
         assert_eq!(
             Status::from_reasons(&[warn.clone(), err.clone()]),

@@ -1,0 +1,59 @@
+//! The one place that builds AWS SDK configuration, and the API-call counter every client shares.
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_types::config_bag::ConfigBag;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Attempts per operation. Adaptive retry also rate-limits the client once AWS throttles, so a
+/// burst of `ThrottlingException` slows the scan down instead of failing it.
+pub const MAX_ATTEMPTS: u32 = 6;
+
+/// Loads the standard credential and region chain (`AWS_PROFILE`, `AWS_REGION`,
+/// `AWS_ENDPOINT_URL`, instance and Lambda roles) with trailwatch's retry and timeouts.
+pub async fn load_sdk_config(region: Option<String>) -> SdkConfig {
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .retry_config(RetryConfig::adaptive().with_max_attempts(MAX_ATTEMPTS))
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .operation_attempt_timeout(Duration::from_secs(20))
+                .operation_timeout(Duration::from_secs(90))
+                .build(),
+        );
+    if let Some(region) = region {
+        loader = loader.region(Region::new(region));
+    }
+    loader.load().await
+}
+
+/// Counts AWS API operations (not retry attempts) across every client of a scan.
+#[derive(Debug, Clone, Default)]
+pub struct ApiCallCounter(Arc<AtomicU64>);
+
+impl ApiCallCounter {
+    pub fn count(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+impl Intercept for ApiCallCounter {
+    fn name(&self) -> &'static str {
+        "trailwatch.ApiCallCounter"
+    }
+
+    fn read_before_execution(
+        &self,
+        _context: &BeforeSerializationInterceptorContextRef<'_>,
+        _config: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        self.0.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+}

@@ -1,0 +1,71 @@
+//! Errors of the AWS layer, and the mapping of SDK failures into the core's `Unavailable`.
+
+use aws_sdk_sts::config::http::HttpResponse;
+use aws_sdk_sts::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use trailwatch_core::Unavailable;
+
+/// Failures that stop a scan as a whole. Per-region and per-resource failures do not end up
+/// here: they become `EVALUATION_INCOMPLETE` reasons and the scan goes on.
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    #[error("could not identify the AWS account (sts:GetCallerIdentity); check credentials: {}", DisplayErrorContext(.0))]
+    Identity(#[from] SdkError<aws_sdk_sts::operation::get_caller_identity::GetCallerIdentityError>),
+    #[error("could not list the enabled regions (account:ListRegions); pass --regions or TRAILWATCH_REGIONS instead: {}", DisplayErrorContext(.0))]
+    RegionDiscovery(#[from] SdkError<aws_sdk_account::operation::list_regions::ListRegionsError>),
+    #[error("no region configured: set AWS_REGION or pass --region")]
+    NoRegion,
+    #[error("trail {name:?} was not found in {region}")]
+    TrailNotFound { name: String, region: String },
+    #[error("could not list trails in {region}: {reason}")]
+    TrailListing { region: String, reason: String },
+}
+
+impl ScanError {
+    /// The AWS error code behind the failure, when AWS sent one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            ScanError::Identity(e) => e.code(),
+            ScanError::RegionDiscovery(e) => e.code(),
+            _ => None,
+        }
+    }
+}
+
+/// Records why an operation failed, keeping AWS's error code for the verdict's message.
+///
+/// Without a service message, the error's chain of causes is joined, and the HTTP status added:
+/// readable in a table, unlike the SDK's debug dump with the raw response.
+pub(crate) fn unavailable<E>(operation: &str, error: &SdkError<E, HttpResponse>) -> Unavailable
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let code = error.code().map(str::to_string);
+    let message = match error.message() {
+        Some(m) => m.to_string(),
+        None => {
+            let mut chain = vec![error.to_string()];
+            let mut source = std::error::Error::source(error);
+            while let Some(cause) = source {
+                chain.push(cause.to_string());
+                source = cause.source();
+            }
+            chain.dedup();
+            match error.raw_response() {
+                Some(raw) => format!("HTTP {}: {}", raw.status().as_u16(), chain.join(": ")),
+                None => chain.join(": "),
+            }
+        }
+    };
+    Unavailable::new(operation, code, message)
+}
+
+/// Whether a service error says "this thing does not exist" rather than "I could not look".
+pub(crate) fn is_not_found<E, R>(error: &SdkError<E, R>) -> bool
+where
+    E: ProvideErrorMetadata,
+{
+    matches!(
+        error.code(),
+        Some("NoSuchEntity" | "NoSuchEntityException" | "ResourceNotFoundException")
+    )
+}

@@ -1,0 +1,131 @@
+//! SDK types to core snapshot types. The core's types mirror the AWS wire shapes, so each
+//! mapping is a field-for-field copy; empty strings become `None` as the rules expect.
+
+use aws_smithy_types::DateTime as SmithyDateTime;
+use chrono::{DateTime, Utc};
+use trailwatch_core::policy::PolicyDocument;
+use trailwatch_core::snapshot::{
+    non_empty, AdvancedEventSelector, EventSelector, EventSelectors, FieldSelector, LogGroup,
+    MetricAlarm, MetricFilter, MetricTransformation, Trail, TrailStatus,
+};
+use trailwatch_core::Unavailable;
+
+fn timestamp(t: Option<&SmithyDateTime>) -> Option<DateTime<Utc>> {
+    t.and_then(|t| t.to_millis().ok())
+        .and_then(DateTime::from_timestamp_millis)
+}
+
+fn owned(s: Option<&str>) -> Option<String> {
+    non_empty(s.map(str::to_string))
+}
+
+/// A trail without a name, ARN or home region is not something the rules can judge.
+pub(crate) fn trail(t: &aws_sdk_cloudtrail::types::Trail) -> Option<Trail> {
+    Some(Trail {
+        name: owned(t.name())?,
+        trail_arn: owned(t.trail_arn())?,
+        home_region: owned(t.home_region())?,
+        is_multi_region_trail: t.is_multi_region_trail().unwrap_or(false),
+        is_organization_trail: t.is_organization_trail().unwrap_or(false),
+        cloud_watch_logs_log_group_arn: owned(t.cloud_watch_logs_log_group_arn()),
+        cloud_watch_logs_role_arn: owned(t.cloud_watch_logs_role_arn()),
+        log_file_validation_enabled: t.log_file_validation_enabled().unwrap_or(false),
+        has_custom_event_selectors: t.has_custom_event_selectors().unwrap_or(false),
+        s3_bucket_name: owned(t.s3_bucket_name()),
+        include_global_service_events: t.include_global_service_events().unwrap_or(true),
+    })
+}
+
+pub(crate) fn trail_status(
+    s: &aws_sdk_cloudtrail::operation::get_trail_status::GetTrailStatusOutput,
+) -> Result<TrailStatus, Unavailable> {
+    // IsLogging is the one field every rule leans on; without it we know nothing.
+    let is_logging = s.is_logging().ok_or_else(|| {
+        Unavailable::new("GetTrailStatus", None, "the response carried no IsLogging")
+    })?;
+    Ok(TrailStatus {
+        is_logging,
+        latest_cloud_watch_logs_delivery_error: owned(s.latest_cloud_watch_logs_delivery_error()),
+        latest_cloud_watch_logs_delivery_time: timestamp(s.latest_cloud_watch_logs_delivery_time()),
+        start_logging_time: timestamp(s.start_logging_time()),
+        stop_logging_time: timestamp(s.stop_logging_time()),
+    })
+}
+
+pub(crate) fn event_selectors(
+    s: &aws_sdk_cloudtrail::operation::get_event_selectors::GetEventSelectorsOutput,
+) -> EventSelectors {
+    EventSelectors {
+        event_selectors: s
+            .event_selectors()
+            .iter()
+            .map(|e| EventSelector {
+                read_write_type: e.read_write_type().map(|t| t.as_str().to_string()),
+                include_management_events: e.include_management_events(),
+                exclude_management_event_sources: e.exclude_management_event_sources().to_vec(),
+            })
+            .collect(),
+        advanced_event_selectors: s
+            .advanced_event_selectors()
+            .iter()
+            .map(|a| AdvancedEventSelector {
+                name: owned(a.name()),
+                field_selectors: a
+                    .field_selectors()
+                    .iter()
+                    .map(|f| FieldSelector {
+                        field: f.field().to_string(),
+                        equals: f.equals().to_vec(),
+                        starts_with: f.starts_with().to_vec(),
+                        ends_with: f.ends_with().to_vec(),
+                        not_equals: f.not_equals().to_vec(),
+                        not_starts_with: f.not_starts_with().to_vec(),
+                        not_ends_with: f.not_ends_with().to_vec(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
+}
+
+pub(crate) fn log_group(g: &aws_sdk_cloudwatchlogs::types::LogGroup) -> Option<LogGroup> {
+    Some(LogGroup {
+        log_group_name: owned(g.log_group_name())?,
+        arn: owned(g.arn()),
+        retention_in_days: g.retention_in_days(),
+    })
+}
+
+pub(crate) fn metric_filter(f: &aws_sdk_cloudwatchlogs::types::MetricFilter) -> MetricFilter {
+    MetricFilter {
+        filter_name: f.filter_name().unwrap_or_default().to_string(),
+        filter_pattern: f.filter_pattern().unwrap_or_default().to_string(),
+        metric_transformations: f
+            .metric_transformations()
+            .iter()
+            .map(|m| MetricTransformation {
+                metric_name: m.metric_name().to_string(),
+                metric_namespace: m.metric_namespace().to_string(),
+            })
+            .collect(),
+    }
+}
+
+pub(crate) fn metric_alarm(a: &aws_sdk_cloudwatch::types::MetricAlarm) -> MetricAlarm {
+    MetricAlarm {
+        alarm_name: a.alarm_name().unwrap_or_default().to_string(),
+        metric_name: owned(a.metric_name()),
+        namespace: owned(a.namespace()),
+        actions_enabled: a.actions_enabled().unwrap_or(true),
+        alarm_actions: a.alarm_actions().to_vec(),
+    }
+}
+
+/// IAM returns policy documents URL-encoded; a document that does not parse is data we lack.
+pub(crate) fn policy_document(
+    operation: &str,
+    text: Option<&str>,
+) -> Result<PolicyDocument, Unavailable> {
+    let text = text.ok_or_else(|| Unavailable::new(operation, None, "no policy document"))?;
+    PolicyDocument::parse(text).map_err(|e| Unavailable::new(operation, None, e.to_string()))
+}

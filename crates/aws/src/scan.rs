@@ -1,0 +1,57 @@
+//! The scan flow: collect a snapshot, evaluate it, and report. The CLI and (later) the Lambda
+//! functions all run this one function.
+
+use crate::error::ScanError;
+use crate::inventory::{Inventory, Scope};
+use chrono::{Duration, Utc};
+use std::time::Instant;
+use tracing::info;
+use trailwatch_core::{evaluate_account, EvaluationKind, ScanReport, Settings};
+
+#[derive(Debug, Clone)]
+pub struct ScanOptions {
+    pub scope: Scope,
+    pub max_delivery_age: Duration,
+    pub warnings: bool,
+}
+
+/// Scans one account. With a trail in the scope, only that trail's evaluation is reported:
+/// account coverage needs every region, which a single-trail check does not read.
+pub async fn scan<I: Inventory>(
+    inventory: &I,
+    options: &ScanOptions,
+) -> Result<ScanReport, ScanError> {
+    let started = Instant::now();
+    let calls_before = inventory.api_calls();
+    let scanned_at = Utc::now();
+    let snapshot = inventory.collect(&options.scope).await?;
+    let settings = Settings {
+        max_delivery_age: options.max_delivery_age,
+        warnings: options.warnings,
+        now: Utc::now(),
+    };
+    let mut evaluations = evaluate_account(&snapshot, &settings);
+    if options.scope.trail.is_some() {
+        evaluations.retain(|e| e.kind == EvaluationKind::Trail);
+    }
+    let report = ScanReport::new(
+        scanned_at,
+        snapshot.account_id.clone(),
+        snapshot.regions.iter().map(|r| r.region.clone()).collect(),
+        evaluations,
+        inventory.api_calls() - calls_before,
+        u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+    );
+    info!(
+        account = %report.account_id,
+        regions = report.regions.len(),
+        pass = report.summary.pass,
+        fail = report.summary.fail,
+        warning = report.summary.warning,
+        error = report.summary.error,
+        api_calls = report.api_calls,
+        duration_ms = report.duration_ms,
+        "scan finished"
+    );
+    Ok(report)
+}
