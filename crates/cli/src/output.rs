@@ -1,0 +1,96 @@
+//! Terminal output: the results table and the progress spinner.
+
+use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, ContentArrangement, Table};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::time::Duration;
+use trailwatch_core::{EvaluationKind, Level, ScanReport, Status};
+
+/// A spinner on stderr while the scan runs; hidden when stderr is not a terminal, so logs and
+/// pipes stay clean.
+pub fn spinner(visible: bool) -> ProgressBar {
+    if !visible {
+        return ProgressBar::with_draw_target(None, ProgressDrawTarget::hidden());
+    }
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg} {elapsed}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
+    bar.set_message("scanning trails, log groups and roles…");
+    bar.enable_steady_tick(Duration::from_millis(100));
+    bar
+}
+
+fn status_rank(status: Status) -> u8 {
+    match status {
+        Status::Fail => 0,
+        Status::Error => 1,
+        Status::Warning => 2,
+        Status::Pass => 3,
+    }
+}
+
+/// The worst verdicts first; within a status, trails before regions before the account.
+pub fn table(report: &ScanReport, width: Option<u16>) -> String {
+    let mut table = Table::new();
+    table
+        .load_preset(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_header(["Status", "Severity", "Resource", "Region", "Reasons"]);
+    if let Some(width) = width {
+        table.set_width(width);
+    }
+    let mut rows: Vec<_> = report.evaluations.iter().collect();
+    rows.sort_by_key(|e| {
+        (
+            status_rank(e.status),
+            e.kind != EvaluationKind::Trail,
+            e.kind == EvaluationKind::Account,
+        )
+    });
+    for evaluation in rows {
+        let resource = match (&evaluation.kind, &evaluation.trail) {
+            (EvaluationKind::Trail, Some(trail)) => format!("trail {}", trail.name),
+            (EvaluationKind::Region, _) => format!("region {}", evaluation.region),
+            _ => format!("account {}", evaluation.account_id),
+        };
+        let reasons = if evaluation.reasons.is_empty() {
+            "—".to_string()
+        } else {
+            // What changes the status first; notes for the record last.
+            let mut reasons: Vec<_> = evaluation.reasons.iter().collect();
+            reasons.sort_by_key(|r| std::cmp::Reverse(r.level));
+            reasons
+                .into_iter()
+                .map(|r| {
+                    let marker = if r.level == Level::Info {
+                        "(info) "
+                    } else {
+                        ""
+                    };
+                    format!("{marker}{}: {}", r.code, r.message)
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        table.add_row([
+            Cell::new(evaluation.status),
+            Cell::new(evaluation.severity),
+            Cell::new(resource),
+            Cell::new(&evaluation.region),
+            Cell::new(reasons),
+        ]);
+    }
+    let s = &report.summary;
+    format!(
+        "{table}\nAccount {} · {} region(s) · {} PASS, {} FAIL, {} WARNING, {} ERROR · {} API calls · {} ms",
+        report.account_id,
+        report.regions.len(),
+        s.pass,
+        s.fail,
+        s.warning,
+        s.error,
+        report.api_calls,
+        report.duration_ms
+    )
+}
