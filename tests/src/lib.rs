@@ -1,1 +1,415 @@
-//! placeholder
+//! Test harness for trailwatch against the moto AWS emulator: fresh isolated accounts, and
+//! seeding helpers that build trails, log groups, roles and alarms with the real AWS SDK.
+//!
+//! Every test gets its own AWS account: moto files the keys that `sts:AssumeRole` returns under
+//! the role's account, so assuming `arn:aws:iam::<random>:role/...` gives a clean account in
+//! the shared emulator. The harness refuses to run unless `AWS_ENDPOINT_URL` points at
+//! loopback, so a test can never touch a real AWS account.
+
+use anyhow::{bail, Context, Result};
+use aws_config::SdkConfig;
+use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_credential_types::Credentials;
+use rand::Rng;
+use serde_json::{json, Value};
+use std::path::PathBuf;
+use trailwatch_aws::{load_sdk_config, CloudTrailInventory, RegionSelection, ScanOptions, Scope};
+use trailwatch_core::ScanReport;
+
+/// The emulator's endpoint, checked to be on this machine.
+pub fn endpoint() -> Result<String> {
+    let url = std::env::var("AWS_ENDPOINT_URL").context(
+        "AWS_ENDPOINT_URL is not set: these tests need the moto emulator; run them with `make test`",
+    )?;
+    let host = url
+        .trim_start_matches("http://")
+        .split([':', '/'])
+        .next()
+        .unwrap_or_default();
+    if !matches!(host, "127.0.0.1" | "localhost" | "[") {
+        bail!("AWS_ENDPOINT_URL={url} is not a loopback address; refusing to run against it");
+    }
+    Ok(url)
+}
+
+/// One isolated account in the emulator, with the credentials that select it.
+#[derive(Clone)]
+pub struct Account {
+    pub id: String,
+    pub sdk: SdkConfig,
+    pub credentials: Credentials,
+    pub bucket: String,
+}
+
+/// A trail set up the healthy way, with the names a test may want to break.
+pub struct HealthyTrail {
+    pub arn: String,
+    pub name: String,
+    pub log_group_name: String,
+    pub log_group_arn: String,
+    pub role_name: String,
+    pub role_arn: String,
+}
+
+/// How to create a trail; builder-style so tests state only what differs.
+#[derive(Default, Clone)]
+pub struct TrailSpec {
+    pub name: String,
+    pub region: String,
+    pub multi_region: bool,
+    pub log_group_arn: Option<String>,
+    pub role_arn: Option<String>,
+    pub validation: bool,
+    pub logging: bool,
+}
+
+impl TrailSpec {
+    pub fn new(name: &str, region: &str) -> Self {
+        Self {
+            name: name.into(),
+            region: region.into(),
+            validation: true,
+            logging: true,
+            ..Self::default()
+        }
+    }
+    pub fn multi_region(mut self) -> Self {
+        self.multi_region = true;
+        self
+    }
+    pub fn log_group(mut self, arn: &str) -> Self {
+        self.log_group_arn = Some(arn.into());
+        self
+    }
+    pub fn role(mut self, arn: &str) -> Self {
+        self.role_arn = Some(arn.into());
+        self
+    }
+    pub fn without_validation(mut self) -> Self {
+        self.validation = false;
+        self
+    }
+    pub fn stopped(mut self) -> Self {
+        self.logging = false;
+        self
+    }
+}
+
+/// The trust policy CloudTrail needs, scoped to the account as AWS recommends.
+pub fn cloudtrail_trust(account: &str) -> Value {
+    json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"Service": "cloudtrail.amazonaws.com"}, "Action": "sts:AssumeRole",
+        "Condition": {"StringEquals": {"aws:SourceAccount": account}}}]})
+}
+
+/// A delivery policy on `resource`; pass the group ARN with `:*` for a working one.
+pub fn delivery_policy(resource: &str) -> Value {
+    json!({"Version": "2012-10-17", "Statement": [{"Sid": "CloudTrailDelivery", "Effect": "Allow",
+        "Action": ["logs:CreateLogStream", "logs:PutLogEvents"], "Resource": resource}]})
+}
+
+impl Account {
+    /// A brand-new account with an S3 bucket ready for trails (CreateTrail needs one).
+    pub async fn fresh() -> Result<Self> {
+        endpoint()?;
+        let id = format!(
+            "{}",
+            rand::rng().random_range(100_000_000_000u64..999_999_999_999)
+        );
+        let base = load_sdk_config(Some("us-east-1".into())).await;
+        let assumed = aws_sdk_sts::Client::new(&base)
+            .assume_role()
+            .role_arn(format!("arn:aws:iam::{id}:role/trailwatch-test"))
+            .role_session_name("trailwatch-test")
+            .send()
+            .await
+            .context("sts:AssumeRole against the emulator")?;
+        let c = assumed.credentials().context("no credentials")?;
+        let credentials = Credentials::new(
+            c.access_key_id(),
+            c.secret_access_key(),
+            Some(c.session_token().to_string()),
+            None,
+            "moto-assumed-role",
+        );
+        Self::with_credentials(id, credentials).await
+    }
+
+    /// The emulator's default account, with the environment's credentials (the demo's).
+    pub async fn from_environment() -> Result<Self> {
+        endpoint()?;
+        let base = load_sdk_config(Some("us-east-1".into())).await;
+        let identity = aws_sdk_sts::Client::new(&base)
+            .get_caller_identity()
+            .send()
+            .await?;
+        let id = identity.account().context("no account")?.to_string();
+        let credentials = Credentials::new(
+            std::env::var("AWS_ACCESS_KEY_ID").unwrap_or_else(|_| "testing".into()),
+            std::env::var("AWS_SECRET_ACCESS_KEY").unwrap_or_else(|_| "testing".into()),
+            None,
+            None,
+            "environment",
+        );
+        Self::with_credentials(id, credentials).await
+    }
+
+    async fn with_credentials(id: String, credentials: Credentials) -> Result<Self> {
+        let sdk = load_sdk_config(Some("us-east-1".into()))
+            .await
+            .into_builder()
+            .credentials_provider(SharedCredentialsProvider::new(credentials.clone()))
+            .build();
+        let bucket = format!("trailwatch-logs-{id}");
+        let account = Self {
+            id,
+            sdk,
+            credentials,
+            bucket,
+        };
+        account
+            .s3()
+            .create_bucket()
+            .bucket(&account.bucket)
+            .send()
+            .await
+            .context("creating the trail bucket")?;
+        Ok(account)
+    }
+
+    fn regional(&self, region: &str) -> SdkConfig {
+        self.sdk
+            .to_builder()
+            .region(aws_config::Region::new(region.to_string()))
+            .build()
+    }
+
+    pub fn cloudtrail(&self, region: &str) -> aws_sdk_cloudtrail::Client {
+        aws_sdk_cloudtrail::Client::new(&self.regional(region))
+    }
+    pub fn logs(&self, region: &str) -> aws_sdk_cloudwatchlogs::Client {
+        aws_sdk_cloudwatchlogs::Client::new(&self.regional(region))
+    }
+    pub fn cloudwatch(&self, region: &str) -> aws_sdk_cloudwatch::Client {
+        aws_sdk_cloudwatch::Client::new(&self.regional(region))
+    }
+    pub fn iam(&self) -> aws_sdk_iam::Client {
+        aws_sdk_iam::Client::new(&self.sdk)
+    }
+    fn s3(&self) -> aws_sdk_s3::Client {
+        // moto serves buckets by path; virtual-host style would ask DNS for bucket.127.0.0.1.
+        aws_sdk_s3::Client::from_conf(
+            aws_sdk_s3::config::Builder::from(&self.sdk)
+                .force_path_style(true)
+                .build(),
+        )
+    }
+
+    /// Creates a log group and returns its ARN the way CloudTrail stores it (with `:*`).
+    pub async fn log_group(
+        &self,
+        region: &str,
+        name: &str,
+        retention_days: Option<i32>,
+    ) -> Result<String> {
+        let logs = self.logs(region);
+        logs.create_log_group().log_group_name(name).send().await?;
+        if let Some(days) = retention_days {
+            logs.put_retention_policy()
+                .log_group_name(name)
+                .retention_in_days(days)
+                .send()
+                .await?;
+        }
+        Ok(format!(
+            "arn:aws:logs:{region}:{}:log-group:{name}:*",
+            self.id
+        ))
+    }
+
+    /// Creates a role with `trust` and one inline policy per `(name, document)`.
+    pub async fn role(
+        &self,
+        name: &str,
+        trust: &Value,
+        inline: &[(&str, Value)],
+    ) -> Result<String> {
+        let iam = self.iam();
+        let created = iam
+            .create_role()
+            .role_name(name)
+            .assume_role_policy_document(trust.to_string())
+            .send()
+            .await?;
+        for (policy_name, document) in inline {
+            iam.put_role_policy()
+                .role_name(name)
+                .policy_name(*policy_name)
+                .policy_document(document.to_string())
+                .send()
+                .await?;
+        }
+        Ok(created.role().context("no role")?.arn().to_string())
+    }
+
+    /// Creates a customer-managed policy and attaches it to `role`.
+    pub async fn attach_managed(&self, role: &str, name: &str, document: &Value) -> Result<String> {
+        let iam = self.iam();
+        let policy = iam
+            .create_policy()
+            .policy_name(name)
+            .policy_document(document.to_string())
+            .send()
+            .await?;
+        let arn = policy
+            .policy()
+            .and_then(|p| p.arn())
+            .context("no policy ARN")?
+            .to_string();
+        iam.attach_role_policy()
+            .role_name(role)
+            .policy_arn(&arn)
+            .send()
+            .await?;
+        Ok(arn)
+    }
+
+    pub async fn trail(&self, spec: TrailSpec) -> Result<String> {
+        let cloudtrail = self.cloudtrail(&spec.region);
+        let created = cloudtrail
+            .create_trail()
+            .name(&spec.name)
+            .s3_bucket_name(&self.bucket)
+            .is_multi_region_trail(spec.multi_region)
+            .enable_log_file_validation(spec.validation)
+            .set_cloud_watch_logs_log_group_arn(spec.log_group_arn.clone())
+            .set_cloud_watch_logs_role_arn(spec.role_arn.clone())
+            .send()
+            .await
+            .with_context(|| format!("creating trail {}", spec.name))?;
+        if spec.logging {
+            cloudtrail.start_logging().name(&spec.name).send().await?;
+        }
+        Ok(created.trail_arn().context("no trail ARN")?.to_string())
+    }
+
+    /// A metric filter for StopLogging/DeleteTrail on `group` and an alarm with an SNS action.
+    pub async fn tamper_alarm(&self, region: &str, group: &str) -> Result<()> {
+        use aws_sdk_cloudwatch::types::{ComparisonOperator, Statistic};
+        use aws_sdk_cloudwatchlogs::types::MetricTransformation;
+        self.logs(region)
+            .put_metric_filter()
+            .log_group_name(group)
+            .filter_name("cloudtrail-tampering")
+            .filter_pattern("{ ($.eventName = StopLogging) || ($.eventName = DeleteTrail) || ($.eventName = UpdateTrail) }")
+            .metric_transformations(
+                MetricTransformation::builder()
+                    .metric_name("CloudTrailTampering")
+                    .metric_namespace("Security")
+                    .metric_value("1")
+                    .build()?,
+            )
+            .send()
+            .await?;
+        self.cloudwatch(region)
+            .put_metric_alarm()
+            .alarm_name(format!("cloudtrail-tampering-{group}"))
+            .metric_name("CloudTrailTampering")
+            .namespace("Security")
+            .statistic(Statistic::Sum)
+            .period(300)
+            .evaluation_periods(1)
+            .threshold(1.0)
+            .comparison_operator(ComparisonOperator::GreaterThanOrEqualToThreshold)
+            .alarm_actions(format!("arn:aws:sns:{region}:{}:security-alerts", self.id))
+            .send()
+            .await?;
+        Ok(())
+    }
+
+    /// A trail with everything right: log group with retention, a delivery role with the
+    /// right trust and `:*` policy, a tamper alarm, log file validation, and logging on.
+    pub async fn healthy_trail(
+        &self,
+        name: &str,
+        region: &str,
+        multi_region: bool,
+    ) -> Result<HealthyTrail> {
+        let log_group_name = format!("cloudtrail/{name}");
+        let log_group_arn = self.log_group(region, &log_group_name, Some(365)).await?;
+        let role_name = format!("CloudTrailToCloudWatch-{name}");
+        let role_arn = self
+            .role(
+                &role_name,
+                &cloudtrail_trust(&self.id),
+                &[("delivery", delivery_policy(&log_group_arn))],
+            )
+            .await?;
+        self.tamper_alarm(region, &log_group_name).await?;
+        let mut spec = TrailSpec::new(name, region)
+            .log_group(&log_group_arn)
+            .role(&role_arn);
+        if multi_region {
+            spec = spec.multi_region();
+        }
+        let arn = self.trail(spec).await?;
+        Ok(HealthyTrail {
+            arn,
+            name: name.into(),
+            log_group_name,
+            log_group_arn,
+            role_name,
+            role_arn,
+        })
+    }
+
+    /// Environment variables that point a `trailwatch` process at this account.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        let mut vars = vec![
+            (
+                "AWS_ACCESS_KEY_ID",
+                self.credentials.access_key_id().to_string(),
+            ),
+            (
+                "AWS_SECRET_ACCESS_KEY",
+                self.credentials.secret_access_key().to_string(),
+            ),
+            ("AWS_REGION", "us-east-1".to_string()),
+        ];
+        if let Some(token) = self.credentials.session_token() {
+            vars.push(("AWS_SESSION_TOKEN", token.to_string()));
+        }
+        vars
+    }
+
+    /// Runs the library scan flow against this account.
+    pub async fn scan(&self, regions: &[&str]) -> Result<(ScanReport, CloudTrailInventory)> {
+        let inventory = CloudTrailInventory::new(&self.sdk, 8);
+        let options = ScanOptions {
+            scope: Scope {
+                regions: RegionSelection::List(regions.iter().map(|r| r.to_string()).collect()),
+                trail: None,
+            },
+            max_delivery_age: chrono::Duration::hours(24),
+            warnings: true,
+        };
+        let report = trailwatch_aws::scan(&inventory, &options).await?;
+        Ok((report, inventory))
+    }
+}
+
+/// The `trailwatch` binary built next to the test executables (`make test` builds it first).
+pub fn trailwatch_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target directory");
+    let binary = dir.join("trailwatch");
+    assert!(
+        binary.exists(),
+        "{} is missing: build it with `cargo build -p trailwatch-cli` (make test does)",
+        binary.display()
+    );
+    binary
+}

@@ -1,0 +1,433 @@
+//! The scan flow against moto: one seeded account per test, real SDK calls over loopback, and
+//! the verdicts asserted reason by reason. Delivery times and errors, which moto never reports,
+//! are covered by the fixture tests in `trailwatch-core`.
+
+use anyhow::Result;
+use serde_json::json;
+use trailwatch_core::{Evaluation, EvaluationKind, ReasonCode, ScanReport, Severity, Status};
+use trailwatch_tests::{cloudtrail_trust, delivery_policy, Account, TrailSpec};
+
+const HOME: &str = "us-east-1";
+const OTHER: &str = "eu-west-1";
+
+fn trail<'a>(report: &'a ScanReport, arn: &str) -> &'a Evaluation {
+    report
+        .evaluations
+        .iter()
+        .find(|e| e.kind == EvaluationKind::Trail && e.resource_id == arn)
+        .unwrap_or_else(|| panic!("no evaluation for {arn}: {report:#?}"))
+}
+
+fn account(report: &ScanReport) -> &Evaluation {
+    report
+        .evaluations
+        .iter()
+        .find(|e| e.kind == EvaluationKind::Account)
+        .expect("account evaluation")
+}
+
+/// Codes that change the status; INFO notes such as CWL_DELIVERY_PENDING are left out.
+fn counted(e: &Evaluation) -> Vec<ReasonCode> {
+    e.reasons
+        .iter()
+        .filter(|r| r.level != trailwatch_core::Level::Info)
+        .map(|r| r.code)
+        .collect()
+}
+
+fn message(e: &Evaluation, code: ReasonCode) -> String {
+    e.reasons
+        .iter()
+        .find(|r| r.code == code)
+        .unwrap_or_else(|| panic!("no {code} in {e:#?}"))
+        .message
+        .clone()
+}
+
+#[tokio::test]
+async fn healthy_multi_region_trail_passes_once_and_covers_the_account() -> Result<()> {
+    let acct = Account::fresh().await?;
+    let healthy = acct.healthy_trail("org-audit", HOME, true).await?;
+    let (report, _) = acct.scan(&[HOME, OTHER]).await?;
+
+    let evaluations: Vec<_> = report
+        .evaluations
+        .iter()
+        .filter(|e| e.kind == EvaluationKind::Trail)
+        .collect();
+    assert_eq!(
+        evaluations.len(),
+        1,
+        "shadow copy must not be evaluated twice"
+    );
+    let t = trail(&report, &healthy.arn);
+    assert_eq!(t.status, Status::Pass, "{t:#?}");
+    assert_eq!(t.region, HOME);
+    // moto never reports a CloudWatch delivery, and the trail just started: benefit of the doubt.
+    assert!(t.has_reason(ReasonCode::CwlDeliveryPending));
+    assert_eq!(account(&report).status, Status::Pass);
+    assert_eq!(report.account_id, acct.id);
+    Ok(())
+}
+
+#[tokio::test]
+async fn s3_only_trail_fails_cwl_not_configured() -> Result<()> {
+    let acct = Account::fresh().await?;
+    let arn = acct.trail(TrailSpec::new("s3-only", OTHER)).await?;
+    let (report, _) = acct.scan(&[HOME, OTHER]).await?;
+    let t = trail(&report, &arn);
+    assert_eq!(counted(t), vec![ReasonCode::CwlNotConfigured]);
+    assert_eq!(t.region, OTHER);
+    assert_eq!(t.severity, Severity::Medium);
+    let a = account(&report);
+    assert_eq!(counted(a), vec![ReasonCode::NoRealtimeCoverage]);
+    assert!(
+        message(a, ReasonCode::NoRealtimeCoverage).contains("eu-west-1, us-east-1")
+            || message(a, ReasonCode::NoRealtimeCoverage).contains("us-east-1, eu-west-1")
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn log_group_without_role_fails_role_not_configured() -> Result<()> {
+    let acct = Account::fresh().await?;
+    let group = acct.log_group(HOME, "no-role", Some(30)).await?;
+    let arn = acct
+        .trail(TrailSpec::new("no-role", HOME).log_group(&group))
+        .await?;
+    let (report, _) = acct.scan(&[HOME]).await?;
+    assert!(counted(trail(&report, &arn)).contains(&ReasonCode::CwlRoleNotConfigured));
+    Ok(())
+}
+
+#[tokio::test]
+async fn role_emptied_by_update_trail_counts_as_not_configured() -> Result<()> {
+    let acct = Account::fresh().await?;
+    let healthy = acct.healthy_trail("emptied", HOME, false).await?;
+    acct.cloudtrail(HOME)
+        .update_trail()
+        .name(&healthy.name)
+        .cloud_watch_logs_role_arn("")
+        .send()
+        .await?;
+    let (report, _) = acct.scan(&[HOME]).await?;
+    let t = trail(&report, &healthy.arn);
+    assert_eq!(counted(t), vec![ReasonCode::CwlRoleNotConfigured], "{t:#?}");
+    assert_eq!(t.trail.as_ref().unwrap().role_arn, None);
+    Ok(())
+}
+
+#[tokio::test]
+async fn stopped_trail_fails_high() -> Result<()> {
+    let acct = Account::fresh().await?;
+    let healthy = acct.healthy_trail("stopped", HOME, true).await?;
+    acct.cloudtrail(HOME)
+        .stop_logging()
+        .name(&healthy.name)
+        .send()
+        .await?;
+    let (report, _) = acct.scan(&[HOME]).await?;
+    let t = trail(&report, &healthy.arn);
+    assert_eq!(counted(t), vec![ReasonCode::LoggingStopped]);
+    assert_eq!(t.severity, Severity::High);
+    assert_eq!(t.trail.as_ref().unwrap().is_logging, Some(false));
+    assert_eq!(
+        counted(account(&report)),
+        vec![ReasonCode::NoRealtimeCoverage]
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn deleted_log_group_fails_log_group_missing() -> Result<()> {
+    let acct = Account::fresh().await?;
+    let healthy = acct.healthy_trail("orphaned", HOME, true).await?;
+    acct.logs(HOME)
+        .delete_log_group()
+        .log_group_name(&healthy.log_group_name)
+        .send()
+        .await?;
+    let (report, _) = acct.scan(&[HOME]).await?;
+    let t = trail(&report, &healthy.arn);
+    assert_eq!(counted(t), vec![ReasonCode::CwlLogGroupMissing]);
+    assert!(message(t, ReasonCode::CwlLogGroupMissing).contains(&healthy.log_group_name));
+    Ok(())
+}
+
+#[tokio::test]
+async fn deleted_role_fails_role_missing() -> Result<()> {
+    let acct = Account::fresh().await?;
+    let healthy = acct.healthy_trail("roleless", HOME, true).await?;
+    let iam = acct.iam();
+    iam.delete_role_policy()
+        .role_name(&healthy.role_name)
+        .policy_name("delivery")
+        .send()
+        .await?;
+    iam.delete_role()
+        .role_name(&healthy.role_name)
+        .send()
+        .await?;
+    let (report, _) = acct.scan(&[HOME]).await?;
+    assert_eq!(
+        counted(trail(&report, &healthy.arn)),
+        vec![ReasonCode::CwlRoleMissing]
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn role_trusting_another_service_fails_trust_invalid() -> Result<()> {
+    let acct = Account::fresh().await?;
+    let group = acct.log_group(HOME, "wrong-trust", Some(90)).await?;
+    acct.tamper_alarm(HOME, "wrong-trust").await?;
+    let trust = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]});
+    let role = acct
+        .role(
+            "wrong-trust",
+            &trust,
+            &[("delivery", delivery_policy(&group))],
+        )
+        .await?;
+    let arn = acct
+        .trail(
+            TrailSpec::new("wrong-trust", HOME)
+                .log_group(&group)
+                .role(&role),
+        )
+        .await?;
+    let (report, _) = acct.scan(&[HOME]).await?;
+    assert_eq!(
+        counted(trail(&report, &arn)),
+        vec![ReasonCode::CwlRoleTrustInvalid]
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn policy_without_star_fails_and_names_the_fix() -> Result<()> {
+    let acct = Account::fresh().await?;
+    let group = acct.log_group(HOME, "no-star", Some(90)).await?;
+    acct.tamper_alarm(HOME, "no-star").await?;
+    let bare = group.trim_end_matches(":*").to_string();
+    let role = acct
+        .role(
+            "no-star",
+            &cloudtrail_trust(&acct.id),
+            &[("delivery", delivery_policy(&bare))],
+        )
+        .await?;
+    let arn = acct
+        .trail(
+            TrailSpec::new("no-star", HOME)
+                .log_group(&group)
+                .role(&role),
+        )
+        .await?;
+    let (report, _) = acct.scan(&[HOME]).await?;
+    let t = trail(&report, &arn);
+    assert_eq!(counted(t), vec![ReasonCode::CwlRolePermissionMissing]);
+    let text = message(t, ReasonCode::CwlRolePermissionMissing);
+    assert!(text.contains("without ':*'"), "{text}");
+    assert!(text.contains(&group), "{text}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn attached_managed_policies_are_read() -> Result<()> {
+    let acct = Account::fresh().await?;
+    let group = acct.log_group(HOME, "managed", Some(90)).await?;
+    acct.tamper_alarm(HOME, "managed").await?;
+    let role = acct
+        .role("managed", &cloudtrail_trust(&acct.id), &[])
+        .await?;
+    let arn = acct
+        .trail(
+            TrailSpec::new("managed", HOME)
+                .log_group(&group)
+                .role(&role),
+        )
+        .await?;
+    let (before, _) = acct.scan(&[HOME]).await?;
+    assert_eq!(
+        counted(trail(&before, &arn)),
+        vec![ReasonCode::CwlRolePermissionMissing]
+    );
+    acct.attach_managed("managed", "cloudtrail-delivery", &delivery_policy(&group))
+        .await?;
+    let (after, _) = acct.scan(&[HOME]).await?;
+    assert_eq!(
+        trail(&after, &arn).status,
+        Status::Pass,
+        "{:#?}",
+        trail(&after, &arn)
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn conditional_policy_cannot_be_verified() -> Result<()> {
+    let acct = Account::fresh().await?;
+    let group = acct.log_group(HOME, "conditional", Some(90)).await?;
+    acct.tamper_alarm(HOME, "conditional").await?;
+    let policy = json!({"Version": "2012-10-17", "Statement": [{"Sid": "OnlyTagged", "Effect": "Allow",
+        "Action": ["logs:CreateLogStream", "logs:PutLogEvents"], "Resource": group,
+        "Condition": {"StringEquals": {"aws:ResourceTag/owner": "security"}}}]});
+    let role = acct
+        .role(
+            "conditional",
+            &cloudtrail_trust(&acct.id),
+            &[("delivery", policy)],
+        )
+        .await?;
+    let arn = acct
+        .trail(
+            TrailSpec::new("conditional", HOME)
+                .log_group(&group)
+                .role(&role),
+        )
+        .await?;
+    let (report, _) = acct.scan(&[HOME]).await?;
+    let t = trail(&report, &arn);
+    assert_eq!(counted(t), vec![ReasonCode::CwlRoleUnverifiable]);
+    assert_eq!(t.status, Status::Warning);
+    assert!(message(t, ReasonCode::CwlRoleUnverifiable).contains("OnlyTagged"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn log_group_without_retention_warns() -> Result<()> {
+    let acct = Account::fresh().await?;
+    let healthy = acct.healthy_trail("forever", HOME, true).await?;
+    acct.logs(HOME)
+        .delete_retention_policy()
+        .log_group_name(&healthy.log_group_name)
+        .send()
+        .await?;
+    let (report, _) = acct.scan(&[HOME]).await?;
+    let t = trail(&report, &healthy.arn);
+    assert_eq!(counted(t), vec![ReasonCode::CwlRetentionUnset]);
+    assert_eq!(t.status, Status::Warning);
+    assert_eq!(t.severity, Severity::Low);
+    Ok(())
+}
+
+#[tokio::test]
+async fn tamper_filter_without_an_alarm_warns() -> Result<()> {
+    let acct = Account::fresh().await?;
+    let healthy = acct.healthy_trail("unwatched", HOME, true).await?;
+    acct.cloudwatch(HOME)
+        .delete_alarms()
+        .alarm_names(format!("cloudtrail-tampering-{}", healthy.log_group_name))
+        .send()
+        .await?;
+    let (report, _) = acct.scan(&[HOME]).await?;
+    let t = trail(&report, &healthy.arn);
+    assert_eq!(counted(t), vec![ReasonCode::TamperAlarmMissing]);
+    assert!(message(t, ReasonCode::TamperAlarmMissing).contains("cloudtrail-tampering"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn read_only_selectors_exclude_management_writes() -> Result<()> {
+    use aws_sdk_cloudtrail::types::{EventSelector, ReadWriteType};
+    let acct = Account::fresh().await?;
+    let healthy = acct.healthy_trail("reads-only", HOME, true).await?;
+    acct.cloudtrail(HOME)
+        .put_event_selectors()
+        .trail_name(&healthy.name)
+        .event_selectors(
+            EventSelector::builder()
+                .read_write_type(ReadWriteType::ReadOnly)
+                .include_management_events(true)
+                .build(),
+        )
+        .send()
+        .await?;
+    let (report, _) = acct.scan(&[HOME]).await?;
+    assert_eq!(
+        counted(trail(&report, &healthy.arn)),
+        vec![ReasonCode::ManagementEventsExcluded]
+    );
+    // Without management writes the trail gives no real-time coverage.
+    assert_eq!(
+        counted(account(&report)),
+        vec![ReasonCode::NoRealtimeCoverage]
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn disabled_log_file_validation_warns() -> Result<()> {
+    let acct = Account::fresh().await?;
+    let arn = acct
+        .trail(TrailSpec::new("unvalidated", HOME).without_validation())
+        .await?;
+    let (report, _) = acct.scan(&[HOME]).await?;
+    assert!(counted(trail(&report, &arn)).contains(&ReasonCode::LogFileValidationDisabled));
+    Ok(())
+}
+
+#[tokio::test]
+async fn log_group_and_role_in_another_account_are_delegated() -> Result<()> {
+    let acct = Account::fresh().await?;
+    let arn = acct
+        .trail(
+            TrailSpec::new("central", HOME)
+                .log_group("arn:aws:logs:us-east-1:444455556666:log-group:central:*")
+                .role("arn:aws:iam::444455556666:role/CentralDelivery"),
+        )
+        .await?;
+    let (report, _) = acct.scan(&[HOME]).await?;
+    let t = trail(&report, &arn);
+    assert_eq!(t.status, Status::Pass, "{t:#?}");
+    assert!(t.has_reason(ReasonCode::CwlChecksDelegated));
+    Ok(())
+}
+
+#[tokio::test]
+async fn empty_account_fails_no_trail_high() -> Result<()> {
+    let acct = Account::fresh().await?;
+    let (report, _) = acct.scan(&[HOME, OTHER]).await?;
+    assert_eq!(report.evaluations.len(), 1);
+    let a = account(&report);
+    assert_eq!(counted(a), vec![ReasonCode::NoTrail]);
+    assert_eq!(a.severity, Severity::High);
+    assert_eq!(a.resource_id, format!("AWS::::Account:{}", acct.id));
+    Ok(())
+}
+
+#[tokio::test]
+async fn healthy_single_region_trails_still_lack_realtime_coverage() -> Result<()> {
+    let acct = Account::fresh().await?;
+    acct.healthy_trail("home-only", HOME, false).await?;
+    let (report, _) = acct.scan(&[HOME, OTHER]).await?;
+    let a = account(&report);
+    assert_eq!(counted(a), vec![ReasonCode::NoRealtimeCoverage]);
+    assert!(
+        message(a, ReasonCode::NoRealtimeCoverage)
+            .contains("Regions without real-time coverage: eu-west-1."),
+        "{a:#?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn shared_log_group_and_role_are_fetched_once() -> Result<()> {
+    let acct = Account::fresh().await?;
+    let healthy = acct.healthy_trail("first", HOME, true).await?;
+    acct.trail(
+        TrailSpec::new("second", HOME)
+            .log_group(&healthy.log_group_arn)
+            .role(&healthy.role_arn),
+    )
+    .await?;
+    let (report, _) = acct.scan(&[HOME, OTHER]).await?;
+    assert_eq!(report.summary.pass, 3, "{report:#?}");
+    // 1 GetCallerIdentity + 2 DescribeTrails + 2 trails x (GetTrailStatus + GetEventSelectors)
+    // + 1 DescribeLogGroups + 1 DescribeMetricFilters + 1 DescribeAlarms
+    // + GetRole, ListRolePolicies, GetRolePolicy, ListAttachedRolePolicies, once for both trails.
+    assert_eq!(report.api_calls, 1 + 2 + 4 + 3 + 4);
+    Ok(())
+}
