@@ -29,9 +29,12 @@ build-cli:
 demo: venv build-cli
 	scripts/with-moto scripts/demo $(CARGO_TARGET_DIR)/debug $(DEMO_REGIONS)
 
+TEST_LOG := $(CARGO_TARGET_DIR)/trailwatch-test.log
+
 test: venv
 	cargo build --quiet --workspace --all-targets
-	scripts/with-moto cargo test --workspace --quiet
+	scripts/with-moto cargo test --workspace 2>&1 | tee $(TEST_LOG); exit $${PIPESTATUS[0]}
+	@scripts/test-summary $(TEST_LOG)
 
 lint:
 	cargo fmt --all --check
