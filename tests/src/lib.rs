@@ -6,6 +6,8 @@
 //! the shared emulator. The harness refuses to run unless `AWS_ENDPOINT_URL` points at
 //! loopback, so a test can never touch a real AWS account.
 
+pub mod fault;
+
 use anyhow::{bail, Context, Result};
 use aws_config::SdkConfig;
 use aws_credential_types::provider::SharedCredentialsProvider;
@@ -175,6 +177,27 @@ impl Account {
             .await
             .context("creating the trail bucket")?;
         Ok(account)
+    }
+
+    /// The same account reached through another endpoint, such as a [`fault::FaultProxy`].
+    ///
+    /// Built through the loader, not `to_builder()`: service clients prefer the environment's
+    /// `AWS_ENDPOINT_URL` unless the endpoint was set as client configuration.
+    pub async fn via(&self, endpoint: &str) -> Account {
+        let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(self.sdk.region().cloned())
+            .credentials_provider(SharedCredentialsProvider::new(self.credentials.clone()))
+            .endpoint_url(endpoint);
+        if let Some(retry) = self.sdk.retry_config() {
+            loader = loader.retry_config(retry.clone());
+        }
+        if let Some(timeouts) = self.sdk.timeout_config() {
+            loader = loader.timeout_config(timeouts.clone());
+        }
+        Account {
+            sdk: loader.load().await,
+            ..self.clone()
+        }
     }
 
     fn regional(&self, region: &str) -> SdkConfig {

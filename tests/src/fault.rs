@@ -1,0 +1,252 @@
+//! A fault-injecting HTTP proxy between the SDK and moto, for what moto cannot do on its own:
+//! AccessDenied in one region, throttling bursts, server errors.
+//!
+//! Each request's region and service come from its SigV4 credential scope, and its operation
+//! from `X-Amz-Target` (JSON protocols) or the `Action` form field (Query protocols). A request
+//! that matches a rule gets a canned AWS-shaped error; every other request is forwarded to
+//! moto unchanged. Connections are one request each (`Connection: close`), which keeps the
+//! proxy a few dozen lines and is invisible to the SDK.
+
+use anyhow::{Context, Result};
+use std::sync::{Arc, Mutex};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+/// What to answer instead of forwarding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    AccessDenied,
+    Throttling,
+    ServerError,
+}
+
+/// Which requests a fault applies to; `None` matches anything.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub region: Option<String>,
+    pub operation: Option<String>,
+    pub fault: Fault,
+    /// How many matching requests to fault before letting them through; `None` is forever.
+    pub times: Option<usize>,
+}
+
+impl Rule {
+    pub fn new(fault: Fault) -> Self {
+        Self {
+            region: None,
+            operation: None,
+            fault,
+            times: None,
+        }
+    }
+    pub fn in_region(mut self, region: &str) -> Self {
+        self.region = Some(region.into());
+        self
+    }
+    pub fn on(mut self, operation: &str) -> Self {
+        self.operation = Some(operation.into());
+        self
+    }
+    pub fn times(mut self, n: usize) -> Self {
+        self.times = Some(n);
+        self
+    }
+}
+
+/// The running proxy. It lives as long as the test's tokio runtime.
+pub struct FaultProxy {
+    pub endpoint: String,
+    rules: Arc<Mutex<Vec<Rule>>>,
+    injected: Arc<Mutex<Vec<(String, String, Fault)>>>,
+}
+
+struct Request {
+    head: String,
+    body: Vec<u8>,
+}
+
+impl Request {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.head.lines().skip(1).find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            key.trim().eq_ignore_ascii_case(name).then(|| value.trim())
+        })
+    }
+
+    /// Region and service from `Credential=AKID/DATE/REGION/SERVICE/aws4_request`.
+    fn scope(&self) -> (String, String) {
+        let scope = self
+            .header("authorization")
+            .and_then(|a| a.split("Credential=").nth(1))
+            .map(|c| c.split(['/', ',']).collect::<Vec<_>>())
+            .unwrap_or_default();
+        let part = |i: usize| scope.get(i).map(|s| s.to_string()).unwrap_or_default();
+        (part(2), part(3))
+    }
+
+    fn operation(&self) -> String {
+        if let Some(target) = self.header("x-amz-target") {
+            return target.rsplit('.').next().unwrap_or(target).to_string();
+        }
+        String::from_utf8_lossy(&self.body)
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("Action="))
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    fn is_json_protocol(&self) -> bool {
+        self.header("x-amz-target").is_some()
+    }
+}
+
+impl FaultProxy {
+    /// Starts a proxy in front of `upstream` (moto's endpoint) on a free loopback port.
+    pub async fn start(upstream: &str) -> Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let endpoint = format!("http://{}", listener.local_addr()?);
+        let upstream = upstream
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_string();
+        let rules: Arc<Mutex<Vec<Rule>>> = Arc::default();
+        let injected: Arc<Mutex<Vec<(String, String, Fault)>>> = Arc::default();
+        let (task_rules, task_injected) = (rules.clone(), injected.clone());
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let (rules, injected, upstream) =
+                    (task_rules.clone(), task_injected.clone(), upstream.clone());
+                tokio::spawn(async move {
+                    // A broken connection fails only the request on it; the SDK reports it.
+                    let _ = serve(client, &upstream, &rules, &injected).await;
+                });
+            }
+        });
+        Ok(Self {
+            endpoint,
+            rules,
+            injected,
+        })
+    }
+
+    pub fn add(&self, rule: Rule) {
+        self.rules.lock().expect("rules lock").push(rule);
+    }
+
+    /// The faults injected so far, as (region, operation, fault).
+    pub fn injected(&self) -> Vec<(String, String, Fault)> {
+        self.injected.lock().expect("injected lock").clone()
+    }
+}
+
+async fn read_request(stream: &mut TcpStream) -> Result<Request> {
+    let mut buffer = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let head_end = loop {
+        let n = stream.read(&mut chunk).await?;
+        anyhow::ensure!(n > 0, "client closed before a full request");
+        buffer.extend_from_slice(&chunk[..n]);
+        if let Some(i) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+    };
+    let head = String::from_utf8_lossy(&buffer[..head_end]).to_string();
+    let mut body = buffer[head_end..].to_vec();
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            l.split_once(':')
+                .filter(|(k, _)| k.trim().eq_ignore_ascii_case("content-length"))
+        })
+        .and_then(|(_, v)| v.trim().parse().ok())
+        .unwrap_or(0);
+    while body.len() < length {
+        let n = stream.read(&mut chunk).await?;
+        anyhow::ensure!(n > 0, "client closed mid-body");
+        body.extend_from_slice(&chunk[..n]);
+    }
+    Ok(Request { head, body })
+}
+
+fn canned(request: &Request, fault: Fault) -> Vec<u8> {
+    let (status, code, message) = match fault {
+        Fault::AccessDenied => (
+            if request.is_json_protocol() { "400 Bad Request" } else { "403 Forbidden" },
+            if request.is_json_protocol() { "AccessDeniedException" } else { "AccessDenied" },
+            "User: arn:aws:sts::000000000000:assumed-role/trailwatch/scan is not authorized to perform this action (injected)",
+        ),
+        Fault::Throttling => (
+            "400 Bad Request",
+            if request.is_json_protocol() { "ThrottlingException" } else { "Throttling" },
+            "Rate exceeded (injected)",
+        ),
+        Fault::ServerError => ("500 Internal Server Error", "InternalFailure", "injected"),
+    };
+    let (content_type, body) = if request.is_json_protocol() {
+        (
+            "application/x-amz-json-1.1",
+            format!(r#"{{"__type":"{code}","message":"{message}"}}"#),
+        )
+    } else {
+        (
+            "text/xml",
+            format!("<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error><RequestId>injected</RequestId></ErrorResponse>"),
+        )
+    };
+    format!(
+        "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nx-amzn-ErrorType: {code}\r\nx-amzn-RequestId: injected\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+fn matching_fault(rules: &Mutex<Vec<Rule>>, region: &str, operation: &str) -> Option<Fault> {
+    let mut rules = rules.lock().ok()?;
+    let rule = rules.iter_mut().find(|r| {
+        r.region.as_deref().is_none_or(|x| x == region)
+            && r.operation.as_deref().is_none_or(|x| x == operation)
+            && r.times != Some(0)
+    })?;
+    if let Some(n) = &mut rule.times {
+        *n -= 1;
+    }
+    Some(rule.fault)
+}
+
+async fn serve(
+    mut client: TcpStream,
+    upstream: &str,
+    rules: &Mutex<Vec<Rule>>,
+    injected: &Mutex<Vec<(String, String, Fault)>>,
+) -> Result<()> {
+    let request = read_request(&mut client).await?;
+    let (region, _service) = request.scope();
+    let operation = request.operation();
+    if let Some(fault) = matching_fault(rules, &region, &operation) {
+        if let Ok(mut log) = injected.lock() {
+            log.push((region, operation, fault));
+        }
+        client.write_all(&canned(&request, fault)).await?;
+        return Ok(());
+    }
+    let mut server = TcpStream::connect(upstream)
+        .await
+        .with_context(|| format!("connecting to moto at {upstream}"))?;
+    // One request per connection: ask both sides to close when done.
+    let head: String = request
+        .head
+        .lines()
+        .filter(|l| !l.to_ascii_lowercase().starts_with("connection:"))
+        .filter(|l| !l.is_empty())
+        .map(|l| format!("{l}\r\n"))
+        .collect();
+    server
+        .write_all(format!("{head}Connection: close\r\n\r\n").as_bytes())
+        .await?;
+    server.write_all(&request.body).await?;
+    let mut response = Vec::new();
+    server.read_to_end(&mut response).await?;
+    client.write_all(&response).await?;
+    client.shutdown().await?;
+    Ok(())
+}

@@ -1,0 +1,105 @@
+//! Bad weather: AccessDenied in one region, throttling bursts and denied IAM reads, injected
+//! by a proxy in front of moto. The scan must finish, keep every verdict it can prove, and
+//! turn what it could not read into ERROR, never PASS.
+
+use anyhow::Result;
+use trailwatch_core::{EvaluationKind, ReasonCode, Status};
+use trailwatch_tests::fault::{Fault, FaultProxy, Rule};
+use trailwatch_tests::{endpoint, Account, TrailSpec};
+
+#[tokio::test]
+async fn access_denied_in_one_region_is_error_for_that_region_only() -> Result<()> {
+    let acct = Account::fresh().await?;
+    let healthy = acct.healthy_trail("everywhere", "us-east-1", true).await?;
+    acct.trail(TrailSpec::new("hidden", "eu-west-1")).await?;
+    let proxy = FaultProxy::start(&endpoint()?).await?;
+    proxy.add(Rule::new(Fault::AccessDenied).in_region("eu-west-1"));
+
+    let (report, _) = acct
+        .via(&proxy.endpoint)
+        .await
+        .scan(&["us-east-1", "eu-west-1"])
+        .await?;
+
+    let region = report
+        .evaluations
+        .iter()
+        .find(|e| e.kind == EvaluationKind::Region)
+        .expect("an evaluation for the denied region");
+    assert_eq!(region.region, "eu-west-1");
+    assert_eq!(region.status, Status::Error);
+    assert!(
+        region.reasons[0].message.contains("AccessDeniedException"),
+        "{region:#?}"
+    );
+    let trail = report
+        .evaluations
+        .iter()
+        .find(|e| e.resource_id == healthy.arn)
+        .expect("the readable trail is still evaluated");
+    assert_eq!(trail.status, Status::Pass, "{trail:#?}");
+    let account = report
+        .evaluations
+        .iter()
+        .find(|e| e.kind == EvaluationKind::Account)
+        .unwrap();
+    assert_eq!(
+        account.status,
+        Status::Pass,
+        "the multi-region trail still covers the account"
+    );
+    assert!(proxy.injected().iter().all(|(r, _, _)| r == "eu-west-1"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn throttling_bursts_are_ridden_out_by_the_sdk_retry() -> Result<()> {
+    let acct = Account::fresh().await?;
+    let healthy = acct.healthy_trail("busy", "us-east-1", true).await?;
+    let proxy = FaultProxy::start(&endpoint()?).await?;
+    proxy.add(Rule::new(Fault::Throttling).on("DescribeTrails").times(2));
+    proxy.add(Rule::new(Fault::Throttling).on("GetTrailStatus").times(1));
+    proxy.add(Rule::new(Fault::ServerError).on("GetRole").times(1));
+
+    let (report, _) = acct.via(&proxy.endpoint).await.scan(&["us-east-1"]).await?;
+
+    assert_eq!(proxy.injected().len(), 4, "{:?}", proxy.injected());
+    assert_eq!(report.summary.error, 0, "{report:#?}");
+    let trail = report
+        .evaluations
+        .iter()
+        .find(|e| e.resource_id == healthy.arn)
+        .unwrap();
+    assert_eq!(trail.status, Status::Pass);
+    // Retries are attempts of one operation: the call count does not grow.
+    assert_eq!(report.api_calls, 1 + 1 + 2 + 3 + 4);
+    Ok(())
+}
+
+#[tokio::test]
+async fn denied_role_read_makes_the_trail_error_not_pass() -> Result<()> {
+    let acct = Account::fresh().await?;
+    let healthy = acct.healthy_trail("guarded", "us-east-1", true).await?;
+    let proxy = FaultProxy::start(&endpoint()?).await?;
+    proxy.add(Rule::new(Fault::AccessDenied).on("GetRole"));
+
+    let (report, _) = acct.via(&proxy.endpoint).await.scan(&["us-east-1"]).await?;
+
+    let trail = report
+        .evaluations
+        .iter()
+        .find(|e| e.resource_id == healthy.arn)
+        .unwrap();
+    assert_eq!(trail.status, Status::Error, "{trail:#?}");
+    let reason = trail
+        .reasons
+        .iter()
+        .find(|r| r.code == ReasonCode::EvaluationIncomplete)
+        .unwrap();
+    assert!(
+        reason.message.contains("GetRole failed: AccessDenied"),
+        "{}",
+        reason.message
+    );
+    Ok(())
+}
