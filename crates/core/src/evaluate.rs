@@ -53,6 +53,10 @@ pub struct TrailSummary {
     pub role_arn: Option<String>,
     /// `None` when `GetTrailStatus` could not be read.
     pub is_logging: Option<bool>,
+    #[serde(default)]
+    pub log_file_validation_enabled: bool,
+    #[serde(default)]
+    pub s3_bucket_name: Option<String>,
 }
 
 /// One verdict: the unit of the JSON output, of a Security Hub finding and of an alert line.
@@ -285,6 +289,8 @@ pub fn evaluate_trail(
         log_group_arn: trail.cloud_watch_logs_log_group_arn.clone(),
         role_arn: trail.cloud_watch_logs_role_arn.clone(),
         is_logging: status.and_then(|s| s.as_ref().ok()).map(|s| s.is_logging),
+        log_file_validation_enabled: trail.log_file_validation_enabled,
+        s3_bucket_name: trail.s3_bucket_name.clone(),
     });
     evaluation
 }

@@ -7,11 +7,14 @@
 //! types, which are shaped like the AWS API responses, so every rule can be tested with JSON
 //! fixtures pasted from real responses.
 
+pub mod alert;
 pub mod arn;
 pub mod evaluate;
 pub mod filter_pattern;
+pub mod finding;
 pub mod policy;
 pub mod reason;
+pub mod reconcile;
 pub mod report;
 pub mod snapshot;
 

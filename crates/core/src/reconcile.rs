@@ -1,0 +1,504 @@
+//! Reconciliation against prior state: which findings to import into Security Hub, which to
+//! archive, and which transitions deserve an alert.
+//!
+//! Only changes are imported (status, reason set or severity), plus findings whose last update
+//! is older than the refresh interval, which keeps them alive in Security Hub and ingestion
+//! cost down. Alerts go out only on a transition: a new failure, a failure resolved, the
+//! reasons of a failure changed, or a trail deleted.
+
+use crate::evaluate::{Evaluation, EvaluationKind};
+use crate::finding::{
+    self, format_time, Finding, FindingContext, FIELD_KIND, FIELD_RESOURCE, RECORD_ACTIVE,
+    RECORD_ARCHIVED,
+};
+use crate::reason::{Level, Severity, Status};
+use chrono::Duration;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Findings older than this are re-imported even when nothing changed (Security Hub archives
+/// findings from integrations that stop updating them).
+pub const REFRESH_AFTER_HOURS: i64 = 24;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransitionKind {
+    NewFailure,
+    Resolved,
+    Changed,
+    Deleted,
+}
+
+impl TransitionKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            TransitionKind::NewFailure => "NEW FAILURE",
+            TransitionKind::Resolved => "RESOLVED",
+            TransitionKind::Changed => "CHANGED",
+            TransitionKind::Deleted => "TRAIL DELETED",
+        }
+    }
+}
+
+/// One change worth telling a person about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Transition {
+    pub kind: TransitionKind,
+    pub finding_id: String,
+    /// The compliance status Security Hub held before (`FAILED`, `PASSED`, …), if any.
+    pub previous: Option<String>,
+    /// Reason codes that appeared and disappeared since the previous finding.
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    /// The evaluation now; for a deleted trail, one rebuilt from its last finding.
+    pub evaluation: Evaluation,
+}
+
+impl Transition {
+    pub fn severity(&self) -> Severity {
+        match self.kind {
+            TransitionKind::Deleted => Severity::High,
+            _ => self.evaluation.severity,
+        }
+    }
+}
+
+/// What Security Hub held before this run, per region. A region in `unknown` has no state
+/// (Security Hub off, or not enabled there): its failures are reported as new every time.
+#[derive(Debug, Clone, Default)]
+pub struct PriorFindings {
+    pub by_region: BTreeMap<String, Vec<Finding>>,
+    pub unknown: BTreeSet<String>,
+}
+
+/// What this run must do.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    /// New and changed findings, stale refreshes and archives, each with its target region.
+    pub imports: Vec<Finding>,
+    pub transitions: Vec<Transition>,
+    /// Findings left alone because nothing changed.
+    pub unchanged: usize,
+}
+
+/// The scope of the evaluations handed to [`plan`].
+#[derive(Debug, Clone)]
+pub struct Scope {
+    /// Regions whose trails were listed; only there can a missing trail be called deleted.
+    pub readable_regions: BTreeSet<String>,
+    /// False for a partial re-check, which must never archive what it did not look at.
+    pub full: bool,
+}
+
+fn is_failing(status: Option<&str>) -> bool {
+    status == Some("FAILED")
+}
+
+fn changed(prior: &Finding, new: &Finding) -> bool {
+    prior.compliance_status() != new.compliance_status()
+        || prior.reason_codes() != new.reason_codes()
+        || prior.severity.label != new.severity.label
+}
+
+/// Rebuilds what is needed to alert on a trail that is gone, from its last finding.
+fn evaluation_of_deleted(prior: &Finding) -> Evaluation {
+    let resource = prior.resources.first();
+    let trail_details = resource
+        .and_then(|r| r.details.as_ref())
+        .and_then(|d| d.aws_cloud_trail_trail.as_ref());
+    let resource_id = prior
+        .product_fields
+        .get(FIELD_RESOURCE)
+        .cloned()
+        .or_else(|| resource.map(|r| r.id.clone()))
+        .unwrap_or_default();
+    let name = trail_details
+        .and_then(|t| t.name.clone())
+        .or_else(|| resource_id.rsplit('/').next().map(str::to_string))
+        .unwrap_or_default();
+    Evaluation {
+        kind: EvaluationKind::Trail,
+        account_id: prior.aws_account_id.clone(),
+        region: resource.map(|r| r.region.clone()).unwrap_or_default(),
+        status: Status::Fail,
+        severity: Severity::High,
+        reasons: vec![],
+        trail: Some(crate::evaluate::TrailSummary {
+            name,
+            home_region: resource.map(|r| r.region.clone()).unwrap_or_default(),
+            is_multi_region: trail_details
+                .and_then(|t| t.is_multi_region_trail)
+                .unwrap_or(false),
+            is_organization_trail: trail_details
+                .and_then(|t| t.is_organization_trail)
+                .unwrap_or(false),
+            log_group_arn: trail_details.and_then(|t| t.cloud_watch_logs_log_group_arn.clone()),
+            role_arn: trail_details.and_then(|t| t.cloud_watch_logs_role_arn.clone()),
+            is_logging: None,
+            log_file_validation_enabled: trail_details
+                .and_then(|t| t.log_file_validation_enabled)
+                .unwrap_or(false),
+            s3_bucket_name: trail_details.and_then(|t| t.s3_bucket_name.clone()),
+        }),
+        resource_id,
+    }
+}
+
+/// Decides imports and transitions for `evaluations` against `prior`.
+pub fn plan(
+    evaluations: &[Evaluation],
+    prior: &PriorFindings,
+    scope: &Scope,
+    context: &FindingContext,
+) -> Plan {
+    let mut result = Plan::default();
+    let known: BTreeMap<&str, &Finding> = prior
+        .by_region
+        .values()
+        .flatten()
+        .filter(|f| f.record_state == RECORD_ACTIVE)
+        .map(|f| (f.id.as_str(), f))
+        .collect();
+    let refresh_after = Duration::hours(REFRESH_AFTER_HOURS);
+
+    for evaluation in evaluations {
+        let mut new = finding::render(evaluation, context);
+        let stateless = prior.unknown.contains(&new.region);
+        let previous = if stateless {
+            None
+        } else {
+            known.get(new.id.as_str()).copied()
+        };
+        let now_failing = evaluation.status == Status::Fail;
+        let new_codes = new.reason_codes();
+
+        let Some(previous) = previous else {
+            if now_failing {
+                result.transitions.push(Transition {
+                    kind: TransitionKind::NewFailure,
+                    finding_id: new.id.clone(),
+                    previous: None,
+                    added: new_codes,
+                    removed: vec![],
+                    evaluation: evaluation.clone(),
+                });
+            }
+            result.imports.push(new);
+            continue;
+        };
+
+        let was_failing = is_failing(previous.compliance_status());
+        let old_codes = previous.reason_codes();
+        let added: Vec<String> = new_codes
+            .iter()
+            .filter(|c| !old_codes.contains(c))
+            .cloned()
+            .collect();
+        let removed: Vec<String> = old_codes
+            .iter()
+            .filter(|c| !new_codes.contains(c))
+            .cloned()
+            .collect();
+        let kind = match (was_failing, now_failing) {
+            (false, true) => Some(TransitionKind::NewFailure),
+            // FAIL to ERROR is not a resolution: trailwatch just cannot see any more.
+            (true, false) if evaluation.status != Status::Error => Some(TransitionKind::Resolved),
+            (true, true) if new_codes != old_codes => Some(TransitionKind::Changed),
+            _ => None,
+        };
+        if let Some(kind) = kind {
+            result.transitions.push(Transition {
+                kind,
+                finding_id: new.id.clone(),
+                previous: previous.compliance_status().map(str::to_string),
+                added,
+                removed,
+                evaluation: evaluation.clone(),
+            });
+        }
+
+        let stale = previous
+            .updated()
+            .is_none_or(|updated| context.now - updated >= refresh_after);
+        if changed(previous, &new) || stale {
+            new.created_at = previous.created_at.clone();
+            new.updated_at = later_than(previous, context);
+            result.imports.push(new);
+        } else {
+            result.unchanged += 1;
+        }
+    }
+
+    if scope.full {
+        let evaluated: BTreeSet<String> = evaluations.iter().map(finding::finding_id).collect();
+        for previous in known.values() {
+            if evaluated.contains(&previous.id) {
+                continue;
+            }
+            let kind = previous.product_fields.get(FIELD_KIND).map(String::as_str);
+            let resource_region = previous.resources.first().map(|r| r.region.as_str());
+            let region_seen = resource_region.is_some_and(|r| scope.readable_regions.contains(r));
+            match kind {
+                Some("trail") if region_seen => {
+                    result.transitions.push(Transition {
+                        kind: TransitionKind::Deleted,
+                        finding_id: previous.id.clone(),
+                        previous: previous.compliance_status().map(str::to_string),
+                        added: vec![],
+                        removed: previous.reason_codes(),
+                        evaluation: evaluation_of_deleted(previous),
+                    });
+                    result.imports.push(archived(previous, context));
+                }
+                // A region that is readable again needs no alert, only its old finding closed.
+                Some("region") if region_seen => result.imports.push(archived(previous, context)),
+                _ => {}
+            }
+        }
+    }
+    result
+}
+
+/// `UpdatedAt` must only grow, even if this machine's clock is behind the last writer's.
+fn later_than(previous: &Finding, context: &FindingContext) -> String {
+    let floor = previous
+        .updated()
+        .map(|t| t + Duration::milliseconds(1))
+        .unwrap_or(context.now);
+    format_time(context.now.max(floor))
+}
+
+fn archived(previous: &Finding, context: &FindingContext) -> Finding {
+    let mut finding = previous.clone();
+    finding.record_state = RECORD_ARCHIVED.into();
+    finding.updated_at = later_than(previous, context);
+    finding
+}
+
+/// Evaluations whose finding could not be recorded must not be alerted on either: the next
+/// run would see them as new and alert again.
+pub fn drop_unrecorded(transitions: &mut Vec<Transition>, failed_ids: &BTreeSet<String>) {
+    transitions.retain(|t| !failed_ids.contains(&t.finding_id));
+}
+
+/// Reasons that count (not INFO), for alert texts.
+pub fn counted_reasons(evaluation: &Evaluation) -> impl Iterator<Item = &crate::reason::Reason> {
+    evaluation.reasons.iter().filter(|r| r.level != Level::Info)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::finding::{parse_time, DEFAULT_DOCS_URL};
+    use crate::reason::{Reason, ReasonCode};
+
+    fn context(at: &str) -> FindingContext {
+        FindingContext {
+            partition: "aws".into(),
+            home_region: "us-east-1".into(),
+            docs_url: DEFAULT_DOCS_URL.into(),
+            now: parse_time(at).unwrap(),
+        }
+    }
+
+    fn trail(name: &str, codes: &[ReasonCode]) -> Evaluation {
+        let reasons: Vec<Reason> = codes.iter().map(|c| Reason::new(*c, "m")).collect();
+        Evaluation {
+            kind: EvaluationKind::Trail,
+            resource_id: format!("arn:aws:cloudtrail:us-east-1:111122223333:trail/{name}"),
+            account_id: "111122223333".into(),
+            region: "us-east-1".into(),
+            status: Status::from_reasons(&reasons),
+            severity: Severity::worst_of(&reasons),
+            reasons,
+            trail: Some(crate::evaluate::TrailSummary {
+                name: name.into(),
+                home_region: "us-east-1".into(),
+                is_multi_region: true,
+                is_organization_trail: false,
+                log_group_arn: None,
+                role_arn: None,
+                is_logging: Some(true),
+                log_file_validation_enabled: true,
+                s3_bucket_name: None,
+            }),
+        }
+    }
+
+    fn scope() -> Scope {
+        Scope {
+            readable_regions: BTreeSet::from(["us-east-1".to_string()]),
+            full: true,
+        }
+    }
+
+    /// Runs a plan and returns what Security Hub would hold afterwards.
+    fn run(evaluations: &[Evaluation], prior: &[Finding], at: &str) -> (Plan, Vec<Finding>) {
+        let priors = PriorFindings {
+            by_region: BTreeMap::from([("us-east-1".to_string(), prior.to_vec())]),
+            unknown: BTreeSet::new(),
+        };
+        let plan = plan(evaluations, &priors, &scope(), &context(at));
+        let mut store: BTreeMap<String, Finding> =
+            prior.iter().map(|f| (f.id.clone(), f.clone())).collect();
+        for f in &plan.imports {
+            store.insert(f.id.clone(), f.clone());
+        }
+        (plan, store.into_values().collect())
+    }
+
+    #[test]
+    fn first_run_imports_everything_and_alerts_only_on_failures() {
+        let evaluations = [
+            trail("good", &[]),
+            trail("bad", &[ReasonCode::CwlNotConfigured]),
+        ];
+        let (plan, _) = run(&evaluations, &[], "2024-06-01T12:00:00Z");
+        assert_eq!(plan.imports.len(), 2);
+        assert_eq!(plan.transitions.len(), 1);
+        assert_eq!(plan.transitions[0].kind, TransitionKind::NewFailure);
+    }
+
+    #[test]
+    fn unchanged_second_run_imports_and_alerts_nothing() {
+        let evaluations = [
+            trail("good", &[]),
+            trail("bad", &[ReasonCode::CwlNotConfigured]),
+        ];
+        let (_, stored) = run(&evaluations, &[], "2024-06-01T12:00:00Z");
+        let (plan, _) = run(&evaluations, &stored, "2024-06-01T13:00:00Z");
+        assert!(plan.imports.is_empty(), "{:#?}", plan.imports);
+        assert!(plan.transitions.is_empty());
+        assert_eq!(plan.unchanged, 2);
+    }
+
+    #[test]
+    fn stale_findings_are_refreshed_without_alerts_and_keep_created_at() {
+        let evaluations = [trail("bad", &[ReasonCode::CwlNotConfigured])];
+        let (_, stored) = run(&evaluations, &[], "2024-06-01T12:00:00Z");
+        let (plan, _) = run(&evaluations, &stored, "2024-06-02T12:00:00Z");
+        assert_eq!(plan.imports.len(), 1);
+        assert!(plan.transitions.is_empty());
+        assert_eq!(plan.imports[0].created_at, "2024-06-01T12:00:00.000Z");
+        assert_eq!(plan.imports[0].updated_at, "2024-06-02T12:00:00.000Z");
+    }
+
+    #[test]
+    fn fixing_a_trail_resolves_it() {
+        let (_, stored) = run(
+            &[trail("t", &[ReasonCode::LoggingStopped])],
+            &[],
+            "2024-06-01T12:00:00Z",
+        );
+        let (plan, _) = run(&[trail("t", &[])], &stored, "2024-06-01T12:05:00Z");
+        assert_eq!(plan.transitions.len(), 1);
+        let t = &plan.transitions[0];
+        assert_eq!(t.kind, TransitionKind::Resolved);
+        assert_eq!(t.removed, vec!["LOGGING_STOPPED"]);
+        assert_eq!(plan.imports[0].compliance_status(), Some("PASSED"));
+        assert_eq!(plan.imports[0].created_at, "2024-06-01T12:00:00.000Z");
+    }
+
+    #[test]
+    fn a_new_reason_while_failing_is_one_change() {
+        let (_, stored) = run(
+            &[trail("t", &[ReasonCode::CwlLogGroupMissing])],
+            &[],
+            "2024-06-01T12:00:00Z",
+        );
+        let (plan, _) = run(
+            &[trail(
+                "t",
+                &[ReasonCode::CwlLogGroupMissing, ReasonCode::LoggingStopped],
+            )],
+            &stored,
+            "2024-06-01T12:05:00Z",
+        );
+        assert_eq!(plan.transitions.len(), 1);
+        assert_eq!(plan.transitions[0].kind, TransitionKind::Changed);
+        assert_eq!(plan.transitions[0].added, vec!["LOGGING_STOPPED"]);
+    }
+
+    #[test]
+    fn fail_to_error_is_not_called_resolved() {
+        let (_, stored) = run(
+            &[trail("t", &[ReasonCode::LoggingStopped])],
+            &[],
+            "2024-06-01T12:00:00Z",
+        );
+        let (plan, _) = run(
+            &[trail("t", &[ReasonCode::EvaluationIncomplete])],
+            &stored,
+            "2024-06-01T12:05:00Z",
+        );
+        assert!(plan.transitions.is_empty());
+        assert_eq!(plan.imports[0].compliance_status(), Some("NOT_AVAILABLE"));
+    }
+
+    #[test]
+    fn a_vanished_trail_is_archived_and_alerted_high() {
+        let (_, stored) = run(&[trail("gone", &[])], &[], "2024-06-01T12:00:00Z");
+        let (plan, _) = run(&[], &stored, "2024-06-01T12:05:00Z");
+        assert_eq!(plan.imports.len(), 1);
+        assert_eq!(plan.imports[0].record_state, RECORD_ARCHIVED);
+        assert_eq!(plan.transitions[0].kind, TransitionKind::Deleted);
+        assert_eq!(plan.transitions[0].severity(), Severity::High);
+        assert_eq!(
+            plan.transitions[0].evaluation.trail.as_ref().unwrap().name,
+            "gone"
+        );
+    }
+
+    #[test]
+    fn nothing_is_archived_in_an_unreadable_region_or_a_partial_run() {
+        let (_, stored) = run(&[trail("gone", &[])], &[], "2024-06-01T12:00:00Z");
+        let priors = PriorFindings {
+            by_region: BTreeMap::from([("us-east-1".to_string(), stored)]),
+            unknown: BTreeSet::new(),
+        };
+        let blind = Scope {
+            readable_regions: BTreeSet::new(),
+            full: true,
+        };
+        assert!(plan(&[], &priors, &blind, &context("2024-06-01T12:05:00Z"))
+            .imports
+            .is_empty());
+        let partial = Scope {
+            full: false,
+            ..scope()
+        };
+        assert!(
+            plan(&[], &priors, &partial, &context("2024-06-01T12:05:00Z"))
+                .imports
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn updated_at_only_grows_even_when_the_clock_lags() {
+        let (_, stored) = run(&[trail("t", &[])], &[], "2024-06-01T12:00:00Z");
+        let (plan, _) = run(
+            &[trail("t", &[ReasonCode::LoggingStopped])],
+            &stored,
+            "2024-06-01T11:00:00Z",
+        );
+        assert_eq!(plan.imports[0].updated_at, "2024-06-01T12:00:00.001Z");
+    }
+
+    #[test]
+    fn without_state_every_failure_is_new_each_run() {
+        let priors = PriorFindings {
+            by_region: BTreeMap::new(),
+            unknown: BTreeSet::from(["us-east-1".to_string()]),
+        };
+        let evaluations = [trail("bad", &[ReasonCode::CwlNotConfigured])];
+        let plan = plan(
+            &evaluations,
+            &priors,
+            &scope(),
+            &context("2024-06-01T12:00:00Z"),
+        );
+        assert_eq!(plan.transitions.len(), 1);
+        assert_eq!(plan.transitions[0].kind, TransitionKind::NewFailure);
+    }
+}
