@@ -18,6 +18,11 @@ pub enum Fault {
     AccessDenied,
     Throttling,
     ServerError,
+    /// Security Hub's `InvalidAccessException`: the hub is not enabled in the region.
+    SecurityHubNotEnabled,
+    /// Forwards a `BatchImportFindings` to moto, then reports its first finding as failed,
+    /// the partial failure Security Hub answers with `FailedFindings`.
+    RejectFirstFinding,
 }
 
 /// Which requests a fault applies to; `None` matches anything.
@@ -88,6 +93,13 @@ impl Request {
         if let Some(target) = self.header("x-amz-target") {
             return target.rsplit('.').next().unwrap_or(target).to_string();
         }
+        // REST protocols name the operation by path; these are the ones trailwatch calls.
+        let path = self.head.split_whitespace().nth(1).unwrap_or_default();
+        match path.split('?').next().unwrap_or_default() {
+            "/findings/import" => return "BatchImportFindings".into(),
+            "/findings" => return "GetFindings".into(),
+            _ => {}
+        }
         String::from_utf8_lossy(&self.body)
             .split('&')
             .find_map(|pair| pair.strip_prefix("Action="))
@@ -95,8 +107,12 @@ impl Request {
             .to_string()
     }
 
+    /// JSON and REST-JSON protocols want a JSON error body; Query protocols want XML.
     fn is_json_protocol(&self) -> bool {
         self.header("x-amz-target").is_some()
+            || self
+                .header("content-type")
+                .is_some_and(|t| t.contains("json"))
     }
 }
 
@@ -181,6 +197,12 @@ fn canned(request: &Request, fault: Fault) -> Vec<u8> {
             "Rate exceeded (injected)",
         ),
         Fault::ServerError => ("500 Internal Server Error", "InternalFailure", "injected"),
+        Fault::SecurityHubNotEnabled => (
+            "401 Unauthorized",
+            "InvalidAccessException",
+            "Account is not subscribed to AWS Security Hub (injected)",
+        ),
+        Fault::RejectFirstFinding => unreachable!("answered by rejecting_first_finding"),
     };
     let (content_type, body) = if request.is_json_protocol() {
         (
@@ -198,6 +220,29 @@ fn canned(request: &Request, fault: Fault) -> Vec<u8> {
         body.len()
     )
     .into_bytes()
+}
+
+/// moto stored every finding; the answer claims the first one failed, as Security Hub may.
+fn rejecting_first_finding(request: &Request) -> Result<Vec<u8>> {
+    let body: serde_json::Value = serde_json::from_slice(&request.body)?;
+    let findings = body["Findings"]
+        .as_array()
+        .context("no Findings in the request")?;
+    let first = findings
+        .first()
+        .and_then(|f| f["Id"].as_str())
+        .unwrap_or_default();
+    let answer = serde_json::json!({
+        "FailedCount": 1,
+        "SuccessCount": findings.len() - 1,
+        "FailedFindings": [{"Id": first, "ErrorCode": "InternalFailure", "ErrorMessage": "injected partial failure"}],
+    })
+    .to_string();
+    Ok(format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+        answer.len()
+    )
+    .into_bytes())
 }
 
 fn matching_fault(rules: &Mutex<Vec<Rule>>, region: &str, operation: &str) -> Option<Fault> {
@@ -222,12 +267,15 @@ async fn serve(
     let request = read_request(&mut client).await?;
     let (region, _service) = request.scope();
     let operation = request.operation();
-    if let Some(fault) = matching_fault(rules, &region, &operation) {
+    let fault = matching_fault(rules, &region, &operation);
+    if let Some(fault) = fault {
         if let Ok(mut log) = injected.lock() {
             log.push((region, operation, fault));
         }
-        client.write_all(&canned(&request, fault)).await?;
-        return Ok(());
+        if fault != Fault::RejectFirstFinding {
+            client.write_all(&canned(&request, fault)).await?;
+            return Ok(());
+        }
     }
     let mut server = TcpStream::connect(upstream)
         .await
@@ -246,6 +294,9 @@ async fn serve(
     server.write_all(&request.body).await?;
     let mut response = Vec::new();
     server.read_to_end(&mut response).await?;
+    if fault == Some(Fault::RejectFirstFinding) {
+        response = rejecting_first_finding(&request)?;
+    }
     client.write_all(&response).await?;
     client.shutdown().await?;
     Ok(())

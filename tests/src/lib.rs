@@ -14,8 +14,12 @@ use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_credential_types::Credentials;
 use rand::Rng;
 use serde_json::{json, Value};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
-use trailwatch_aws::{load_sdk_config, CloudTrailInventory, RegionSelection, ScanOptions, Scope};
+use trailwatch_aws::{
+    load_sdk_config, ApiCallCounter, CloudTrailInventory, Outcome, PublishOptions, RegionSelection,
+    ScanOptions, Scope, SecurityHubSink, SnsChannel,
+};
 use trailwatch_core::ScanReport;
 
 /// The emulator's endpoint, checked to be on this machine.
@@ -384,6 +388,128 @@ impl Account {
             role_name,
             role_arn,
         })
+    }
+
+    pub fn security_hub(&self, region: &str) -> aws_sdk_securityhub::Client {
+        aws_sdk_securityhub::Client::new(&self.regional(region))
+    }
+
+    pub async fn enable_security_hub(&self, region: &str) -> Result<()> {
+        self.security_hub(region)
+            .enable_security_hub()
+            .enable_default_standards(false)
+            .send()
+            .await?;
+        Ok(())
+    }
+
+    /// Every finding Security Hub holds in `region`, archived ones included, by Id.
+    pub async fn findings(
+        &self,
+        region: &str,
+    ) -> Result<BTreeMap<String, aws_sdk_securityhub::types::AwsSecurityFinding>> {
+        let found = self
+            .security_hub(region)
+            .get_findings()
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await?;
+        Ok(found
+            .into_iter()
+            .filter_map(|f| Some((f.id()?.to_string(), f)))
+            .collect())
+    }
+
+    /// An SNS topic with an SQS queue subscribed, as the demo and the tests read alerts.
+    pub async fn topic_with_queue(&self, region: &str, name: &str) -> Result<(String, String)> {
+        let sns = aws_sdk_sns::Client::new(&self.regional(region));
+        let sqs = aws_sdk_sqs::Client::new(&self.regional(region));
+        let topic = sns.create_topic().name(name).send().await?;
+        let topic_arn = topic.topic_arn().context("no topic ARN")?.to_string();
+        let queue = sqs.create_queue().queue_name(name).send().await?;
+        let queue_url = queue.queue_url().context("no queue URL")?.to_string();
+        let attributes = sqs
+            .get_queue_attributes()
+            .queue_url(&queue_url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+            .send()
+            .await?;
+        let queue_arn = attributes
+            .attributes()
+            .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn))
+            .context("no queue ARN")?
+            .clone();
+        sns.subscribe()
+            .topic_arn(&topic_arn)
+            .protocol("sqs")
+            .endpoint(queue_arn)
+            .send()
+            .await?;
+        Ok((topic_arn, queue_url))
+    }
+
+    /// Drains `queue_url` and returns the SNS envelopes delivered to it, oldest first.
+    pub async fn alerts(&self, region: &str, queue_url: &str) -> Result<Vec<Value>> {
+        let sqs = aws_sdk_sqs::Client::new(&self.regional(region));
+        let mut envelopes = Vec::new();
+        loop {
+            let received = sqs
+                .receive_message()
+                .queue_url(queue_url)
+                .max_number_of_messages(10)
+                .send()
+                .await?;
+            if received.messages().is_empty() {
+                break;
+            }
+            for message in received.messages() {
+                envelopes.push(serde_json::from_str(message.body().unwrap_or("null"))?);
+                if let Some(handle) = message.receipt_handle() {
+                    sqs.delete_message()
+                        .queue_url(queue_url)
+                        .receipt_handle(handle)
+                        .send()
+                        .await?;
+                }
+            }
+        }
+        Ok(envelopes)
+    }
+
+    /// Runs the publish flow (scan, Security Hub, SNS) against this account.
+    pub async fn publish(
+        &self,
+        regions: &[&str],
+        topic_arn: Option<&str>,
+        security_hub: bool,
+    ) -> Result<Outcome> {
+        let inventory = CloudTrailInventory::new(&self.sdk, 8);
+        let sink = security_hub.then(|| SecurityHubSink::new(&self.sdk, ApiCallCounter::default()));
+        let channel = topic_arn
+            .map(|t| SnsChannel::new(&self.sdk, t, ApiCallCounter::default()))
+            .transpose()?;
+        let options = ScanOptions {
+            scope: Scope {
+                regions: RegionSelection::List(regions.iter().map(|r| r.to_string()).collect()),
+                trail: None,
+            },
+            max_delivery_age: chrono::Duration::hours(24),
+            warnings: true,
+        };
+        let publish = PublishOptions {
+            docs_url: trailwatch_core::finding::DEFAULT_DOCS_URL.into(),
+            trigger: "integration test".into(),
+        };
+        Ok(trailwatch_aws::flow::run(
+            &inventory,
+            sink.as_ref(),
+            channel.as_ref(),
+            &options,
+            &publish,
+        )
+        .await?)
     }
 
     /// Environment variables that point a `trailwatch` process at this account.

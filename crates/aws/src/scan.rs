@@ -4,6 +4,7 @@
 use crate::error::ScanError;
 use crate::inventory::{Inventory, Scope};
 use chrono::{Duration, Utc};
+use std::collections::BTreeSet;
 use std::time::Instant;
 use tracing::info;
 use trailwatch_core::{evaluate_account, EvaluationKind, ScanReport, Settings};
@@ -15,16 +16,35 @@ pub struct ScanOptions {
     pub warnings: bool,
 }
 
+/// A scan's report with what publishing it needs to know besides.
+#[derive(Debug, Clone)]
+pub struct Scanned {
+    pub report: ScanReport,
+    pub partition: String,
+    /// The region the scan ran from: account-level findings are filed there.
+    pub home_region: String,
+    /// Regions whose trails could be listed; only there can a missing trail be called deleted.
+    pub readable_regions: BTreeSet<String>,
+}
+
 /// Scans one account. With a trail in the scope, only that trail's evaluation is reported:
 /// account coverage needs every region, which a single-trail check does not read.
 pub async fn scan<I: Inventory>(
     inventory: &I,
     options: &ScanOptions,
 ) -> Result<ScanReport, ScanError> {
+    Ok(scan_detailed(inventory, options).await?.report)
+}
+
+/// [`scan`], keeping the partition, home region and readable regions for the publish flow.
+pub async fn scan_detailed<I: Inventory>(
+    inventory: &I,
+    options: &ScanOptions,
+) -> Result<Scanned, ScanError> {
     let started = Instant::now();
     let calls_before = inventory.api_calls();
     let scanned_at = Utc::now();
-    let snapshot = inventory.collect(&options.scope).await?;
+    let snapshot = Box::pin(inventory.collect(&options.scope)).await?;
     let settings = Settings {
         max_delivery_age: options.max_delivery_age,
         warnings: options.warnings,
@@ -53,5 +73,15 @@ pub async fn scan<I: Inventory>(
         duration_ms = report.duration_ms,
         "scan finished"
     );
-    Ok(report)
+    Ok(Scanned {
+        report,
+        partition: snapshot.partition,
+        home_region: snapshot.home_region,
+        readable_regions: snapshot
+            .regions
+            .iter()
+            .filter(|r| r.trails.is_ok())
+            .map(|r| r.region.clone())
+            .collect(),
+    })
 }

@@ -12,11 +12,14 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
+use trailwatch_aws::flow::{self, Outcome, PublishOptions};
 use trailwatch_aws::{
-    load_sdk_config, scan, CloudTrailInventory, RegionSelection, ScanError, ScanOptions, Scope,
+    load_sdk_config, CloudTrailInventory, RegionSelection, ScanError, ScanOptions, Scope,
     DEFAULT_CONCURRENCY,
 };
+use trailwatch_aws::{scan_detailed, ApiCallCounter, SecurityHubSink, SnsChannel};
 use trailwatch_core::arn::Arn;
+use trailwatch_core::finding::{self, FindingContext};
 use trailwatch_core::{ScanReport, Status};
 
 #[derive(Parser)]
@@ -39,6 +42,8 @@ enum Command {
         regions: RegionSelection,
         #[command(flatten)]
         common: CommonArgs,
+        #[command(flatten)]
+        publish: PublishArgs,
     },
     /// Evaluate one trail, named by name or ARN.
     Check {
@@ -70,10 +75,32 @@ struct CommonArgs {
     concurrency: usize,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
+/// Recording findings and sending alerts: what the Lambda functions do on every run.
+#[derive(Args)]
+struct PublishArgs {
+    /// Import changed findings into Security Hub and alert on transitions through SNS.
+    #[arg(long)]
+    publish: bool,
+    /// The SNS topic for alerts; without one, no alerts are sent.
+    #[arg(long, env = "TRAILWATCH_SNS_TOPIC_ARN")]
+    sns_topic_arn: Option<String>,
+    /// Do not read or write Security Hub (then every failure is alerted as new).
+    #[arg(long)]
+    no_security_hub: bool,
+    /// `TRAILWATCH_SECURITY_HUB=false` does what --no-security-hub does.
+    #[arg(long, env = "TRAILWATCH_SECURITY_HUB", default_value = "true", value_parser = clap::builder::BoolishValueParser::new(), hide = true)]
+    security_hub: bool,
+    /// Where findings and alerts link for each reason code's fix.
+    #[arg(long, env = "TRAILWATCH_DOCS_URL", default_value = finding::DEFAULT_DOCS_URL)]
+    docs_url: String,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
 enum OutputFormat {
     Table,
     Json,
+    /// The findings as `BatchImportFindings` would receive them.
+    Asff,
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -118,8 +145,12 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<u8> {
     // `check` looks in one region: --region, else the ARN's, else the default chain's.
-    let (regions, trail, region_override, common) = match cli.command {
-        Command::Scan { regions, common } => (Some(regions), None, None, common),
+    let (regions, trail, region_override, common, publish) = match cli.command {
+        Command::Scan {
+            regions,
+            common,
+            publish,
+        } => (Some(regions), None, None, common, Some(publish)),
         Command::Check {
             trail,
             region,
@@ -130,7 +161,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
                     .map(|a| a.region.to_string())
                     .filter(|r| !r.is_empty())
             });
-            (None, Some(trail), region, common)
+            (None, Some(trail), region, common, None)
         }
     };
     let sdk = load_sdk_config(region_override).await;
@@ -152,15 +183,98 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
     };
 
     let spinner = output::spinner(std::io::stderr().is_terminal());
-    let result = scan(&inventory, &options).await;
-    spinner.finish_and_clear();
-    let report = result?;
-
-    match common.output {
-        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&report)?),
-        OutputFormat::Table => println!("{}", output::table(&report, terminal_width())),
+    if let Some(publish) = publish.filter(|p| p.publish) {
+        let sink = (publish.security_hub && !publish.no_security_hub)
+            .then(|| SecurityHubSink::new(&sdk, ApiCallCounter::default()));
+        let channel = publish
+            .sns_topic_arn
+            .as_deref()
+            .map(|topic| SnsChannel::new(&sdk, topic, ApiCallCounter::default()))
+            .transpose()?;
+        let settings = PublishOptions {
+            docs_url: publish.docs_url,
+            trigger: "trailwatch scan --publish".into(),
+        };
+        let result = flow::run(
+            &inventory,
+            sink.as_ref(),
+            channel.as_ref(),
+            &options,
+            &settings,
+        )
+        .await;
+        spinner.finish_and_clear();
+        let outcome = result?;
+        print_report(&outcome.report, common.output, &publish_context(&outcome))?;
+        print_publication(&outcome);
+        let code = exit_code(&outcome.report, common.fail_on);
+        return Ok(if code == 0 && !outcome.failures.is_empty() {
+            EXIT_INCOMPLETE
+        } else {
+            code
+        });
     }
-    Ok(exit_code(&report, common.fail_on))
+    let result = scan_detailed(&inventory, &options).await;
+    spinner.finish_and_clear();
+    let scanned = result?;
+    let context = FindingContext {
+        partition: scanned.partition.clone(),
+        home_region: scanned.home_region.clone(),
+        docs_url: finding::DEFAULT_DOCS_URL.into(),
+        now: chrono::Utc::now(),
+    };
+    print_report(&scanned.report, common.output, &context)?;
+    Ok(exit_code(&scanned.report, common.fail_on))
+}
+
+fn publish_context(outcome: &Outcome) -> FindingContext {
+    FindingContext {
+        partition: outcome.partition.clone(),
+        home_region: outcome.home_region.clone(),
+        docs_url: finding::DEFAULT_DOCS_URL.into(),
+        now: chrono::Utc::now(),
+    }
+}
+
+fn print_report(
+    report: &ScanReport,
+    format: OutputFormat,
+    context: &FindingContext,
+) -> anyhow::Result<()> {
+    match format {
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(report)?),
+        OutputFormat::Table => println!("{}", output::table(report, terminal_width())),
+        OutputFormat::Asff => {
+            let findings: Vec<_> = report
+                .evaluations
+                .iter()
+                .map(|e| finding::render(e, context))
+                .collect();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({ "Findings": findings }))?
+            );
+        }
+    }
+    Ok(())
+}
+
+/// What was recorded and sent goes to stderr, so stdout stays the report alone.
+fn print_publication(outcome: &Outcome) {
+    eprintln!(
+        "Security Hub: {} imported, {} archived, {} unchanged · {} transition(s)",
+        outcome.imported,
+        outcome.archived,
+        outcome.unchanged,
+        outcome.transitions.len()
+    );
+    match &outcome.alert {
+        Some((message, id)) => eprintln!("Alert sent: {} (message id {id})", message.subject),
+        None => eprintln!("No alert: nothing changed."),
+    }
+    for failure in &outcome.failures {
+        eprintln!("trailwatch: {}", failure.message);
+    }
 }
 
 fn terminal_width() -> Option<u16> {
