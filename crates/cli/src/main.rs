@@ -192,7 +192,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             .map(|topic| SnsChannel::new(&sdk, topic, ApiCallCounter::default()))
             .transpose()?;
         let settings = PublishOptions {
-            docs_url: publish.docs_url,
+            docs_url: publish.docs_url.clone(),
             trigger: "trailwatch scan --publish".into(),
         };
         let result = flow::run(
@@ -205,7 +205,11 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         .await;
         spinner.finish_and_clear();
         let outcome = result?;
-        print_report(&outcome.report, common.output, &publish_context(&outcome))?;
+        print_report(
+            &outcome.report,
+            common.output,
+            &publish_context(&outcome, &publish.docs_url),
+        )?;
         print_publication(&outcome);
         let code = exit_code(&outcome.report, common.fail_on);
         return Ok(if code == 0 && !outcome.failures.is_empty() {
@@ -227,11 +231,11 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
     Ok(exit_code(&scanned.report, common.fail_on))
 }
 
-fn publish_context(outcome: &Outcome) -> FindingContext {
+fn publish_context(outcome: &Outcome, docs_url: &str) -> FindingContext {
     FindingContext {
         partition: outcome.partition.clone(),
         home_region: outcome.home_region.clone(),
-        docs_url: finding::DEFAULT_DOCS_URL.into(),
+        docs_url: docs_url.to_string(),
         now: chrono::Utc::now(),
     }
 }

@@ -247,6 +247,7 @@ fn render_with(transitions: &[Transition], shown: usize, context: &AlertContext)
         "region": context.region,
         "trigger": context.trigger,
         "generated_at": generated,
+        "docs_url": context.docs_url,
         "transitions": visible,
         "omitted": omitted,
     });

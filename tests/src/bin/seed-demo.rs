@@ -1,14 +1,32 @@
-//! Seeds the demo account into the emulator named by `AWS_ENDPOINT_URL`: one trail of each
-//! kind a security engineer meets in real accounts. `make demo` runs it through
-//! `scripts/with-moto` and then scans the result.
+//! The demo's helper, run against the emulator named by `AWS_ENDPOINT_URL` (see `scripts/demo`):
+//!
+//! - `seed-demo seed` creates one trail of each kind a security engineer meets, enables
+//!   Security Hub, and subscribes an SQS queue to the alert topic; prints the topic ARN last.
+//! - `seed-demo findings` lists what Security Hub holds.
+//! - `seed-demo inbox` drains the queue and prints each alert as its email subscribers read it.
+//! - `seed-demo fix` starts the stopped trail again.
 
-use anyhow::Result;
+use anyhow::{bail, Context, Result};
+use trailwatch_core::alert::{self, AlertContext};
+use trailwatch_core::reconcile::Transition;
 use trailwatch_tests::{cloudtrail_trust, delivery_policy, Account, TrailSpec};
+
+const REGIONS: [&str; 3] = ["us-east-1", "eu-west-1", "ap-southeast-2"];
+const TOPIC: &str = "trailwatch-alerts";
 
 #[tokio::main]
 async fn main() -> Result<()> {
     let account = Account::from_environment().await?;
+    match std::env::args().nth(1).as_deref() {
+        Some("seed") => seed(&account).await,
+        Some("findings") => findings(&account).await,
+        Some("inbox") => inbox(&account).await,
+        Some("fix") => fix(&account).await,
+        other => bail!("usage: seed-demo seed|findings|inbox|fix (got {other:?})"),
+    }
+}
 
+async fn seed(account: &Account) -> Result<()> {
     let good = account
         .healthy_trail("org-audit", "us-east-1", true)
         .await?;
@@ -69,5 +87,94 @@ async fn main() -> Result<()> {
         )
         .await?;
     println!("  data-events     eu-west-1       delivery policy names the log group without ':*'");
+
+    for region in REGIONS {
+        account.enable_security_hub(region).await?;
+    }
+    let (topic, _) = account.topic_with_queue("us-east-1", TOPIC).await?;
+    println!(
+        "  Security Hub enabled in {}; SQS queue {TOPIC} subscribed to the topic",
+        REGIONS.join(", ")
+    );
+    println!("{topic}");
+    Ok(())
+}
+
+async fn findings(account: &Account) -> Result<()> {
+    for region in REGIONS {
+        for finding in account.findings(region).await?.values() {
+            println!(
+                "  {:<14} {:<9} {:<13} {:<13} {}",
+                region,
+                finding.record_state().map(|s| s.as_str()).unwrap_or("-"),
+                finding
+                    .compliance()
+                    .and_then(|c| c.status())
+                    .map(|s| s.as_str())
+                    .unwrap_or("-"),
+                finding
+                    .severity()
+                    .and_then(|s| s.label())
+                    .map(|l| l.as_str())
+                    .unwrap_or("-"),
+                finding.title().unwrap_or_default()
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn inbox(account: &Account) -> Result<()> {
+    let queue = format!(
+        "{}/{}/{TOPIC}",
+        std::env::var("AWS_ENDPOINT_URL").context("AWS_ENDPOINT_URL")?,
+        account.id
+    );
+    let envelopes = account.alerts("us-east-1", &queue).await?;
+    if envelopes.is_empty() {
+        println!("  (no alert: nothing changed)");
+    }
+    for envelope in envelopes {
+        let records: serde_json::Value =
+            serde_json::from_str(envelope["Message"].as_str().context("Message")?)?;
+        let transitions: Vec<Transition> = serde_json::from_value(records["transitions"].clone())?;
+        let context = AlertContext {
+            account_id: records["account_id"].as_str().unwrap_or_default().into(),
+            region: records["region"].as_str().unwrap_or_default().into(),
+            generated_at: chrono::DateTime::parse_from_rfc3339(
+                records["generated_at"].as_str().unwrap_or_default(),
+            )?
+            .with_timezone(&chrono::Utc),
+            trigger: records["trigger"].as_str().unwrap_or_default().into(),
+            docs_url: records["docs_url"].as_str().unwrap_or_default().into(),
+        };
+        let message =
+            alert::render(&transitions, &context).context("records with no transition")?;
+        println!(
+            "  SNS subject: {}",
+            envelope["Subject"].as_str().unwrap_or_default()
+        );
+        println!("  Attributes: {}", envelope["MessageAttributes"]);
+        println!("  ---- email text ----");
+        for line in message.email.lines() {
+            println!("  {line}");
+        }
+        println!("  ---- chat apps (Slack/Teams) custom notification, the default variant ----");
+        for line in serde_json::to_string_pretty(&message.chat)?.lines() {
+            println!("  {line}");
+        }
+        println!("  --------------------");
+    }
+    Ok(())
+}
+
+async fn fix(account: &Account) -> Result<()> {
+    account
+        .cloudtrail("ap-southeast-2")
+        .start_logging()
+        .name("ops-audit")
+        .send()
+        .await?;
+    println!("  aws cloudtrail start-logging --name ops-audit --region ap-southeast-2");
     Ok(())
 }
