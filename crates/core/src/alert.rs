@@ -331,8 +331,7 @@ pub fn render(transitions: &[Transition], context: &AlertContext) -> Option<Aler
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::evaluate::{Evaluation, EvaluationKind, TrailSummary};
-    use crate::reason::{Reason, ReasonCode};
+    use crate::reason::ReasonCode;
 
     fn context() -> AlertContext {
         AlertContext {
@@ -347,33 +346,16 @@ mod tests {
     }
 
     fn transition(kind: TransitionKind, name: &str, message: &str) -> Transition {
-        let reasons = vec![Reason::new(ReasonCode::LoggingStopped, message)];
+        let mut evaluation =
+            crate::test_support::trail_evaluation(name, &[ReasonCode::LoggingStopped]);
+        evaluation.reasons[0].message = message.into();
         Transition {
             kind,
             finding_id: format!("id/{name}"),
             previous: Some("PASSED".into()),
             added: vec!["LOGGING_STOPPED".into()],
             removed: vec![],
-            evaluation: Evaluation {
-                kind: EvaluationKind::Trail,
-                resource_id: format!("arn:aws:cloudtrail:us-east-1:111122223333:trail/{name}"),
-                account_id: "111122223333".into(),
-                region: "us-east-1".into(),
-                status: Status::from_reasons(&reasons),
-                severity: Severity::worst_of(&reasons),
-                reasons,
-                trail: Some(TrailSummary {
-                    name: name.into(),
-                    home_region: "us-east-1".into(),
-                    is_multi_region: true,
-                    is_organization_trail: false,
-                    log_group_arn: None,
-                    role_arn: None,
-                    is_logging: Some(false),
-                    log_file_validation_enabled: true,
-                    s3_bucket_name: None,
-                }),
-            },
+            evaluation,
         }
     }
 

@@ -17,6 +17,8 @@ pub mod reason;
 pub mod reconcile;
 pub mod report;
 pub mod snapshot;
+#[cfg(test)]
+mod test_support;
 
 pub use evaluate::{
     evaluate_account, unique_trails, Evaluation, EvaluationKind, Settings, TrailView,

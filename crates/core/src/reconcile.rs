@@ -290,7 +290,7 @@ pub fn counted_reasons(evaluation: &Evaluation) -> impl Iterator<Item = &crate::
 mod tests {
     use super::*;
     use crate::finding::{parse_time, DEFAULT_DOCS_URL};
-    use crate::reason::{Reason, ReasonCode};
+    use crate::reason::ReasonCode;
 
     fn context(at: &str) -> FindingContext {
         FindingContext {
@@ -302,27 +302,7 @@ mod tests {
     }
 
     fn trail(name: &str, codes: &[ReasonCode]) -> Evaluation {
-        let reasons: Vec<Reason> = codes.iter().map(|c| Reason::new(*c, "m")).collect();
-        Evaluation {
-            kind: EvaluationKind::Trail,
-            resource_id: format!("arn:aws:cloudtrail:us-east-1:111122223333:trail/{name}"),
-            account_id: "111122223333".into(),
-            region: "us-east-1".into(),
-            status: Status::from_reasons(&reasons),
-            severity: Severity::worst_of(&reasons),
-            reasons,
-            trail: Some(crate::evaluate::TrailSummary {
-                name: name.into(),
-                home_region: "us-east-1".into(),
-                is_multi_region: true,
-                is_organization_trail: false,
-                log_group_arn: None,
-                role_arn: None,
-                is_logging: Some(true),
-                log_file_validation_enabled: true,
-                s3_bucket_name: None,
-            }),
-        }
+        crate::test_support::trail_evaluation(name, codes)
     }
 
     fn scope() -> Scope {
