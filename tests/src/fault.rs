@@ -63,6 +63,7 @@ pub struct FaultProxy {
     pub endpoint: String,
     rules: Arc<Mutex<Vec<Rule>>>,
     injected: Arc<Mutex<Vec<(String, String, Fault)>>>,
+    seen: Arc<Mutex<Vec<(String, String)>>>,
 }
 
 struct Request {
@@ -127,14 +128,20 @@ impl FaultProxy {
             .to_string();
         let rules: Arc<Mutex<Vec<Rule>>> = Arc::default();
         let injected: Arc<Mutex<Vec<(String, String, Fault)>>> = Arc::default();
-        let (task_rules, task_injected) = (rules.clone(), injected.clone());
+        let seen: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+        let (task_rules, task_injected, task_seen) =
+            (rules.clone(), injected.clone(), seen.clone());
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                let (rules, injected, upstream) =
-                    (task_rules.clone(), task_injected.clone(), upstream.clone());
+                let (rules, injected, seen, upstream) = (
+                    task_rules.clone(),
+                    task_injected.clone(),
+                    task_seen.clone(),
+                    upstream.clone(),
+                );
                 tokio::spawn(async move {
                     // A broken connection fails only the request on it; the SDK reports it.
-                    let _ = serve(client, &upstream, &rules, &injected).await;
+                    let _ = serve(client, &upstream, &rules, &injected, &seen).await;
                 });
             }
         });
@@ -142,11 +149,17 @@ impl FaultProxy {
             endpoint,
             rules,
             injected,
+            seen,
         })
     }
 
     pub fn add(&self, rule: Rule) {
         self.rules.lock().expect("rules lock").push(rule);
+    }
+
+    /// Every request so far, as (region, operation), faulted or forwarded.
+    pub fn seen(&self) -> Vec<(String, String)> {
+        self.seen.lock().expect("seen lock").clone()
     }
 
     /// The faults injected so far, as (region, operation, fault).
@@ -263,10 +276,14 @@ async fn serve(
     upstream: &str,
     rules: &Mutex<Vec<Rule>>,
     injected: &Mutex<Vec<(String, String, Fault)>>,
+    seen: &Mutex<Vec<(String, String)>>,
 ) -> Result<()> {
     let request = read_request(&mut client).await?;
     let (region, _service) = request.scope();
     let operation = request.operation();
+    if let Ok(mut log) = seen.lock() {
+        log.push((region.clone(), operation.clone()));
+    }
     let fault = matching_fault(rules, &region, &operation);
     if let Some(fault) = fault {
         if let Ok(mut log) = injected.lock() {

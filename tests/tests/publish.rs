@@ -332,6 +332,68 @@ async fn without_security_hub_every_failure_is_alerted_each_run() -> Result<()> 
     Ok(())
 }
 
+#[tokio::test]
+async fn imports_go_out_in_batches_of_at_most_100() -> Result<()> {
+    let acct = Account::fresh().await?;
+    acct.enable_security_hub(HOME).await?;
+    for i in 0..120 {
+        acct.trail(TrailSpec::new(&format!("bulk-{i:03}"), HOME))
+            .await?;
+    }
+    let proxy = FaultProxy::start(&endpoint()?).await?;
+    let outcome = acct
+        .via(&proxy.endpoint)
+        .await
+        .publish(&[HOME], None, true)
+        .await?;
+    assert!(outcome.failures.is_empty(), "{:#?}", outcome.failures);
+    assert_eq!(outcome.imported, 121, "120 trails and the account");
+    let batches = proxy
+        .seen()
+        .iter()
+        .filter(|(_, operation)| operation == "BatchImportFindings")
+        .count();
+    assert_eq!(batches, 2, "121 findings need two batches of at most 100");
+    assert_eq!(acct.findings(HOME).await?.len(), 121);
+    Ok(())
+}
+
+#[tokio::test]
+async fn cli_publish_records_sends_and_reports_on_stderr() -> Result<()> {
+    let (acct, topic, queue) = account_with_hub_and_topic().await?;
+    acct.trail(TrailSpec::new("s3-only", HOME)).await?;
+    let mut command = Command::new(trailwatch_binary());
+    command.args([
+        "scan",
+        "--regions",
+        HOME,
+        "--publish",
+        "--sns-topic-arn",
+        &topic,
+        "--output",
+        "json",
+    ]);
+    for (key, value) in acct.env() {
+        command.env(key, value);
+    }
+    let output = tokio::task::spawn_blocking(move || command.output()).await??;
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let report: Value = serde_json::from_slice(&output.stdout)?;
+    assert_eq!(report["summary"]["fail"], 2);
+    let stderr = String::from_utf8(output.stderr)?;
+    assert!(
+        stderr.contains("Security Hub: 2 imported, 0 archived, 0 unchanged"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("Alert sent: trailwatch: 2 new failures in"),
+        "{stderr}"
+    );
+    assert_eq!(acct.alerts(HOME, &queue).await?.len(), 1);
+    assert_eq!(acct.findings(HOME).await?.len(), 2);
+    Ok(())
+}
+
 /// botocore's own validator of the `BatchImportFindings` input, from the project virtualenv.
 fn botocore_validate(findings_json: &[u8]) -> Result<()> {
     let venv = std::env::var("VENV")
