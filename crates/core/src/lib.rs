@@ -10,6 +10,7 @@
 pub mod alert;
 pub mod arn;
 pub mod evaluate;
+pub mod event;
 pub mod filter_pattern;
 pub mod finding;
 pub mod policy;
