@@ -161,6 +161,36 @@ async fn check_of_an_unknown_trail_is_a_clear_usage_error() -> Result<()> {
 }
 
 #[tokio::test]
+async fn bad_environment_exits_2_and_names_the_variable() -> Result<()> {
+    let acct = Account::fresh().await?;
+    let mut command = Command::new(trailwatch_binary());
+    command
+        .args(["scan", "--regions", "us-east-1"])
+        .env("TRAILWATCH_MAX_DELIVERY_AGE_HOURS", "a day");
+    for (key, value) in acct.env() {
+        command.env(key, value);
+    }
+    let output = command.output()?;
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr)?;
+    assert!(
+        stderr.contains("TRAILWATCH_MAX_DELIVERY_AGE_HOURS=\"a day\" is not valid"),
+        "{stderr}"
+    );
+    // The environment sets defaults that flags override.
+    let mut from_env = Command::new(trailwatch_binary());
+    from_env
+        .args(["scan", "--output", "json"])
+        .env("TRAILWATCH_REGIONS", "eu-west-1");
+    for (key, value) in acct.env() {
+        from_env.env(key, value);
+    }
+    let report = stdout_json(&from_env.output()?);
+    assert_eq!(report["regions"], serde_json::json!(["eu-west-1"]));
+    Ok(())
+}
+
+#[tokio::test]
 async fn bad_arguments_exit_2_and_name_the_problem() -> Result<()> {
     let acct = Account::fresh().await?;
     let regions = run(&acct, &["scan", "--regions", "us_east_1"]);

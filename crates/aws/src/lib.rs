@@ -13,6 +13,7 @@ pub mod inventory;
 mod mapping;
 pub mod scan;
 pub mod security_hub;
+pub mod settings;
 pub mod sns;
 
 pub use config::{load_sdk_config, ApiCallCounter};
@@ -21,4 +22,5 @@ pub use flow::{Failure, FailureKind, Outcome, PublishOptions};
 pub use inventory::{CloudTrailInventory, Inventory, RegionSelection, Scope, DEFAULT_CONCURRENCY};
 pub use scan::{scan, scan_detailed, ScanOptions, Scanned};
 pub use security_hub::{FindingSink, SecurityHubSink, SinkError};
+pub use settings::{Config, ConfigError};
 pub use sns::{AlertChannel, ChannelError, SnsChannel};

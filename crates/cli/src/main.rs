@@ -14,8 +14,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 use trailwatch_aws::flow::{self, Outcome, PublishOptions};
 use trailwatch_aws::{
-    load_sdk_config, CloudTrailInventory, RegionSelection, ScanError, ScanOptions, Scope,
-    DEFAULT_CONCURRENCY,
+    load_sdk_config, CloudTrailInventory, Config, RegionSelection, ScanError, ScanOptions, Scope,
 };
 use trailwatch_aws::{scan_detailed, ApiCallCounter, SecurityHubSink, SnsChannel};
 use trailwatch_core::arn::Arn;
@@ -37,9 +36,10 @@ struct Cli {
 enum Command {
     /// Evaluate every trail of the account, in every selected region, and the account's coverage.
     Scan {
-        /// `all` enabled regions (account:ListRegions), or a comma-separated list.
-        #[arg(long, env = "TRAILWATCH_REGIONS", default_value = "all", value_parser = parse_regions)]
-        regions: RegionSelection,
+        /// `all` enabled regions (account:ListRegions), or a comma-separated list
+        /// [default: TRAILWATCH_REGIONS, else all].
+        #[arg(long, value_parser = parse_regions)]
+        regions: Option<RegionSelection>,
         #[command(flatten)]
         common: CommonArgs,
         #[command(flatten)]
@@ -61,18 +61,19 @@ enum Command {
 struct CommonArgs {
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     output: OutputFormat,
-    /// Oldest acceptable CloudWatch Logs delivery, like `24h`, `90m` or `2days`.
-    #[arg(long, env = "TRAILWATCH_MAX_DELIVERY_AGE", default_value = "24h", value_parser = humantime::parse_duration)]
-    max_delivery_age: Duration,
+    /// Oldest acceptable CloudWatch Logs delivery, like `24h`, `90m` or `2days`
+    /// [default: TRAILWATCH_MAX_DELIVERY_AGE_HOURS, else 24h].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    max_delivery_age: Option<Duration>,
     /// Lowest status that makes the exit code 1.
     #[arg(long, value_enum, default_value_t = FailOn::Fail)]
     fail_on: FailOn,
     /// Drop WARNING reasons (retention, tamper alarm, selectors, log file validation).
     #[arg(long)]
     no_warnings: bool,
-    /// How many AWS requests run at once.
-    #[arg(long, env = "TRAILWATCH_CONCURRENCY", default_value_t = DEFAULT_CONCURRENCY)]
-    concurrency: usize,
+    /// How many AWS requests run at once [default: TRAILWATCH_CONCURRENCY, else 8].
+    #[arg(long)]
+    concurrency: Option<usize>,
 }
 
 /// Recording findings and sending alerts: what the Lambda functions do on every run.
@@ -81,18 +82,18 @@ struct PublishArgs {
     /// Import changed findings into Security Hub and alert on transitions through SNS.
     #[arg(long)]
     publish: bool,
-    /// The SNS topic for alerts; without one, no alerts are sent.
-    #[arg(long, env = "TRAILWATCH_SNS_TOPIC_ARN")]
+    /// The SNS topic for alerts; without one, no alerts are sent
+    /// [default: TRAILWATCH_SNS_TOPIC_ARN].
+    #[arg(long)]
     sns_topic_arn: Option<String>,
-    /// Do not read or write Security Hub (then every failure is alerted as new).
+    /// Do not read or write Security Hub, as TRAILWATCH_SECURITY_HUB=false does (then every
+    /// failure is alerted as new).
     #[arg(long)]
     no_security_hub: bool,
-    /// `TRAILWATCH_SECURITY_HUB=false` does what --no-security-hub does.
-    #[arg(long, env = "TRAILWATCH_SECURITY_HUB", default_value = "true", value_parser = clap::builder::BoolishValueParser::new(), hide = true)]
-    security_hub: bool,
-    /// Where findings and alerts link for each reason code's fix.
-    #[arg(long, env = "TRAILWATCH_DOCS_URL", default_value = finding::DEFAULT_DOCS_URL)]
-    docs_url: String,
+    /// Where findings and alerts link for each reason code's fix
+    /// [default: TRAILWATCH_DOCS_URL, else the README].
+    #[arg(long)]
+    docs_url: Option<String>,
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -144,13 +145,15 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<u8> {
+    // The TRAILWATCH_ variables, read as the Lambda functions read them; flags override.
+    let config = Config::from_env()?;
     // `check` looks in one region: --region, else the ARN's, else the default chain's.
     let (regions, trail, region_override, common, publish) = match cli.command {
         Command::Scan {
             regions,
             common,
             publish,
-        } => (Some(regions), None, None, common, Some(publish)),
+        } => (regions, None, None, common, Some(publish)),
         Command::Check {
             trail,
             region,
@@ -170,29 +173,37 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         .map(|r| r.to_string())
         .context("no region: set AWS_REGION (or a profile region), or pass --region to check")?;
     let scope = Scope {
-        regions: regions.unwrap_or_else(|| RegionSelection::List(vec![region])),
+        regions: match (&trail, regions) {
+            (Some(_), _) => RegionSelection::List(vec![region]),
+            (None, Some(regions)) => regions,
+            (None, None) => config.regions.clone(),
+        },
         trail,
     };
-    let max_delivery_age = chrono::Duration::from_std(common.max_delivery_age)
-        .context("--max-delivery-age is too large")?;
-    let inventory = CloudTrailInventory::new(&sdk, common.concurrency);
+    let max_delivery_age = match common.max_delivery_age {
+        Some(age) => chrono::Duration::from_std(age).context("--max-delivery-age is too large")?,
+        None => config.max_delivery_age,
+    };
+    let inventory =
+        CloudTrailInventory::new(&sdk, common.concurrency.unwrap_or(config.concurrency));
     let options = ScanOptions {
         scope,
         max_delivery_age,
-        warnings: !common.no_warnings,
+        warnings: config.warnings && !common.no_warnings,
     };
 
     let spinner = output::spinner(std::io::stderr().is_terminal());
     if let Some(publish) = publish.filter(|p| p.publish) {
-        let sink = (publish.security_hub && !publish.no_security_hub)
+        let sink = (config.security_hub && !publish.no_security_hub)
             .then(|| SecurityHubSink::new(&sdk, ApiCallCounter::default()));
         let channel = publish
             .sns_topic_arn
-            .as_deref()
-            .map(|topic| SnsChannel::new(&sdk, topic, ApiCallCounter::default()))
+            .or(config.sns_topic_arn.clone())
+            .map(|topic| SnsChannel::new(&sdk, &topic, ApiCallCounter::default()))
             .transpose()?;
+        let docs_url = publish.docs_url.unwrap_or(config.docs_url.clone());
         let settings = PublishOptions {
-            docs_url: publish.docs_url.clone(),
+            docs_url: docs_url.clone(),
             trigger: "trailwatch scan --publish".into(),
         };
         let result = flow::run(
@@ -208,7 +219,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         print_report(
             &outcome.report,
             common.output,
-            &publish_context(&outcome, &publish.docs_url),
+            &publish_context(&outcome, &docs_url),
         )?;
         print_publication(&outcome);
         let code = exit_code(&outcome.report, common.fail_on);
@@ -224,7 +235,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
     let context = FindingContext {
         partition: scanned.partition.clone(),
         home_region: scanned.home_region.clone(),
-        docs_url: finding::DEFAULT_DOCS_URL.into(),
+        docs_url: config.docs_url.clone(),
         now: chrono::Utc::now(),
     };
     print_report(&scanned.report, common.output, &context)?;
