@@ -17,8 +17,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use tracing::{info, warn};
 use trailwatch_core::alert::{self, AlertContext, AlertMessage};
 use trailwatch_core::finding::{self, FindingContext, RECORD_ARCHIVED};
+use trailwatch_core::metrics::RunMetrics;
 use trailwatch_core::reconcile::{self, PriorFindings, Transition};
-use trailwatch_core::ScanReport;
+use trailwatch_core::{EvaluationKind, ScanReport, Status};
 
 #[derive(Debug, Clone)]
 pub struct PublishOptions {
@@ -57,6 +58,69 @@ pub struct Outcome {
     /// The alert sent, with SNS's message id.
     pub alert: Option<(AlertMessage, String)>,
     pub failures: Vec<Failure>,
+}
+
+/// What a run did, as a Lambda function returns it.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSummary {
+    pub account_id: String,
+    pub regions: usize,
+    pub summary: trailwatch_core::Summary,
+    pub transitions: usize,
+    pub imported: usize,
+    pub archived: usize,
+    pub alert_sent: bool,
+    pub api_calls: u64,
+    pub duration_ms: u64,
+    pub failures: Vec<Failure>,
+}
+
+impl Outcome {
+    pub fn summary(&self) -> RunSummary {
+        RunSummary {
+            account_id: self.report.account_id.clone(),
+            regions: self.report.regions.len(),
+            summary: self.report.summary.clone(),
+            transitions: self.transitions.len(),
+            imported: self.imported,
+            archived: self.archived,
+            alert_sent: self.alert.is_some(),
+            api_calls: self.report.api_calls,
+            duration_ms: self.report.duration_ms,
+            failures: self.failures.clone(),
+        }
+    }
+
+    pub fn metrics(&self) -> RunMetrics {
+        let count = |status: Option<Status>| {
+            self.report
+                .evaluations
+                .iter()
+                .filter(|e| e.kind == EvaluationKind::Trail)
+                .filter(|e| status.is_none_or(|s| e.status == s))
+                .count() as u64
+        };
+        RunMetrics {
+            trails_evaluated: count(None),
+            trails_failing: count(Some(Status::Fail)),
+            errors: self.report.summary.error as u64 + self.failures.len() as u64,
+            transitions: self.transitions.len() as u64,
+            api_calls: self.report.api_calls,
+            duration_ms: self.report.duration_ms,
+        }
+    }
+
+    /// The failures worth a retry (an outage), joined into one message; `None` when a retry
+    /// could not help, even if something failed (Security Hub not enabled is a setup problem).
+    pub fn retryable_failure(&self) -> Option<String> {
+        let messages: Vec<&str> = self
+            .failures
+            .iter()
+            .filter(|f| f.retryable)
+            .map(|f| f.message.as_str())
+            .collect();
+        (!messages.is_empty()).then(|| messages.join("; "))
+    }
 }
 
 fn sink_failure(error: &SinkError) -> Failure {
