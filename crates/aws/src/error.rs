@@ -20,17 +20,6 @@ pub enum ScanError {
     TrailListing { region: String, reason: String },
 }
 
-impl ScanError {
-    /// The AWS error code behind the failure, when AWS sent one.
-    pub fn code(&self) -> Option<&str> {
-        match self {
-            ScanError::Identity(e) => e.code(),
-            ScanError::RegionDiscovery(e) => e.code(),
-            _ => None,
-        }
-    }
-}
-
 /// Records why an operation failed, keeping AWS's error code for the verdict's message.
 ///
 /// Without a service message, the error's chain of causes is joined, and the HTTP status added:

@@ -7,7 +7,7 @@
 
 use crate::finding::{remedy, truncate};
 use crate::reason::{Severity, Status};
-use crate::reconcile::{counted_reasons, Transition, TransitionKind};
+use crate::reconcile::{Transition, TransitionKind};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -115,7 +115,9 @@ fn routed_reasons(t: &Transition) -> Vec<String> {
     match t.kind {
         TransitionKind::Deleted => vec![TRAIL_DELETED.to_string()],
         TransitionKind::Resolved => t.removed.clone(),
-        _ => counted_reasons(&t.evaluation)
+        _ => t
+            .evaluation
+            .counted_reasons()
             .map(|r| r.code.as_str().to_string())
             .collect(),
     }
@@ -128,7 +130,10 @@ fn first_fix(t: &Transition) -> Option<String> {
             t.evaluation.trail.as_ref().map(|x| x.name.as_str()).unwrap_or("TRAIL")
         )),
         TransitionKind::Resolved => None,
-        _ => counted_reasons(&t.evaluation).find_map(|r| remedy(r.code, &t.evaluation)),
+        _ => t
+            .evaluation
+            .counted_reasons()
+            .find_map(|r| remedy(r.code, &t.evaluation)),
     }
 }
 
@@ -151,7 +156,7 @@ fn email_block(t: &Transition) -> String {
         )),
         _ => lines.push(format!("  Status: {}{was}", e.status)),
     }
-    for reason in counted_reasons(e) {
+    for reason in e.counted_reasons() {
         lines.push(format!("  - {}: {}", reason.code, reason.message));
     }
     if t.kind == TransitionKind::Resolved && !t.removed.is_empty() {

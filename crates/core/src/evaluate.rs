@@ -98,6 +98,11 @@ impl Evaluation {
         }
     }
 
+    /// The reasons that weigh in the verdict: everything but INFO notes.
+    pub fn counted_reasons(&self) -> impl Iterator<Item = &Reason> {
+        self.reasons.iter().filter(|r| r.level != Level::Info)
+    }
+
     pub fn has_reason(&self, code: ReasonCode) -> bool {
         self.reasons.iter().any(|r| r.code == code)
     }
@@ -593,11 +598,10 @@ fn role_reasons(
         Decision::Denied { explicit } => reasons.push(Reason::new(
             ReasonCode::CwlRoleTrustInvalid,
             format!(
-                "Role {}'s trust policy {} cloudtrail.amazonaws.com to call sts:AssumeRole for trail {}. Allow that principal and action{}.",
+                "Role {}'s trust policy {} cloudtrail.amazonaws.com to call sts:AssumeRole for trail {}. Allow that principal and action (a condition on aws:SourceArn, if any, must match the trail ARN).",
                 role.role_name,
                 if explicit { "explicitly denies" } else { "does not allow" },
-                trail.name,
-                " (a condition on aws:SourceArn, if any, must match the trail ARN)"
+                trail.name
             ),
         )),
         Decision::Unverifiable { statements } => reasons.push(Reason::new(

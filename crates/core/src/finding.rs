@@ -6,7 +6,7 @@
 
 use crate::arn::{LogGroupRef, RoleRef};
 use crate::evaluate::{Evaluation, EvaluationKind, TrailSummary};
-use crate::reason::{Level, ReasonCode, Status};
+use crate::reason::{ReasonCode, Status};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -162,10 +162,6 @@ impl Finding {
     pub fn updated(&self) -> Option<DateTime<Utc>> {
         parse_time(&self.updated_at)
     }
-
-    pub fn created(&self) -> Option<DateTime<Utc>> {
-        parse_time(&self.created_at)
-    }
 }
 
 pub fn parse_time(text: &str) -> Option<DateTime<Utc>> {
@@ -265,9 +261,7 @@ fn title(evaluation: &Evaluation) -> String {
 
 fn description(evaluation: &Evaluation) -> String {
     let counted: Vec<String> = evaluation
-        .reasons
-        .iter()
-        .filter(|r| r.level != Level::Info)
+        .counted_reasons()
         .map(|r| format!("{}: {}", r.code, r.message))
         .collect();
     let text = if counted.is_empty() {
@@ -361,11 +355,7 @@ pub fn remedy(code: ReasonCode, evaluation: &Evaluation) -> Option<String> {
 }
 
 fn remediation(evaluation: &Evaluation, docs_url: &str) -> Remediation {
-    let mut reasons: Vec<_> = evaluation
-        .reasons
-        .iter()
-        .filter(|r| r.level != Level::Info)
-        .collect();
+    let mut reasons: Vec<_> = evaluation.counted_reasons().collect();
     reasons.sort_by_key(|r| std::cmp::Reverse(r.level));
     let fixes: Vec<String> = reasons
         .iter()
@@ -425,9 +415,7 @@ pub fn render(evaluation: &Evaluation, context: &FindingContext) -> Finding {
         },
     };
     let status_reasons = evaluation
-        .reasons
-        .iter()
-        .filter(|r| r.level != Level::Info)
+        .counted_reasons()
         .map(|r| StatusReason {
             reason_code: r.code.as_str().to_string(),
             description: truncate(&r.message, STATUS_REASON_MAX),
@@ -474,7 +462,7 @@ pub fn render(evaluation: &Evaluation, context: &FindingContext) -> Finding {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reason::{Reason, Severity};
+    use crate::reason::{Level, Reason, Severity};
 
     fn context() -> FindingContext {
         FindingContext {

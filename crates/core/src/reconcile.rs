@@ -11,7 +11,7 @@ use crate::finding::{
     self, format_time, Finding, FindingContext, FIELD_KIND, FIELD_RESOURCE, RECORD_ACTIVE,
     RECORD_ARCHIVED,
 };
-use crate::reason::{Level, Severity, Status};
+use crate::reason::{Severity, Status};
 use chrono::Duration;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -279,11 +279,6 @@ fn archived(previous: &Finding, context: &FindingContext) -> Finding {
 /// run would see them as new and alert again.
 pub fn drop_unrecorded(transitions: &mut Vec<Transition>, failed_ids: &BTreeSet<String>) {
     transitions.retain(|t| !failed_ids.contains(&t.finding_id));
-}
-
-/// Reasons that count (not INFO), for alert texts.
-pub fn counted_reasons(evaluation: &Evaluation) -> impl Iterator<Item = &crate::reason::Reason> {
-    evaluation.reasons.iter().filter(|r| r.level != Level::Info)
 }
 
 #[cfg(test)]
