@@ -49,8 +49,8 @@ pub struct Failure {
 #[derive(Debug, Clone)]
 pub struct Outcome {
     pub report: ScanReport,
-    pub partition: String,
-    pub home_region: String,
+    /// What the run's findings were rendered with, for printing them the same way.
+    pub context: FindingContext,
     pub imported: usize,
     pub archived: usize,
     pub unchanged: usize,
@@ -159,13 +159,8 @@ where
     // Boxed: SDK futures are large, and nesting them all inline overflows a 2 MiB thread stack
     // in debug builds.
     let scanned = Box::pin(scan_detailed(inventory, options)).await?;
+    let context = scanned.finding_context(&publish.docs_url, Utc::now());
     let report = scanned.report;
-    let context = FindingContext {
-        partition: scanned.partition.clone(),
-        home_region: scanned.home_region.clone(),
-        docs_url: publish.docs_url.clone(),
-        now: Utc::now(),
-    };
     let mut failures = Vec::new();
 
     // Read prior state once per region that may hold a finding: where findings go now, and
@@ -272,7 +267,7 @@ where
     if let Some(channel) = channel {
         let alert_context = AlertContext {
             account_id: report.account_id.clone(),
-            region: scanned.home_region.clone(),
+            region: context.home_region.clone(),
             generated_at: context.now,
             trigger: publish.trigger.clone(),
             docs_url: publish.docs_url.clone(),
@@ -301,8 +296,7 @@ where
     );
     Ok(Outcome {
         report,
-        partition: scanned.partition,
-        home_region: scanned.home_region,
+        context,
         imported,
         archived,
         unchanged: plan.unchanged,

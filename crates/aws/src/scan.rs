@@ -3,10 +3,11 @@
 
 use crate::error::ScanError;
 use crate::inventory::{Inventory, Scope};
-use chrono::{Duration, Utc};
+use chrono::{DateTime, Duration, Utc};
 use std::collections::BTreeSet;
 use std::time::Instant;
 use tracing::info;
+use trailwatch_core::finding::FindingContext;
 use trailwatch_core::{evaluate_account, EvaluationKind, ScanReport, Settings};
 
 #[derive(Debug, Clone)]
@@ -25,6 +26,19 @@ pub struct Scanned {
     pub home_region: String,
     /// Regions whose trails could be listed; only there can a missing trail be called deleted.
     pub readable_regions: BTreeSet<String>,
+}
+
+impl Scanned {
+    /// What every finding of this scan shares: the account's partition, the region
+    /// account-level findings are filed in, and where fixes are documented.
+    pub fn finding_context(&self, docs_url: &str, now: DateTime<Utc>) -> FindingContext {
+        FindingContext {
+            partition: self.partition.clone(),
+            home_region: self.home_region.clone(),
+            docs_url: docs_url.to_string(),
+            now,
+        }
+    }
 }
 
 /// Scans one account. With a trail in the scope, only that trail's evaluation is reported:

@@ -201,9 +201,8 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             .or(config.sns_topic_arn.clone())
             .map(|topic| SnsChannel::new(&sdk, &topic, ApiCallCounter::default()))
             .transpose()?;
-        let docs_url = publish.docs_url.unwrap_or(config.docs_url.clone());
         let settings = PublishOptions {
-            docs_url: docs_url.clone(),
+            docs_url: publish.docs_url.unwrap_or(config.docs_url.clone()),
             trigger: "trailwatch scan --publish".into(),
         };
         let result = flow::run(
@@ -216,11 +215,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         .await;
         spinner.finish_and_clear();
         let outcome = result?;
-        print_report(
-            &outcome.report,
-            common.output,
-            &publish_context(&outcome, &docs_url),
-        )?;
+        print_report(&outcome.report, common.output, &outcome.context)?;
         print_publication(&outcome);
         let code = exit_code(&outcome.report, common.fail_on);
         return Ok(if code == 0 && !outcome.failures.is_empty() {
@@ -232,23 +227,9 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
     let result = scan_detailed(&inventory, &options).await;
     spinner.finish_and_clear();
     let scanned = result?;
-    let context = FindingContext {
-        partition: scanned.partition.clone(),
-        home_region: scanned.home_region.clone(),
-        docs_url: config.docs_url.clone(),
-        now: chrono::Utc::now(),
-    };
+    let context = scanned.finding_context(&config.docs_url, chrono::Utc::now());
     print_report(&scanned.report, common.output, &context)?;
     Ok(exit_code(&scanned.report, common.fail_on))
-}
-
-fn publish_context(outcome: &Outcome, docs_url: &str) -> FindingContext {
-    FindingContext {
-        partition: outcome.partition.clone(),
-        home_region: outcome.home_region.clone(),
-        docs_url: docs_url.to_string(),
-        now: chrono::Utc::now(),
-    }
 }
 
 fn print_report(
