@@ -490,14 +490,7 @@ impl Account {
         let channel = topic_arn
             .map(|t| SnsChannel::new(&self.sdk, t, ApiCallCounter::default()))
             .transpose()?;
-        let options = ScanOptions {
-            scope: Scope {
-                regions: RegionSelection::List(regions.iter().map(|r| r.to_string()).collect()),
-                trail: None,
-            },
-            max_delivery_age: chrono::Duration::hours(24),
-            warnings: true,
-        };
+        let options = full_scan(regions);
         let publish = PublishOptions {
             docs_url: trailwatch_core::finding::DEFAULT_DOCS_URL.into(),
             trigger: "integration test".into(),
@@ -534,16 +527,21 @@ impl Account {
     /// Runs the library scan flow against this account.
     pub async fn scan(&self, regions: &[&str]) -> Result<(ScanReport, CloudTrailInventory)> {
         let inventory = CloudTrailInventory::new(&self.sdk, 8);
-        let options = ScanOptions {
-            scope: Scope {
-                regions: RegionSelection::List(regions.iter().map(|r| r.to_string()).collect()),
-                trail: None,
-            },
-            max_delivery_age: chrono::Duration::hours(24),
-            warnings: true,
-        };
+        let options = full_scan(regions);
         let report = trailwatch_aws::scan(&inventory, &options).await?;
         Ok((report, inventory))
+    }
+}
+
+/// A full scan of `regions` with the default rule settings, as both test flows run it.
+fn full_scan(regions: &[&str]) -> ScanOptions {
+    ScanOptions {
+        scope: Scope {
+            regions: RegionSelection::List(regions.iter().map(|r| r.to_string()).collect()),
+            trail: None,
+        },
+        max_delivery_age: chrono::Duration::hours(24),
+        warnings: true,
     }
 }
 
