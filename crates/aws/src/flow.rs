@@ -1,25 +1,32 @@
 //! The whole run: scan, reconcile with what Security Hub holds, import what changed, and send
-//! one alert for the transitions. The CLI's `scan --publish` and the Lambda functions run this.
+//! one alert for the transitions. [`run`] does it for every trail (the hourly scan, the CLI's
+//! `scan --publish`); [`recheck`] for what one change event touched (the trail-change function,
+//! the CLI's `replay`).
 //!
 //! Failures to record or to alert never hide the scan: they are returned in
 //! [`Outcome::failures`], each marked retryable or not, and a transition whose finding could not
 //! be recorded is not alerted either (the next run would see it as new and alert again).
 
+use crate::config::ApiCallCounter;
 use crate::error::ScanError;
-use crate::inventory::Inventory;
-use crate::scan::{scan_detailed, ScanOptions};
-use crate::security_hub::{FindingSink, SinkError};
-use crate::sns::AlertChannel;
+use crate::inventory::{CloudTrailInventory, Inventory, Scope};
+use crate::scan::{scan_detailed, ScanOptions, Scanned};
+use crate::security_hub::{FindingSink, SecurityHubSink, SinkError};
+use crate::settings::Config;
+use crate::sns::{AlertChannel, ChannelError, SnsChannel};
+use aws_config::SdkConfig;
 use chrono::Utc;
 use futures::stream::{self, StreamExt};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use tracing::{info, warn};
 use trailwatch_core::alert::{self, AlertContext, AlertMessage};
+use trailwatch_core::event::{Change, Target};
 use trailwatch_core::finding::{self, FindingContext, RECORD_ARCHIVED};
 use trailwatch_core::metrics::RunMetrics;
-use trailwatch_core::reconcile::{self, PriorFindings, Transition};
-use trailwatch_core::{EvaluationKind, ScanReport, Status};
+use trailwatch_core::recheck;
+use trailwatch_core::reconcile::{self, PriorFindings, Transition, Vanished};
+use trailwatch_core::{Evaluation, EvaluationKind, ScanReport, Status};
 
 #[derive(Debug, Clone)]
 pub struct PublishOptions {
@@ -123,6 +130,71 @@ impl Outcome {
     }
 }
 
+/// Everything a run needs, built once from the `TRAILWATCH_` configuration: at a Lambda cold
+/// start, or by the CLI. Both functions and `trailwatch replay` build it here, so they cannot
+/// drift apart.
+pub struct Services {
+    pub inventory: CloudTrailInventory,
+    pub sink: Option<SecurityHubSink>,
+    pub channel: Option<SnsChannel>,
+    pub options: ScanOptions,
+    pub publish: PublishOptions,
+}
+
+impl Services {
+    /// `trigger` names what runs, as alerts say it (`scheduled scan`, `trail-change`).
+    pub fn new(sdk: &SdkConfig, config: &Config, trigger: &str) -> Result<Self, ChannelError> {
+        Ok(Self {
+            inventory: CloudTrailInventory::new(sdk, config.concurrency),
+            sink: config
+                .security_hub
+                .then(|| SecurityHubSink::new(sdk, ApiCallCounter::default())),
+            channel: config
+                .sns_topic_arn
+                .as_deref()
+                .map(|topic| SnsChannel::new(sdk, topic, ApiCallCounter::default()))
+                .transpose()?,
+            options: ScanOptions {
+                scope: Scope {
+                    regions: config.regions.clone(),
+                    trail: None,
+                },
+                max_delivery_age: config.max_delivery_age,
+                warnings: config.warnings,
+            },
+            publish: PublishOptions {
+                docs_url: config.docs_url.clone(),
+                trigger: trigger.to_string(),
+            },
+        })
+    }
+
+    /// [`run`] with these services.
+    pub async fn run(&self) -> Result<Outcome, ScanError> {
+        Box::pin(run(
+            &self.inventory,
+            self.sink.as_ref(),
+            self.channel.as_ref(),
+            &self.options,
+            &self.publish,
+        ))
+        .await
+    }
+
+    /// [`recheck`] with these services.
+    pub async fn recheck(&self, change: &Change) -> Result<Recheck, RecheckError> {
+        Box::pin(recheck(
+            &self.inventory,
+            self.sink.as_ref(),
+            self.channel.as_ref(),
+            &self.options,
+            &self.publish,
+            change,
+        ))
+        .await
+    }
+}
+
 fn sink_failure(error: &SinkError) -> Failure {
     let region = match error {
         SinkError::NotEnabled { region, .. }
@@ -159,8 +231,179 @@ where
     // Boxed: SDK futures are large, and nesting them all inline overflows a 2 MiB thread stack
     // in debug builds.
     let scanned = Box::pin(scan_detailed(inventory, options)).await?;
+    let vanished = match options.scope.trail {
+        None => Vanished::AnyInReadableRegions,
+        Some(_) => Vanished::Only(BTreeSet::new()),
+    };
+    let evaluations = scanned.report.evaluations.clone();
+    let publication = Publication {
+        evaluations,
+        vanished,
+        deleted_by_event: None,
+        cause: None,
+    };
+    Ok(Box::pin(publish_evaluations(
+        scanned,
+        publication,
+        sink,
+        channel,
+        publish,
+    ))
+    .await)
+}
+
+/// What a re-check published, or why it published nothing.
+#[derive(Debug, Clone)]
+pub enum Recheck {
+    Published(Box<Outcome>),
+    /// Nothing to re-check; the reason is for the log and the function's response.
+    Skipped {
+        reason: String,
+    },
+}
+
+/// Why a re-check could not run. Each says whether EventBridge should try again.
+#[derive(Debug, thiserror::Error)]
+pub enum RecheckError {
+    #[error(transparent)]
+    Scan(#[from] Box<ScanError>),
+    #[error(
+        "the trails of {region} could not be listed, so the change cannot be re-checked: {message}"
+    )]
+    RegionUnreadable { region: String, message: String },
+    #[error("the event is from account {event_account}, but trailwatch runs in {account}; deploy it there, or forward events only from accounts it can read")]
+    WrongAccount {
+        event_account: String,
+        account: String,
+    },
+}
+
+impl RecheckError {
+    /// A throttled or failing AWS may answer next time; a foreign account will not change.
+    pub fn is_retryable(&self) -> bool {
+        !matches!(self, RecheckError::WrongAccount { .. })
+    }
+}
+
+/// Re-checks what `change` touched, plus the account's coverage, and publishes like [`run`].
+///
+/// The whole account is read, not only the touched trail: the account verdict depends on every
+/// trail's status, so reading less would mean publishing a coverage verdict built on guesses.
+/// Only the touched trails and the account are reconciled, so nothing else is imported,
+/// archived or alerted.
+pub async fn recheck<I, S, C>(
+    inventory: &I,
+    sink: Option<&S>,
+    channel: Option<&C>,
+    options: &ScanOptions,
+    publish: &PublishOptions,
+    change: &Change,
+) -> Result<Recheck, RecheckError>
+where
+    I: Inventory,
+    S: FindingSink + Sync,
+    C: AlertChannel,
+{
+    let options = ScanOptions {
+        scope: Scope {
+            regions: options.scope.regions.clone(),
+            trail: None,
+        },
+        ..options.clone()
+    };
+    let scanned = Box::pin(scan_detailed(inventory, &options))
+        .await
+        .map_err(Box::new)?;
+    if change.account != scanned.report.account_id {
+        return Err(RecheckError::WrongAccount {
+            event_account: change.account.clone(),
+            account: scanned.report.account_id.clone(),
+        });
+    }
+    if let Some(region) = recheck::target_region(change) {
+        if !scanned.report.regions.contains(&region) {
+            return Ok(Recheck::Skipped {
+                reason: format!("{region} is not among the monitored regions (TRAILWATCH_REGIONS)"),
+            });
+        }
+        if !scanned.readable_regions.contains(&region) {
+            let message = scanned
+                .report
+                .evaluations
+                .iter()
+                .find(|e| e.kind == EvaluationKind::Region && e.region == region)
+                .and_then(|e| e.reasons.first())
+                .map_or_else(|| "unknown error".to_string(), |r| r.message.clone());
+            return Err(RecheckError::RegionUnreadable { region, message });
+        }
+    }
+    let focus = recheck::select(change, &scanned.report.evaluations, &scanned.partition);
+    let deleted = matches!(change.target, Target::Trail { deleted: true, .. });
+    let gone_by_deletion = deleted && focus.missing_trail.is_some();
+    if !focus.touched_a_trail() && !gone_by_deletion {
+        let reason = match &change.target {
+            Target::Trail { name_or_arn, .. } => format!(
+                "trail {name_or_arn} does not exist (any more); its DeleteTrail event or the next scheduled scan closes its finding"
+            ),
+            Target::LogGroup { name } => {
+                format!("no trail in {} delivers to log group {name}", change.region)
+            }
+            Target::Role { name } => format!("no trail delivers through role {name}"),
+        };
+        return Ok(Recheck::Skipped { reason });
+    }
+    let deleted_by_event = match (&focus.missing_trail, deleted) {
+        (Some(arn), true) => Some(recheck::deletion_without_memory(change, arn)),
+        _ => None,
+    };
+    let publication = Publication {
+        vanished: Vanished::Only(focus.vanished()),
+        evaluations: focus.evaluations,
+        deleted_by_event,
+        cause: Some(change.clone()),
+    };
+    let outcome = Box::pin(publish_evaluations(
+        scanned,
+        publication,
+        sink,
+        channel,
+        publish,
+    ))
+    .await;
+    Ok(Recheck::Published(Box::new(outcome)))
+}
+
+/// What to reconcile and publish out of a scan.
+struct Publication {
+    evaluations: Vec<Evaluation>,
+    vanished: Vanished,
+    /// A DeleteTrail's alert for when nothing remembers the trail (no state in its region).
+    deleted_by_event: Option<Transition>,
+    cause: Option<Change>,
+}
+
+async fn publish_evaluations<S, C>(
+    scanned: Scanned,
+    publication: Publication,
+    sink: Option<&S>,
+    channel: Option<&C>,
+    publish: &PublishOptions,
+) -> Outcome
+where
+    S: FindingSink + Sync,
+    C: AlertChannel,
+{
     let context = scanned.finding_context(&publish.docs_url, Utc::now());
-    let report = scanned.report;
+    let full = &scanned.report;
+    // The report covers what was published: everything, or what a change touched.
+    let report = ScanReport::new(
+        full.scanned_at,
+        full.account_id.clone(),
+        full.regions.clone(),
+        publication.evaluations,
+        full.api_calls,
+        full.duration_ms,
+    );
     let mut failures = Vec::new();
 
     // Read prior state once per region that may hold a finding: where findings go now, and
@@ -170,7 +413,15 @@ where
         .iter()
         .map(|e| finding::finding_region(e, &context))
         .collect();
-    regions.extend(scanned.readable_regions.iter().cloned());
+    match &publication.vanished {
+        Vanished::AnyInReadableRegions => regions.extend(scanned.readable_regions.iter().cloned()),
+        Vanished::Only(_) => regions.extend(
+            publication
+                .deleted_by_event
+                .iter()
+                .map(|t| t.evaluation.region.clone()),
+        ),
+    }
     let mut prior = PriorFindings::default();
     let mut blocked = BTreeSet::new();
     match sink {
@@ -220,10 +471,17 @@ where
             .filter(|r| !blocked.contains(*r) && !prior.unknown.contains(*r))
             .cloned()
             .collect(),
-        full: options.scope.trail.is_none(),
+        vanished: publication.vanished,
     };
     let plan = reconcile::plan(&evaluations, &prior, &scope, &context);
     let mut transitions = plan.transitions;
+    // Only where nothing is remembered: with state, the archived finding already said it, and
+    // a second delivery of the same event must not alert twice.
+    transitions.extend(
+        publication
+            .deleted_by_event
+            .filter(|t| prior.unknown.contains(&t.evaluation.region)),
+    );
 
     let mut imported = 0;
     let mut archived = 0;
@@ -271,6 +529,7 @@ where
             generated_at: context.now,
             trigger: publish.trigger.clone(),
             docs_url: publish.docs_url.clone(),
+            cause: publication.cause,
         };
         if let Some(message) = alert::render(&transitions, &alert_context) {
             match Box::pin(channel.publish(&message)).await {
@@ -294,7 +553,7 @@ where
         failures = failures.len(),
         "published"
     );
-    Ok(Outcome {
+    Outcome {
         report,
         context,
         imported,
@@ -303,5 +562,5 @@ where
         transitions,
         alert: sent,
         failures,
-    })
+    }
 }

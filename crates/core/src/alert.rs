@@ -5,6 +5,7 @@
 //! person can act on, and `sqs`/`lambda` carry the machine-readable transitions. Message
 //! attributes let subscription filter policies route, say, HIGH to a pager.
 
+use crate::event::Change;
 use crate::finding::{remedy, truncate};
 use crate::reason::{Severity, Status};
 use crate::reconcile::{Transition, TransitionKind};
@@ -30,6 +31,62 @@ pub struct AlertContext {
     /// What ran: `scheduled scan`, `trailwatch scan`, or an event's description.
     pub trigger: String,
     pub docs_url: String,
+    /// The API call that set off a re-check: who, from where, when and what. The first
+    /// questions on-call asks, answered in the alert itself.
+    pub cause: Option<Change>,
+}
+
+/// Longest "what changed" shown; request parameters can hold whole policy documents.
+const WHAT_CHANGED_MAX: usize = 400;
+const USER_AGENT_MAX: usize = 200;
+
+/// The request parameters as `key=value` pairs, strings unquoted, the rest as compact JSON.
+pub fn what_changed(change: &Change) -> String {
+    let text = match &change.request_parameters {
+        Some(serde_json::Value::Object(parameters)) => parameters
+            .iter()
+            .map(|(key, value)| match value {
+                serde_json::Value::String(text) => format!("{key}={text}"),
+                other => format!("{key}={other}"),
+            })
+            .collect::<Vec<_>>()
+            .join(", "),
+        Some(other) => other.to_string(),
+        None => String::new(),
+    };
+    truncate(&text, WHAT_CHANGED_MAX)
+}
+
+fn or_unknown(value: &Option<String>) -> &str {
+    value.as_deref().unwrap_or("unknown")
+}
+
+fn cause_email(change: &Change) -> String {
+    let actor = &change.actor;
+    format!(
+        "Caused by {} ({}) in {} at {}:\n  Who:   {}\n  From:  {}\n  Agent: {}\n  What:  {}\n  Event: {}\n\n",
+        actor.event_name,
+        actor.event_source,
+        change.region,
+        or_unknown(&actor.event_time),
+        or_unknown(&actor.arn),
+        or_unknown(&actor.source_ip_address),
+        truncate(or_unknown(&actor.user_agent), USER_AGENT_MAX),
+        what_changed(change),
+        change.event_id,
+    )
+}
+
+fn cause_chat(change: &Change) -> String {
+    let actor = &change.actor;
+    format!(
+        "*{}* by `{}` from {} at {}: {}",
+        actor.event_name,
+        or_unknown(&actor.arn),
+        or_unknown(&actor.source_ip_address),
+        or_unknown(&actor.event_time),
+        what_changed(change),
+    )
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -85,7 +142,16 @@ fn subject_of(transitions: &[Transition], context: &AlertContext) -> String {
         n => Some(format!("{n} {many}")),
     })
     .collect();
-    let text = format!("trailwatch: {} in {}", parts.join(", "), context.account_id);
+    let after = context
+        .cause
+        .as_ref()
+        .map(|c| format!(" after {}", c.actor.event_name))
+        .unwrap_or_default();
+    let text = format!(
+        "trailwatch: {} in {}{after}",
+        parts.join(", "),
+        context.account_id
+    );
     // SNS wants printable ASCII without line breaks.
     let ascii: String = text
         .chars()
@@ -204,6 +270,9 @@ fn render_with(transitions: &[Transition], shown: usize, context: &AlertContext)
         "{subject}\n\nTriggered by {} at {generated}.\n\n",
         context.trigger
     );
+    if let Some(change) = &context.cause {
+        email.push_str(&cause_email(change));
+    }
     email.push_str(
         &visible
             .iter()
@@ -219,7 +288,8 @@ fn render_with(transitions: &[Transition], shown: usize, context: &AlertContext)
         context.docs_url
     ));
 
-    let mut description: Vec<String> = visible.iter().map(chat_line).collect();
+    let mut description: Vec<String> = context.cause.iter().map(cause_chat).collect();
+    description.extend(visible.iter().map(chat_line));
     description.extend(more.clone());
     let next_steps: Vec<String> = visible.iter().filter_map(first_fix).take(5).collect();
     let worst = transitions
@@ -242,7 +312,7 @@ fn render_with(transitions: &[Transition], shown: usize, context: &AlertContext)
             "summary": subject,
             "eventType": "trailwatch.transitions",
             "relatedResources": visible.iter().map(|t| t.evaluation.resource_id.clone()).collect::<Vec<_>>(),
-            "additionalContext": {"account": context.account_id, "region": context.region, "trigger": context.trigger},
+            "additionalContext": additional_context(context),
         }
     });
     let records = json!({
@@ -253,6 +323,7 @@ fn render_with(transitions: &[Transition], shown: usize, context: &AlertContext)
         "trigger": context.trigger,
         "generated_at": generated,
         "docs_url": context.docs_url,
+        "cause": context.cause,
         "transitions": visible,
         "omitted": omitted,
     });
@@ -283,6 +354,12 @@ fn render_with(transitions: &[Transition], shown: usize, context: &AlertContext)
         ("account".to_string(), string_attribute(&context.account_id)),
         ("region".to_string(), string_attribute(&context.region)),
     ]);
+    if let Some(change) = &context.cause {
+        attributes.insert(
+            "event_name".to_string(),
+            string_attribute(&change.actor.event_name),
+        );
+    }
     if !reasons.is_empty() {
         attributes.insert(
             "reason".to_string(),
@@ -301,6 +378,22 @@ fn render_with(transitions: &[Transition], shown: usize, context: &AlertContext)
         records,
         omitted,
     }
+}
+
+/// Chat apps show these as key/value pairs under the message.
+fn additional_context(context: &AlertContext) -> serde_json::Value {
+    let mut fields = json!({
+        "account": context.account_id,
+        "region": context.region,
+        "trigger": context.trigger,
+    });
+    if let Some(change) = &context.cause {
+        fields["eventName"] = json!(change.actor.event_name);
+        fields["actor"] = json!(or_unknown(&change.actor.arn));
+        fields["sourceIPAddress"] = json!(or_unknown(&change.actor.source_ip_address));
+        fields["eventId"] = json!(change.event_id);
+    }
+    fields
 }
 
 fn string_attribute(value: &str) -> MessageAttribute {
@@ -347,6 +440,7 @@ mod tests {
                 .with_timezone(&Utc),
             trigger: "scheduled scan".into(),
             docs_url: "https://example.com/README.md".into(),
+            cause: None,
         }
     }
 
@@ -395,6 +489,81 @@ mod tests {
         assert_eq!(alert.attributes["reason"].data_type, "String.Array");
         assert_eq!(alert.attributes["reason"].value, r#"["LOGGING_STOPPED"]"#);
         assert_eq!(alert.subject, "trailwatch: 1 new failure in 111122223333");
+    }
+
+    #[test]
+    fn a_recheck_alert_names_who_did_what_from_where_and_when() {
+        let change =
+            crate::event::parse(include_bytes!("../fixtures/events/stop_logging.json")).unwrap();
+        let context = AlertContext {
+            cause: Some(change),
+            trigger: "trail-change".into(),
+            ..context()
+        };
+        let alert = render(
+            &[transition(
+                TransitionKind::NewFailure,
+                "management-events",
+                "stopped",
+            )],
+            &context,
+        )
+        .unwrap();
+        assert_eq!(
+            alert.subject,
+            "trailwatch: 1 new failure in 111122223333 after StopLogging"
+        );
+        for expected in [
+            "Caused by StopLogging (cloudtrail.amazonaws.com) in us-east-1 at 2024-06-01T11:59:58Z",
+            "Who:   arn:aws:iam::111122223333:user/mallory",
+            "From:  203.0.113.7",
+            "What:  name=arn:aws:cloudtrail:us-east-1:111122223333:trail/management-events",
+            "Event: 6f1d0c8e-3b9f-4c7e-9a51-2b7f0d0f5a11",
+        ] {
+            assert!(
+                alert.email.contains(expected),
+                "{expected} in {}",
+                alert.email
+            );
+        }
+        let first_line = alert.chat["content"]["description"]
+            .as_str()
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap();
+        assert!(
+            first_line.starts_with(
+                "*StopLogging* by `arn:aws:iam::111122223333:user/mallory` from 203.0.113.7"
+            ),
+            "{first_line}"
+        );
+        assert_eq!(
+            alert.chat["metadata"]["additionalContext"]["sourceIPAddress"],
+            "203.0.113.7"
+        );
+        assert_eq!(alert.records["cause"]["actor"]["event_name"], "StopLogging");
+        assert_eq!(alert.attributes["event_name"].value, "StopLogging");
+    }
+
+    #[test]
+    fn what_changed_is_bounded_and_readable() {
+        let mut change =
+            crate::event::parse(include_bytes!("../fixtures/events/put_role_policy.json")).unwrap();
+        change.request_parameters = Some(serde_json::json!({
+            "roleName": "r",
+            "policyDocument": "x".repeat(5_000),
+            "dryRun": false,
+        }));
+        let text = what_changed(&change);
+        // Keys come sorted, so the same call always reads the same.
+        assert!(
+            text.starts_with("dryRun=false, policyDocument=xxx"),
+            "{text}"
+        );
+        assert!(text.chars().count() <= WHAT_CHANGED_MAX);
+        change.request_parameters = None;
+        assert_eq!(what_changed(&change), "");
     }
 
     #[test]

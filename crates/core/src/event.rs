@@ -104,8 +104,8 @@ pub struct Change {
 /// the same way.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum EventError {
-    #[error("event is not valid JSON: {0}")]
-    NotJson(String),
+    #[error("event is malformed: {0}")]
+    Malformed(String),
     #[error("event is {0} bytes, more than EventBridge ever sends")]
     TooLarge(usize),
     #[error("event is missing {0}")]
@@ -127,6 +127,18 @@ pub enum EventError {
         event_name: String,
         error_code: String,
     },
+}
+
+impl EventError {
+    /// A well-formed CloudTrail event that needs no re-check: a call trailwatch does not watch,
+    /// or one that failed (and so changed nothing). The rest are malformed or foreign events,
+    /// which point at a broken rule or a bad replay and deserve an error.
+    pub fn needs_no_work(&self) -> bool {
+        matches!(
+            self,
+            EventError::Unwatched { .. } | EventError::CallFailed { .. }
+        )
+    }
 }
 
 /// The calls the EventBridge rule matches, by event source.
@@ -171,7 +183,7 @@ pub fn parse(bytes: &[u8]) -> Result<Change, EventError> {
         return Err(EventError::TooLarge(bytes.len()));
     }
     let event: ChangeEvent =
-        serde_json::from_slice(bytes).map_err(|e| EventError::NotJson(e.to_string()))?;
+        serde_json::from_slice(bytes).map_err(|e| EventError::Malformed(e.to_string()))?;
     classify(event)
 }
 
@@ -379,7 +391,7 @@ mod tests {
         );
         assert!(matches!(
             parse(fixture!("malformed.json")),
-            Err(EventError::NotJson(_))
+            Err(EventError::Malformed(_))
         ));
         assert!(matches!(
             parse(&vec![b' '; MAX_EVENT_BYTES + 1]),

@@ -16,6 +16,7 @@ pub mod finding;
 pub mod metrics;
 pub mod policy;
 pub mod reason;
+pub mod recheck;
 pub mod reconcile;
 pub mod report;
 pub mod snapshot;

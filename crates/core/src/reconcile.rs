@@ -81,13 +81,22 @@ pub struct Plan {
     pub unchanged: usize,
 }
 
+/// Which trails missing from the evaluations may be called deleted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Vanished {
+    /// A full scan looked at everything: any trail missing from a readable region is gone.
+    AnyInReadableRegions,
+    /// A re-check looked at these trails only (by ARN), and must never archive what it did
+    /// not look at. Empty for a one-trail `check`.
+    Only(BTreeSet<String>),
+}
+
 /// The scope of the evaluations handed to [`plan`].
 #[derive(Debug, Clone)]
 pub struct Scope {
     /// Regions whose trails were listed; only there can a missing trail be called deleted.
     pub readable_regions: BTreeSet<String>,
-    /// False for a partial re-check, which must never archive what it did not look at.
-    pub full: bool,
+    pub vanished: Vanished,
 }
 
 fn is_failing(status: Option<&str>) -> bool {
@@ -229,31 +238,39 @@ pub fn plan(
         }
     }
 
-    if scope.full {
-        let evaluated: BTreeSet<String> = evaluations.iter().map(finding::finding_id).collect();
-        for previous in known.values() {
-            if evaluated.contains(&previous.id) {
-                continue;
+    // Findings no evaluation produced: a trail deleted since the last run, or a region readable
+    // again. Only a run that looked can say so.
+    let full = scope.vanished == Vanished::AnyInReadableRegions;
+    let evaluated: BTreeSet<String> = evaluations.iter().map(finding::finding_id).collect();
+    for previous in known.values() {
+        if evaluated.contains(&previous.id) {
+            continue;
+        }
+        let kind = previous.product_fields.get(FIELD_KIND).map(String::as_str);
+        let resource_region = previous.resources.first().map(|r| r.region.as_str());
+        let region_seen = resource_region.is_some_and(|r| scope.readable_regions.contains(r));
+        let resource = previous.product_fields.get(FIELD_RESOURCE);
+        let in_scope = match &scope.vanished {
+            Vanished::AnyInReadableRegions => true,
+            Vanished::Only(arns) => resource.is_some_and(|r| arns.contains(r)),
+        };
+        match kind {
+            Some("trail") if region_seen && in_scope => {
+                result.transitions.push(Transition {
+                    kind: TransitionKind::Deleted,
+                    finding_id: previous.id.clone(),
+                    previous: previous.compliance_status().map(str::to_string),
+                    added: vec![],
+                    removed: previous.reason_codes(),
+                    evaluation: evaluation_of_deleted(previous),
+                });
+                result.imports.push(archived(previous, context));
             }
-            let kind = previous.product_fields.get(FIELD_KIND).map(String::as_str);
-            let resource_region = previous.resources.first().map(|r| r.region.as_str());
-            let region_seen = resource_region.is_some_and(|r| scope.readable_regions.contains(r));
-            match kind {
-                Some("trail") if region_seen => {
-                    result.transitions.push(Transition {
-                        kind: TransitionKind::Deleted,
-                        finding_id: previous.id.clone(),
-                        previous: previous.compliance_status().map(str::to_string),
-                        added: vec![],
-                        removed: previous.reason_codes(),
-                        evaluation: evaluation_of_deleted(previous),
-                    });
-                    result.imports.push(archived(previous, context));
-                }
-                // A region that is readable again needs no alert, only its old finding closed.
-                Some("region") if region_seen => result.imports.push(archived(previous, context)),
-                _ => {}
+            // A region that is readable again needs no alert, only its old finding closed.
+            Some("region") if region_seen && full => {
+                result.imports.push(archived(previous, context))
             }
+            _ => {}
         }
     }
     result
@@ -303,7 +320,7 @@ mod tests {
     fn scope() -> Scope {
         Scope {
             readable_regions: BTreeSet::from(["us-east-1".to_string()]),
-            full: true,
+            vanished: Vanished::AnyInReadableRegions,
         }
     }
 
@@ -433,13 +450,13 @@ mod tests {
         };
         let blind = Scope {
             readable_regions: BTreeSet::new(),
-            full: true,
+            vanished: Vanished::AnyInReadableRegions,
         };
         assert!(plan(&[], &priors, &blind, &context("2024-06-01T12:05:00Z"))
             .imports
             .is_empty());
         let partial = Scope {
-            full: false,
+            vanished: Vanished::Only(BTreeSet::new()),
             ..scope()
         };
         assert!(
@@ -447,6 +464,31 @@ mod tests {
                 .imports
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn a_recheck_archives_only_the_trail_it_looked_at() {
+        let (_, stored) = run(
+            &[trail("gone", &[]), trail("elsewhere", &[])],
+            &[],
+            "2024-06-01T12:00:00Z",
+        );
+        let priors = PriorFindings {
+            by_region: BTreeMap::from([("us-east-1".to_string(), stored)]),
+            unknown: BTreeSet::new(),
+        };
+        let focused = Scope {
+            vanished: Vanished::Only(BTreeSet::from([
+                "arn:aws:cloudtrail:us-east-1:111122223333:trail/gone".to_string(),
+            ])),
+            ..scope()
+        };
+        let plan = plan(&[], &priors, &focused, &context("2024-06-01T12:05:00Z"));
+        assert_eq!(plan.imports.len(), 1, "only the named trail is archived");
+        assert_eq!(plan.imports[0].record_state, RECORD_ARCHIVED);
+        assert!(plan.imports[0].id.ends_with("trail/gone"));
+        assert_eq!(plan.transitions.len(), 1);
+        assert_eq!(plan.transitions[0].kind, TransitionKind::Deleted);
     }
 
     #[test]

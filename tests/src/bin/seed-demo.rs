@@ -147,6 +147,7 @@ async fn inbox(account: &Account) -> Result<()> {
             .with_timezone(&chrono::Utc),
             trigger: records["trigger"].as_str().unwrap_or_default().into(),
             docs_url: records["docs_url"].as_str().unwrap_or_default().into(),
+            cause: serde_json::from_value(records["cause"].clone())?,
         };
         let message =
             alert::render(&transitions, &context).context("records with no transition")?;
