@@ -560,3 +560,22 @@ pub fn trailwatch_binary() -> PathBuf {
     );
     binary
 }
+
+/// The account the event fixtures are written for; tests put their own in its place.
+pub const FIXTURE_ACCOUNT: &str = "123456789012";
+
+/// Where the shared event fixtures live.
+pub fn fixture_path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("fixtures/events")
+        .join(name)
+}
+
+/// An event fixture from `tests/fixtures/events`, moved into `account`.
+pub fn fixture_event(name: &str, account: &str) -> Result<Value> {
+    let text = std::fs::read_to_string(fixture_path(name))
+        .with_context(|| format!("reading fixture {name}"))?;
+    Ok(serde_json::from_str(
+        &text.replace(FIXTURE_ACCOUNT, account),
+    )?)
+}

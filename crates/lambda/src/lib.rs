@@ -1,0 +1,97 @@
+//! What both trailwatch Lambda functions share: the cold start (logging, the `TRAILWATCH_`
+//! configuration read once, SDK clients built once), the error type whose `error_type` tells
+//! EventBridge's retry policy and the dead-letter queue what to do, and the run's metrics as
+//! CloudWatch Embedded Metric Format lines.
+
+use lambda_runtime::{Diagnostic, Error};
+use tracing::error;
+use trailwatch_aws::flow::{Outcome, Services};
+use trailwatch_aws::{load_sdk_config, Config};
+use trailwatch_core::metrics::emf_line;
+
+/// A failed invocation. `Retryable` is an AWS fault that may pass (throttling, an outage);
+/// `NonRetryable` is an input or setup problem that the same event would hit again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandlerError {
+    pub retryable: bool,
+    pub message: String,
+}
+
+impl HandlerError {
+    pub fn retryable(message: impl Into<String>) -> Self {
+        Self {
+            retryable: true,
+            message: message.into(),
+        }
+    }
+
+    pub fn non_retryable(message: impl Into<String>) -> Self {
+        Self {
+            retryable: false,
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for HandlerError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for HandlerError {}
+
+impl From<HandlerError> for Diagnostic {
+    fn from(error: HandlerError) -> Self {
+        Diagnostic {
+            error_type: if error.retryable {
+                "Retryable"
+            } else {
+                "NonRetryable"
+            }
+            .into(),
+            error_message: error.message,
+        }
+    }
+}
+
+/// The cold start: logging (JSON when the function's log format is JSON), the configuration
+/// (a bad value stops the start with a message naming the variable), and the SDK clients.
+pub async fn cold_start(trigger: &str) -> Result<Services, Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let config = Config::from_env().map_err(|e| format!("configuration: {e}"))?;
+    let sdk = load_sdk_config(None).await;
+    Ok(Services::new(&sdk, &config, trigger)?)
+}
+
+/// Prints the run's metrics as an EMF line and logs what could not be published; returns a
+/// retryable error when an outage kept findings or alerts from going out, so that EventBridge
+/// tries again (nothing unrecorded was alerted, so a retry cannot double an alert).
+pub fn finish(function: &str, outcome: &Outcome) -> Result<(), HandlerError> {
+    println!(
+        "{}",
+        emf_line(function, chrono::Utc::now(), &outcome.metrics())
+    );
+    for failure in &outcome.failures {
+        error!(kind = ?failure.kind, region = ?failure.region, retryable = failure.retryable, message = %failure.message, "publication failed");
+    }
+    match outcome.retryable_failure() {
+        Some(message) => Err(HandlerError::retryable(message)),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_map_to_retryable_and_non_retryable_diagnostics() {
+        let retry: Diagnostic = HandlerError::retryable("Security Hub outage").into();
+        assert_eq!(retry.error_type, "Retryable");
+        assert_eq!(retry.error_message, "Security Hub outage");
+        let give_up: Diagnostic = HandlerError::non_retryable("bad").into();
+        assert_eq!(give_up.error_type, "NonRetryable");
+        assert_eq!(give_up.error_message, "bad");
+    }
+}
