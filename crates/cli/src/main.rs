@@ -1,23 +1,27 @@
 //! `trailwatch`, the command line: `scan` evaluates every trail of an account in every region,
-//! `check` evaluates one trail. Credentials, region and endpoint come from the standard AWS
-//! chain (`AWS_PROFILE`, `AWS_REGION`, `AWS_ENDPOINT_URL`).
+//! `check` evaluates one trail, `replay` runs the trail-change function's flow on a saved event.
+//! Credentials, region and endpoint come from the standard AWS chain (`AWS_PROFILE`,
+//! `AWS_REGION`, `AWS_ENDPOINT_URL`).
 //!
 //! Exit codes: 0 nothing at or above `--fail-on`; 1 findings at or above it; 2 usage or
-//! configuration error (including an unknown trail); 3 the evaluation is incomplete.
+//! configuration error (including an unknown trail, and a malformed, foreign or other-account
+//! event for `replay`); 3 the evaluation or its publication is incomplete.
 
 mod output;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
-use trailwatch_aws::flow::{self, Outcome, PublishOptions};
+use trailwatch_aws::flow::{self, Outcome, PublishOptions, Recheck, RecheckError, Services};
 use trailwatch_aws::{
     load_sdk_config, CloudTrailInventory, Config, RegionSelection, ScanError, ScanOptions, Scope,
 };
 use trailwatch_aws::{scan_detailed, ApiCallCounter, SecurityHubSink, SnsChannel};
 use trailwatch_core::arn::Arn;
+use trailwatch_core::event;
 use trailwatch_core::finding::{self, FindingContext};
 use trailwatch_core::{ScanReport, Status};
 
@@ -55,6 +59,21 @@ enum Command {
         #[command(flatten)]
         common: CommonArgs,
     },
+    /// Run the trail-change function's flow on a saved event: re-check what it touched,
+    /// reconcile, import into Security Hub, alert. Configured by the same TRAILWATCH_
+    /// variables as the function; flags override them.
+    Replay {
+        /// An EventBridge "AWS API Call via CloudTrail" event, or a bare CloudTrail record
+        /// (the event history's `CloudTrailEvent`), as JSON. `-` reads stdin.
+        event: PathBuf,
+        /// `all` enabled regions, or a comma-separated list [default: TRAILWATCH_REGIONS].
+        #[arg(long, value_parser = parse_regions)]
+        regions: Option<RegionSelection>,
+        #[command(flatten)]
+        common: CommonArgs,
+        #[command(flatten)]
+        destinations: Destinations,
+    },
 }
 
 #[derive(Args)]
@@ -82,6 +101,13 @@ struct PublishArgs {
     /// Import changed findings into Security Hub and alert on transitions through SNS.
     #[arg(long)]
     publish: bool,
+    #[command(flatten)]
+    destinations: Destinations,
+}
+
+/// Where findings and alerts go.
+#[derive(Args)]
+struct Destinations {
     /// The SNS topic for alerts; without one, no alerts are sent
     /// [default: TRAILWATCH_SNS_TOPIC_ARN].
     #[arg(long)]
@@ -147,26 +173,43 @@ async fn main() -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<u8> {
     // The TRAILWATCH_ variables, read as the Lambda functions read them; flags override.
     let config = Config::from_env()?;
-    // `check` looks in one region: --region, else the ARN's, else the default chain's.
-    let (regions, trail, region_override, common, publish) = match cli.command {
+    match cli.command {
         Command::Scan {
             regions,
             common,
             publish,
-        } => (regions, None, None, common, Some(publish)),
+        } => evaluate(config, regions, None, None, common, Some(publish)).await,
         Command::Check {
             trail,
             region,
             common,
         } => {
+            // One region: --region, else the ARN's, else the default chain's.
             let region = region.or_else(|| {
                 Arn::parse(&trail)
                     .map(|a| a.region.to_string())
                     .filter(|r| !r.is_empty())
             });
-            (None, Some(trail), region, common, None)
+            evaluate(config, None, Some(trail), region, common, None).await
         }
-    };
+        Command::Replay {
+            event,
+            regions,
+            common,
+            destinations,
+        } => replay(config, &event, regions, common, destinations).await,
+    }
+}
+
+/// `scan` (optionally publishing) and `check`.
+async fn evaluate(
+    config: Config,
+    regions: Option<RegionSelection>,
+    trail: Option<String>,
+    region_override: Option<String>,
+    common: CommonArgs,
+    publish: Option<PublishArgs>,
+) -> anyhow::Result<u8> {
     let sdk = load_sdk_config(region_override).await;
     let region = sdk
         .region()
@@ -180,10 +223,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
         },
         trail,
     };
-    let max_delivery_age = match common.max_delivery_age {
-        Some(age) => chrono::Duration::from_std(age).context("--max-delivery-age is too large")?,
-        None => config.max_delivery_age,
-    };
+    let max_delivery_age = max_delivery_age(&common, &config)?;
     let inventory =
         CloudTrailInventory::new(&sdk, common.concurrency.unwrap_or(config.concurrency));
     let options = ScanOptions {
@@ -194,15 +234,16 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
 
     let spinner = output::spinner(std::io::stderr().is_terminal());
     if let Some(publish) = publish.filter(|p| p.publish) {
-        let sink = (config.security_hub && !publish.no_security_hub)
+        let destinations = publish.destinations;
+        let sink = (config.security_hub && !destinations.no_security_hub)
             .then(|| SecurityHubSink::new(&sdk, ApiCallCounter::default()));
-        let channel = publish
+        let channel = destinations
             .sns_topic_arn
             .or(config.sns_topic_arn.clone())
             .map(|topic| SnsChannel::new(&sdk, &topic, ApiCallCounter::default()))
             .transpose()?;
         let settings = PublishOptions {
-            docs_url: publish.docs_url.unwrap_or(config.docs_url.clone()),
+            docs_url: destinations.docs_url.unwrap_or(config.docs_url.clone()),
             trigger: "trailwatch scan --publish".into(),
         };
         let result = flow::run(
@@ -230,6 +271,81 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
     let context = scanned.finding_context(&config.docs_url, chrono::Utc::now());
     print_report(&scanned.report, common.output, &context)?;
     Ok(exit_code(&scanned.report, common.fail_on))
+}
+
+fn max_delivery_age(common: &CommonArgs, config: &Config) -> anyhow::Result<chrono::Duration> {
+    match common.max_delivery_age {
+        Some(age) => chrono::Duration::from_std(age).context("--max-delivery-age is too large"),
+        None => Ok(config.max_delivery_age),
+    }
+}
+
+/// The trail-change flow on a saved event, with the function's configuration and the flags
+/// laid over it. A malformed or foreign event stops before anything is read or published.
+async fn replay(
+    mut config: Config,
+    path: &std::path::Path,
+    regions: Option<RegionSelection>,
+    common: CommonArgs,
+    destinations: Destinations,
+) -> anyhow::Result<u8> {
+    let bytes = if path.as_os_str() == "-" {
+        let mut buffer = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut buffer)?;
+        buffer
+    } else {
+        std::fs::read(path).with_context(|| format!("reading {}", path.display()))?
+    };
+    let change = match event::parse_event_or_record(&bytes) {
+        Ok(change) => change,
+        Err(problem) if problem.needs_no_work() => {
+            eprintln!("Nothing to re-check: {problem}.");
+            return Ok(0);
+        }
+        Err(problem) => anyhow::bail!("{}: {problem}; nothing was published", path.display()),
+    };
+    config.regions = regions.unwrap_or(config.regions);
+    config.max_delivery_age = max_delivery_age(&common, &config)?;
+    config.warnings = config.warnings && !common.no_warnings;
+    config.concurrency = common.concurrency.unwrap_or(config.concurrency);
+    config.security_hub = config.security_hub && !destinations.no_security_hub;
+    config.sns_topic_arn = destinations.sns_topic_arn.or(config.sns_topic_arn);
+    config.docs_url = destinations.docs_url.unwrap_or(config.docs_url);
+
+    // The event's region is where the change happened; clients start there.
+    let sdk = load_sdk_config(Some(change.region.clone())).await;
+    let services = Services::new(&sdk, &config, "trailwatch replay")?;
+    let spinner = output::spinner(std::io::stderr().is_terminal());
+    let result = services.recheck(&change).await;
+    spinner.finish_and_clear();
+    eprintln!(
+        "Event {}: {} by {} in {}",
+        change.event_id,
+        change.actor.event_name,
+        change.actor.arn.as_deref().unwrap_or("unknown"),
+        change.region
+    );
+    match result {
+        Ok(Recheck::Skipped { reason }) => {
+            eprintln!("Nothing to re-check: {reason}.");
+            Ok(0)
+        }
+        Ok(Recheck::Published(outcome)) => {
+            print_report(&outcome.report, common.output, &outcome.context)?;
+            print_publication(&outcome);
+            let code = exit_code(&outcome.report, common.fail_on);
+            Ok(if code == 0 && !outcome.failures.is_empty() {
+                EXIT_INCOMPLETE
+            } else {
+                code
+            })
+        }
+        Err(problem @ RecheckError::WrongAccount { .. }) => Err(problem.into()),
+        Err(problem) => {
+            eprintln!("trailwatch: {problem}");
+            Ok(EXIT_INCOMPLETE)
+        }
+    }
 }
 
 fn print_report(

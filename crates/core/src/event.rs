@@ -187,6 +187,41 @@ pub fn parse(bytes: &[u8]) -> Result<Change, EventError> {
     classify(event)
 }
 
+/// Parses an EventBridge event, or a bare CloudTrail record as the console's event history and
+/// `aws cloudtrail lookup-events` (its `CloudTrailEvent` field) give it, which is what an
+/// incident responder has at hand. A record is wrapped in the envelope EventBridge would have
+/// put around it.
+pub fn parse_event_or_record(bytes: &[u8]) -> Result<Change, EventError> {
+    if bytes.len() > MAX_EVENT_BYTES {
+        return Err(EventError::TooLarge(bytes.len()));
+    }
+    let value: Value =
+        serde_json::from_slice(bytes).map_err(|e| EventError::Malformed(e.to_string()))?;
+    let is_record = value.get("detail").is_none() && value.get("eventSource").is_some();
+    if !is_record {
+        return parse(bytes);
+    }
+    let call: ApiCall =
+        serde_json::from_value(value.clone()).map_err(|e| EventError::Malformed(e.to_string()))?;
+    let service = call
+        .event_source
+        .as_deref()
+        .and_then(|s| s.split('.').next())
+        .unwrap_or_default();
+    classify(ChangeEvent {
+        id: value
+            .get("eventID")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        detail_type: Some(DETAIL_TYPE.into()),
+        source: Some(format!("aws.{service}")),
+        account: call.recipient_account_id.clone(),
+        region: call.aws_region.clone(),
+        time: call.event_time.clone(),
+        detail: Some(call),
+    })
+}
+
 /// Classifies an already-parsed event.
 pub fn classify(event: ChangeEvent) -> Result<Change, EventError> {
     let detail_type = event.detail_type.clone().unwrap_or_default();
@@ -322,6 +357,26 @@ mod tests {
             .remove("eventVersion");
         let change = parse(event.to_string().as_bytes()).unwrap();
         assert_eq!(change.actor.event_name, "StopLogging");
+    }
+
+    #[test]
+    fn a_bare_cloudtrail_record_is_read_like_its_event() {
+        let event: Value = serde_json::from_slice(fixture!("stop_logging.json")).unwrap();
+        let record = event["detail"].to_string();
+        let from_record = parse_event_or_record(record.as_bytes()).unwrap();
+        let from_event = parse(fixture!("stop_logging.json")).unwrap();
+        assert_eq!(from_record.target, from_event.target);
+        assert_eq!(from_record.actor, from_event.actor);
+        assert_eq!(from_record.account, from_event.account);
+        assert_eq!(from_record.region, from_event.region);
+        assert_eq!(
+            from_record.event_id,
+            event["detail"]["eventID"].as_str().unwrap()
+        );
+        assert_eq!(
+            parse_event_or_record(fixture!("stop_logging.json")),
+            Ok(from_event)
+        );
     }
 
     #[test]

@@ -1,0 +1,120 @@
+//! `trailwatch replay`: the trail-change flow from a laptop, on a saved event.
+
+use anyhow::Result;
+use serde_json::Value;
+use std::process::{Command, Output};
+use trailwatch_tests::{fixture_event, trailwatch_binary, Account};
+
+const HOME: &str = "us-east-1";
+
+async fn replay(account: &Account, event: &Value, extra: &[&str]) -> Result<Output> {
+    let file = std::env::temp_dir().join(format!(
+        "trailwatch-replay-{}-{}.json",
+        account.id,
+        rand::random::<u32>()
+    ));
+    std::fs::write(&file, serde_json::to_vec(event)?)?;
+    let mut command = Command::new(trailwatch_binary());
+    command
+        .args([
+            "replay",
+            file.to_str().unwrap(),
+            "--regions",
+            HOME,
+            "--output",
+            "json",
+        ])
+        .args(extra)
+        .env_remove("AWS_PROFILE");
+    for (key, value) in account.env() {
+        command.env(key, value);
+    }
+    let output = tokio::task::spawn_blocking(move || command.output()).await??;
+    std::fs::remove_file(&file)?;
+    Ok(output)
+}
+
+/// An account with Security Hub, a topic read through a queue, and trail `audit` stopped.
+async fn stopped_trail() -> Result<(Account, String, String)> {
+    let account = Account::fresh().await?;
+    account.enable_security_hub(HOME).await?;
+    let (topic, queue) = account.topic_with_queue(HOME, "alerts").await?;
+    account.healthy_trail("audit", HOME, true).await?;
+    account
+        .cloudtrail(HOME)
+        .stop_logging()
+        .name("audit")
+        .send()
+        .await?;
+    Ok((account, topic, queue))
+}
+
+#[tokio::test]
+async fn replaying_stop_logging_records_alerts_and_exits_1() -> Result<()> {
+    let (account, topic, queue) = stopped_trail().await?;
+    let event = fixture_event("stop_logging.json", &account.id)?;
+    let output = replay(&account, &event, &["--sns-topic-arn", &topic]).await?;
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let report: Value = serde_json::from_slice(&output.stdout)?;
+    let kinds: Vec<&str> = report["evaluations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["trail", "account"],
+        "the trail and the coverage only"
+    );
+    let stderr = String::from_utf8(output.stderr)?;
+    assert!(stderr.contains("StopLogging by arn:aws:sts::"), "{stderr}");
+    assert!(stderr.contains("after StopLogging"), "{stderr}");
+
+    let alerts = account.alerts(HOME, &queue).await?;
+    assert_eq!(alerts.len(), 1);
+    let records: Value = serde_json::from_str(alerts[0]["Message"].as_str().unwrap())?;
+    assert_eq!(records["trigger"], "trailwatch replay");
+    assert_eq!(
+        records["cause"]["actor"]["source_ip_address"],
+        "198.51.100.23"
+    );
+    assert_eq!(account.findings(HOME).await?.len(), 2);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_bare_cloudtrail_record_replays_like_its_event() -> Result<()> {
+    let (account, topic, queue) = stopped_trail().await?;
+    let record = fixture_event("stop_logging.json", &account.id)?["detail"].clone();
+    let output = replay(&account, &record, &["--sns-topic-arn", &topic]).await?;
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    assert_eq!(account.alerts(HOME, &queue).await?.len(), 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_malformed_or_foreign_event_exits_2_and_publishes_nothing() -> Result<()> {
+    let (account, topic, queue) = stopped_trail().await?;
+    let malformed = fixture_event("malformed.json", &account.id)?;
+    let output = replay(&account, &malformed, &["--sns-topic-arn", &topic]).await?;
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let stderr = String::from_utf8(output.stderr)?;
+    assert!(stderr.contains("event is malformed"), "{stderr}");
+    assert!(stderr.contains("nothing was published"), "{stderr}");
+
+    let mut foreign = fixture_event("scheduled_event.json", &account.id)?;
+    foreign["detail"] = serde_json::json!({"eventSource": "cloudtrail.amazonaws.com"});
+    let output = replay(&account, &foreign, &["--sns-topic-arn", &topic]).await?;
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    assert!(String::from_utf8(output.stderr)?.contains("not a CloudTrail API call"));
+
+    let other_account = fixture_event("stop_logging.json", "210987654321")?;
+    let output = replay(&account, &other_account, &["--sns-topic-arn", &topic]).await?;
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    assert!(String::from_utf8(output.stderr)?.contains("210987654321"));
+
+    assert!(account.alerts(HOME, &queue).await?.is_empty());
+    assert!(account.findings(HOME).await?.is_empty());
+    Ok(())
+}
