@@ -7,6 +7,7 @@
 //! loopback, so a test can never touch a real AWS account.
 
 pub mod fault;
+pub mod lambda;
 
 use anyhow::{bail, Context, Result};
 use aws_config::SdkConfig;
@@ -559,6 +560,21 @@ pub fn trailwatch_binary() -> PathBuf {
         binary.display()
     );
     binary
+}
+
+/// The repository's root, where `Cargo.toml` of the workspace lives.
+pub fn workspace_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ sits in the workspace")
+        .to_path_buf()
+}
+
+/// The project virtualenv (`make venv`), or `$VENV`.
+pub fn venv_dir() -> PathBuf {
+    std::env::var_os("VENV")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_dir().join(".venv"))
 }
 
 /// The account the event fixtures are written for; tests put their own in its place.

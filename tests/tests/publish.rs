@@ -7,7 +7,7 @@ use std::process::Command;
 use trailwatch_aws::FailureKind;
 use trailwatch_core::reconcile::TransitionKind;
 use trailwatch_tests::fault::{Fault, FaultProxy, Rule};
-use trailwatch_tests::{endpoint, trailwatch_binary, Account, TrailSpec};
+use trailwatch_tests::{endpoint, trailwatch_binary, venv_dir, Account, TrailSpec};
 
 const HOME: &str = "us-east-1";
 
@@ -396,8 +396,6 @@ async fn cli_publish_records_sends_and_reports_on_stderr() -> Result<()> {
 
 /// botocore's own validator of the `BatchImportFindings` input, from the project virtualenv.
 fn botocore_validate(findings_json: &[u8]) -> Result<()> {
-    let venv = std::env::var("VENV")
-        .unwrap_or_else(|_| format!("{}/../.venv", env!("CARGO_MANIFEST_DIR")));
     let script = r#"
 import json, sys
 import botocore.session
@@ -410,7 +408,7 @@ if report.has_errors():
     sys.exit(1)
 print("valid")
 "#;
-    let mut child = Command::new(format!("{venv}/bin/python"))
+    let mut child = Command::new(venv_dir().join("bin/python"))
         .args(["-c", script])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())

@@ -1,0 +1,219 @@
+//! Both Lambda functions end to end, as Lambda runs them: `cargo lambda watch` runs the real
+//! binaries against moto, `cargo lambda invoke` sends them the events under
+//! `tests/fixtures/events`, and the test reads what landed in Security Hub and in an SQS queue
+//! subscribed to the alert topic.
+//!
+//! One story, in order, because each step starts from the state the last one left: a healthy
+//! trail is scanned, then broken one change at a time, each change followed by its event.
+
+use anyhow::{ensure, Result};
+use serde_json::{json, Value};
+use trailwatch_tests::lambda::LambdaWatch;
+use trailwatch_tests::{fixture_event, Account};
+
+const HOME: &str = "us-east-1";
+const TRAIL: &str = "audit";
+
+/// The one alert that the last step sent, as the SQS subscriber got it.
+async fn only_alert(account: &Account, queue: &str) -> Result<Value> {
+    let alerts = account.alerts(HOME, queue).await?;
+    ensure!(alerts.len() == 1, "expected one alert, got {alerts:#?}");
+    Ok(alerts.into_iter().next().unwrap_or_default())
+}
+
+fn records(alert: &Value) -> Value {
+    serde_json::from_str(alert["Message"].as_str().unwrap_or_default()).unwrap_or_default()
+}
+
+/// The trail's transition in an alert: its kind and the reason codes it added.
+fn trail_transition(alert: &Value) -> (String, Vec<String>) {
+    let records = records(alert);
+    let transition = records["transitions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|t| t["evaluation"]["kind"] == "trail")
+        .cloned()
+        .unwrap_or_default();
+    let added = transition["added"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| c.as_str().map(str::to_string))
+        .collect();
+    (
+        transition["kind"].as_str().unwrap_or_default().to_string(),
+        added,
+    )
+}
+
+async fn trail_finding_status(account: &Account) -> Result<(String, String)> {
+    let findings = account.findings(HOME).await?;
+    let (_, finding) = findings
+        .iter()
+        .find(|(id, _)| id.ends_with(&format!("trail/{TRAIL}")))
+        .ok_or_else(|| anyhow::anyhow!("no finding for trail {TRAIL}: {findings:#?}"))?;
+    Ok((
+        finding
+            .compliance()
+            .and_then(|c| c.status())
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default(),
+        finding
+            .record_state()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default(),
+    ))
+}
+
+#[tokio::test]
+async fn both_functions_under_cargo_lambda_watch() -> Result<()> {
+    let account = Account::fresh().await?;
+    account.enable_security_hub(HOME).await?;
+    let (topic, queue) = account.topic_with_queue(HOME, "trailwatch-alerts").await?;
+    let trail = account.healthy_trail(TRAIL, HOME, true).await?;
+    let watch = LambdaWatch::start(
+        &account,
+        &[
+            ("TRAILWATCH_SNS_TOPIC_ARN", topic.as_str()),
+            ("TRAILWATCH_REGIONS", HOME),
+            ("TRAILWATCH_SECURITY_HUB", "true"),
+        ],
+    )?;
+    let event = |name: &str| fixture_event(name, &account.id);
+    let cloudtrail = account.cloudtrail(HOME);
+
+    // The hourly scan: everything passes, both findings are recorded, nobody is paged.
+    let scan = watch.invoke("scheduled-scan", &event("scheduled_event.json")?)?;
+    let summary = scan.response()?;
+    assert_eq!(
+        summary["account_id"],
+        account.id.as_str(),
+        "{}",
+        watch.logs()
+    );
+    assert_eq!(summary["summary"]["pass"], 2, "{summary}");
+    assert_eq!(summary["imported"], 2, "{summary}");
+    assert_eq!(summary["alert_sent"], false);
+    assert!(account.alerts(HOME, &queue).await?.is_empty());
+
+    // CreateTrail of the trail that is already healthy: re-checked, nothing to say.
+    let created = watch.invoke("trail-change", &event("create_trail.json")?)?;
+    let created = created.response()?;
+    assert_eq!(created["outcome"], "published", "{created}");
+    assert_eq!(created["run"]["transitions"], 0, "{created}");
+
+    // The delivery role loses its permissions: a new failure, and coverage is gone.
+    account
+        .iam()
+        .put_role_policy()
+        .role_name(&trail.role_name)
+        .policy_name("delivery")
+        .policy_document(
+            json!({"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Action": "logs:DescribeLogGroups", "Resource": "*"}]})
+            .to_string(),
+        )
+        .send()
+        .await?;
+    watch
+        .invoke("trail-change", &event("put_role_policy.json")?)?
+        .response()?;
+    let alert = only_alert(&account, &queue).await?;
+    assert_eq!(
+        alert["MessageAttributes"]["event_name"]["Value"],
+        "PutRolePolicy"
+    );
+    let (kind, added) = trail_transition(&alert);
+    assert_eq!(kind, "new_failure");
+    assert!(
+        added.contains(&"CWL_ROLE_PERMISSION_MISSING".into()),
+        "{added:?}"
+    );
+    assert_eq!(trail_finding_status(&account).await?.0, "FAILED");
+
+    // The log group is deleted: the failure changes.
+    account
+        .logs(HOME)
+        .delete_log_group()
+        .log_group_name(&trail.log_group_name)
+        .send()
+        .await?;
+    watch
+        .invoke("trail-change", &event("delete_log_group.json")?)?
+        .response()?;
+    let alert = only_alert(&account, &queue).await?;
+    let (kind, added) = trail_transition(&alert);
+    assert_eq!(kind, "changed");
+    assert!(added.contains(&"CWL_LOG_GROUP_MISSING".into()), "{added:?}");
+
+    // UpdateTrail, naming the trail by ARN, cuts CloudWatch Logs off altogether.
+    cloudtrail
+        .update_trail()
+        .name(&trail.arn)
+        .cloud_watch_logs_log_group_arn("")
+        .cloud_watch_logs_role_arn("")
+        .send()
+        .await?;
+    watch
+        .invoke("trail-change", &event("update_trail_arn.json")?)?
+        .response()?;
+    let alert = only_alert(&account, &queue).await?;
+    assert_eq!(
+        alert["MessageAttributes"]["event_name"]["Value"],
+        "UpdateTrail"
+    );
+    let (kind, added) = trail_transition(&alert);
+    assert_eq!(kind, "changed");
+    assert_eq!(added, ["CWL_NOT_CONFIGURED"]);
+
+    // StopLogging: the alert names who, from where, when, and what.
+    cloudtrail.stop_logging().name(TRAIL).send().await?;
+    watch
+        .invoke("trail-change", &event("stop_logging.json")?)?
+        .response()?;
+    let alert = only_alert(&account, &queue).await?;
+    let cause = &records(&alert)["cause"];
+    assert_eq!(
+        cause["actor"]["arn"],
+        format!("arn:aws:sts::{}:assumed-role/ci-deploy/mallory", account.id)
+    );
+    assert_eq!(cause["actor"]["source_ip_address"], "198.51.100.23");
+    assert_eq!(cause["actor"]["event_time"], "2026-11-25T03:14:07Z");
+    assert_eq!(cause["request_parameters"]["name"], TRAIL);
+    let (kind, added) = trail_transition(&alert);
+    assert_eq!(kind, "changed");
+    assert_eq!(added, ["LOGGING_STOPPED"]);
+
+    // DeleteTrail: the finding is archived and a HIGH alert goes out, once, however often
+    // EventBridge delivers the event.
+    cloudtrail.delete_trail().name(TRAIL).send().await?;
+    for _ in 0..2 {
+        watch
+            .invoke("trail-change", &event("delete_trail.json")?)?
+            .response()?;
+    }
+    let alert = only_alert(&account, &queue).await?;
+    assert_eq!(alert["MessageAttributes"]["severity"]["Value"], "HIGH");
+    assert_eq!(trail_transition(&alert).0, "deleted");
+    assert_eq!(trail_finding_status(&account).await?.1, "ARCHIVED");
+
+    // A malformed event: a NonRetryable error naming the event, and nothing published.
+    let before = account.findings(HOME).await?;
+    let malformed = watch.invoke("trail-change", &event("malformed.json")?)?;
+    assert!(!malformed.succeeded(), "{malformed:?}");
+    let stderr = malformed.stderr();
+    assert!(stderr.contains("NonRetryable"), "{stderr}");
+    assert!(
+        stderr.contains("5b0e2c61-1f7e-4f0c-8a3e-0d1c2b3a4f99"),
+        "{stderr}"
+    );
+    assert!(account.alerts(HOME, &queue).await?.is_empty());
+    let after = account.findings(HOME).await?;
+    assert_eq!(
+        before.values().map(|f| f.updated_at()).collect::<Vec<_>>(),
+        after.values().map(|f| f.updated_at()).collect::<Vec<_>>(),
+        "a malformed event changes no finding"
+    );
+    Ok(())
+}
