@@ -36,18 +36,18 @@ build: venv
 
 build-cli:
 	cargo build --quiet -p trailwatch-cli -p trailwatch-tests --bins
+	@# Built as `cargo lambda watch` runs them (`cargo run --bin`), so the demo and the
+	@# end-to-end tests do not wait for a compile.
+	cargo build --quiet --bin scheduled-scan
+	cargo build --quiet --bin trail-change
 
 demo: venv build-cli
-	scripts/with-moto scripts/demo $(CARGO_TARGET_DIR)/debug $(DEMO_REGIONS)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" scripts/with-moto scripts/demo $(CARGO_TARGET_DIR)/debug $(DEMO_REGIONS)
 
 TEST_LOG := $(CARGO_TARGET_DIR)/trailwatch-test.log
 
-test: venv
+test: venv build-cli
 	cargo build --quiet --workspace --all-targets
-	@# The end-to-end tests run each function through `cargo run --bin`, as cargo lambda watch
-	@# does; building them the same way here keeps that compile out of the tests' timeouts.
-	cargo build --quiet --bin scheduled-scan
-	cargo build --quiet --bin trail-change
 	scripts/with-moto cargo test --workspace 2>&1 | tee $(TEST_LOG); exit $${PIPESTATUS[0]}
 	@scripts/test-summary $(TEST_LOG)
 

@@ -4,7 +4,8 @@
 //! CloudWatch Embedded Metric Format lines.
 
 use lambda_runtime::{Diagnostic, Error};
-use tracing::error;
+use std::time::Instant;
+use tracing::{error, info};
 use trailwatch_aws::flow::{Outcome, Services};
 use trailwatch_aws::{load_sdk_config, Config};
 use trailwatch_core::metrics::emf_line;
@@ -58,10 +59,17 @@ impl From<HandlerError> for Diagnostic {
 /// The cold start: logging (JSON when the function's log format is JSON), the configuration
 /// (a bad value stops the start with a message naming the variable), and the SDK clients.
 pub async fn cold_start(trigger: &str) -> Result<Services, Error> {
+    let started = Instant::now();
     lambda_runtime::tracing::init_default_subscriber();
     let config = Config::from_env().map_err(|e| format!("configuration: {e}"))?;
     let sdk = load_sdk_config(None).await;
-    Ok(Services::new(&sdk, &config, trigger)?)
+    let services = Services::new(&sdk, &config, trigger)?;
+    // Lambda's REPORT line has the whole Init Duration; this is the part trailwatch controls.
+    info!(
+        init_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "cold start finished"
+    );
+    Ok(services)
 }
 
 /// Prints the run's metrics as an EMF line and logs what could not be published; returns a

@@ -14,6 +14,7 @@
 use lambda_runtime::LambdaEvent;
 use serde::Serialize;
 use serde_json::Value;
+use std::time::Instant;
 use tracing::{error, info};
 use trailwatch_aws::flow::{Recheck, RunSummary, Services};
 use trailwatch_core::event;
@@ -32,29 +33,38 @@ pub struct ChangeResponse {
     pub reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub run: Option<RunSummary>,
+    /// From the handler's start to its answer: for a published re-check, the time from the
+    /// event's arrival to the alert being accepted by SNS.
+    pub handler_ms: u64,
 }
 
-fn skipped(event_id: Option<String>, reason: String) -> ChangeResponse {
+fn skipped(event_id: Option<String>, reason: String, started: Instant) -> ChangeResponse {
     info!(event_id = event_id.as_deref().unwrap_or("-"), %reason, "skipped");
     ChangeResponse {
         event_id,
         outcome: "skipped",
         reason: Some(reason),
         run: None,
+        handler_ms: elapsed_ms(started),
     }
+}
+
+fn elapsed_ms(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
 }
 
 pub async fn handle(
     services: &Services,
     event: LambdaEvent<Value>,
 ) -> Result<ChangeResponse, HandlerError> {
+    let started = Instant::now();
     let bytes = serde_json::to_vec(&event.payload).unwrap_or_default();
     let event_id = event::event_id(&bytes);
     let id = event_id.clone().unwrap_or_else(|| "-".into());
     let change = match event::parse(&bytes) {
         Ok(change) => change,
         Err(problem) if problem.needs_no_work() => {
-            return Ok(skipped(event_id, problem.to_string()))
+            return Ok(skipped(event_id, problem.to_string(), started))
         }
         Err(problem) => {
             error!(event_id = %id, request_id = %event.context.request_id, error = %problem, "rejected");
@@ -71,7 +81,7 @@ pub async fn handle(
         "re-checking"
     );
     match services.recheck(&change).await {
-        Ok(Recheck::Skipped { reason }) => Ok(skipped(event_id, reason)),
+        Ok(Recheck::Skipped { reason }) => Ok(skipped(event_id, reason, started)),
         Ok(Recheck::Published(outcome)) => {
             finish(FUNCTION, &outcome)?;
             Ok(ChangeResponse {
@@ -79,6 +89,7 @@ pub async fn handle(
                 outcome: "published",
                 reason: None,
                 run: Some(outcome.summary()),
+                handler_ms: elapsed_ms(started),
             })
         }
         Err(problem) => {

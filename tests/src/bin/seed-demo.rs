@@ -5,11 +5,14 @@
 //! - `seed-demo findings` lists what Security Hub holds.
 //! - `seed-demo inbox` drains the queue and prints each alert as its email subscribers read it.
 //! - `seed-demo fix` starts the stopped trail again.
+//! - `seed-demo attack FILE` plays an intruder: stops `org-audit`, the trail that covers the
+//!   account, and writes the EventBridge event that call produces to FILE.
+//! - `seed-demo recover` starts `org-audit` again (for measurements that attack repeatedly).
 
 use anyhow::{bail, Context, Result};
 use trailwatch_core::alert::{self, AlertContext};
 use trailwatch_core::reconcile::Transition;
-use trailwatch_tests::{cloudtrail_trust, delivery_policy, Account, TrailSpec};
+use trailwatch_tests::{cloudtrail_trust, delivery_policy, fixture_event, Account, TrailSpec};
 
 const REGIONS: [&str; 3] = ["us-east-1", "eu-west-1", "ap-southeast-2"];
 const TOPIC: &str = "trailwatch-alerts";
@@ -22,7 +25,24 @@ async fn main() -> Result<()> {
         Some("findings") => findings(&account).await,
         Some("inbox") => inbox(&account).await,
         Some("fix") => fix(&account).await,
-        other => bail!("usage: seed-demo seed|findings|inbox|fix (got {other:?})"),
+        Some("recover") => {
+            account
+                .cloudtrail("us-east-1")
+                .start_logging()
+                .name("org-audit")
+                .send()
+                .await?;
+            Ok(())
+        }
+        Some("attack") => {
+            let file = std::env::args()
+                .nth(2)
+                .context("usage: seed-demo attack FILE")?;
+            attack(&account, &file).await
+        }
+        other => {
+            bail!("usage: seed-demo seed|findings|inbox|fix|attack FILE|recover (got {other:?})")
+        }
     }
 }
 
@@ -177,5 +197,32 @@ async fn fix(account: &Account) -> Result<()> {
         .send()
         .await?;
     println!("  aws cloudtrail start-logging --name ops-audit --region ap-southeast-2");
+    Ok(())
+}
+
+/// What an intruder with stolen keys does first, and the event CloudTrail hands EventBridge
+/// for it (the StopLogging fixture, moved to this account and trail).
+async fn attack(account: &Account, file: &str) -> Result<()> {
+    account
+        .cloudtrail("us-east-1")
+        .stop_logging()
+        .name("org-audit")
+        .send()
+        .await?;
+    let mut event = fixture_event("stop_logging.json", &account.id)?;
+    event["detail"]["requestParameters"]["name"] = "org-audit".into();
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    event["time"] = now.clone().into();
+    event["detail"]["eventTime"] = now.into();
+    std::fs::write(file, serde_json::to_vec_pretty(&event)?)?;
+    println!(
+        "  StopLogging org-audit (us-east-1) by {} from {}",
+        event["detail"]["userIdentity"]["arn"]
+            .as_str()
+            .unwrap_or_default(),
+        event["detail"]["sourceIPAddress"]
+            .as_str()
+            .unwrap_or_default()
+    );
     Ok(())
 }
