@@ -15,11 +15,8 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
-use trailwatch_aws::flow::{self, Outcome, PublishOptions, Recheck, RecheckError, Services};
-use trailwatch_aws::{
-    load_sdk_config, CloudTrailInventory, Config, RegionSelection, ScanError, ScanOptions, Scope,
-};
-use trailwatch_aws::{scan_detailed, ApiCallCounter, SecurityHubSink, SnsChannel};
+use trailwatch_aws::flow::{Outcome, Recheck, RecheckError, Services};
+use trailwatch_aws::{load_sdk_config, scan_detailed, Config, RegionSelection, ScanError};
 use trailwatch_core::arn::Arn;
 use trailwatch_core::event;
 use trailwatch_core::finding::{self, FindingContext};
@@ -215,57 +212,32 @@ async fn evaluate(
         .region()
         .map(|r| r.to_string())
         .context("no region: set AWS_REGION (or a profile region), or pass --region to check")?;
-    let scope = Scope {
-        regions: match (&trail, regions) {
-            (Some(_), _) => RegionSelection::List(vec![region]),
-            (None, Some(regions)) => regions,
-            (None, None) => config.regions.clone(),
-        },
-        trail,
+    // `check` looks in one region only.
+    let regions = match &trail {
+        Some(_) => Some(RegionSelection::List(vec![region])),
+        None => regions,
     };
-    let max_delivery_age = max_delivery_age(&common, &config)?;
-    let inventory =
-        CloudTrailInventory::new(&sdk, common.concurrency.unwrap_or(config.concurrency));
-    let options = ScanOptions {
-        scope,
-        max_delivery_age,
-        warnings: config.warnings && !common.no_warnings,
+    let (publish, destinations) = match publish {
+        Some(PublishArgs {
+            publish,
+            destinations,
+        }) => (publish, Some(destinations)),
+        None => (false, None),
     };
+    let config = with_flags(config, regions, &common, destinations)?;
+    let mut services = Services::new(&sdk, &config, "trailwatch scan --publish")?;
+    services.options.scope.trail = trail;
 
     let spinner = output::spinner(std::io::stderr().is_terminal());
-    if let Some(publish) = publish.filter(|p| p.publish) {
-        let destinations = publish.destinations;
-        let sink = (config.security_hub && !destinations.no_security_hub)
-            .then(|| SecurityHubSink::new(&sdk, ApiCallCounter::default()));
-        let channel = destinations
-            .sns_topic_arn
-            .or(config.sns_topic_arn.clone())
-            .map(|topic| SnsChannel::new(&sdk, &topic, ApiCallCounter::default()))
-            .transpose()?;
-        let settings = PublishOptions {
-            docs_url: destinations.docs_url.unwrap_or(config.docs_url.clone()),
-            trigger: "trailwatch scan --publish".into(),
-        };
-        let result = flow::run(
-            &inventory,
-            sink.as_ref(),
-            channel.as_ref(),
-            &options,
-            &settings,
-        )
-        .await;
+    if publish {
+        let result = services.run().await;
         spinner.finish_and_clear();
         let outcome = result?;
         print_report(&outcome.report, common.output, &outcome.context)?;
         print_publication(&outcome);
-        let code = exit_code(&outcome.report, common.fail_on);
-        return Ok(if code == 0 && !outcome.failures.is_empty() {
-            EXIT_INCOMPLETE
-        } else {
-            code
-        });
+        return Ok(publication_exit_code(&outcome, common.fail_on));
     }
-    let result = scan_detailed(&inventory, &options).await;
+    let result = scan_detailed(&services.inventory, &services.options).await;
     spinner.finish_and_clear();
     let scanned = result?;
     let context = scanned.finding_context(&config.docs_url, chrono::Utc::now());
@@ -273,17 +245,40 @@ async fn evaluate(
     Ok(exit_code(&scanned.report, common.fail_on))
 }
 
-fn max_delivery_age(common: &CommonArgs, config: &Config) -> anyhow::Result<chrono::Duration> {
-    match common.max_delivery_age {
-        Some(age) => chrono::Duration::from_std(age).context("--max-delivery-age is too large"),
-        None => Ok(config.max_delivery_age),
+/// The `TRAILWATCH_` configuration with the command line laid over it.
+fn with_flags(
+    mut config: Config,
+    regions: Option<RegionSelection>,
+    common: &CommonArgs,
+    destinations: Option<Destinations>,
+) -> anyhow::Result<Config> {
+    if let Some(age) = common.max_delivery_age {
+        config.max_delivery_age =
+            chrono::Duration::from_std(age).context("--max-delivery-age is too large")?;
+    }
+    config.regions = regions.unwrap_or(config.regions);
+    config.warnings = config.warnings && !common.no_warnings;
+    config.concurrency = common.concurrency.unwrap_or(config.concurrency);
+    if let Some(destinations) = destinations {
+        config.security_hub = config.security_hub && !destinations.no_security_hub;
+        config.sns_topic_arn = destinations.sns_topic_arn.or(config.sns_topic_arn);
+        config.docs_url = destinations.docs_url.unwrap_or(config.docs_url);
+    }
+    Ok(config)
+}
+
+/// Like [`exit_code`], and 3 when findings or alerts could not all be published.
+fn publication_exit_code(outcome: &Outcome, fail_on: FailOn) -> u8 {
+    match exit_code(&outcome.report, fail_on) {
+        0 if !outcome.failures.is_empty() => EXIT_INCOMPLETE,
+        code => code,
     }
 }
 
 /// The trail-change flow on a saved event, with the function's configuration and the flags
 /// laid over it. A malformed or foreign event stops before anything is read or published.
 async fn replay(
-    mut config: Config,
+    config: Config,
     path: &std::path::Path,
     regions: Option<RegionSelection>,
     common: CommonArgs,
@@ -304,13 +299,7 @@ async fn replay(
         }
         Err(problem) => anyhow::bail!("{}: {problem}; nothing was published", path.display()),
     };
-    config.regions = regions.unwrap_or(config.regions);
-    config.max_delivery_age = max_delivery_age(&common, &config)?;
-    config.warnings = config.warnings && !common.no_warnings;
-    config.concurrency = common.concurrency.unwrap_or(config.concurrency);
-    config.security_hub = config.security_hub && !destinations.no_security_hub;
-    config.sns_topic_arn = destinations.sns_topic_arn.or(config.sns_topic_arn);
-    config.docs_url = destinations.docs_url.unwrap_or(config.docs_url);
+    let config = with_flags(config, regions, &common, Some(destinations))?;
 
     // The event's region is where the change happened; clients start there.
     let sdk = load_sdk_config(Some(change.region.clone())).await;
@@ -333,12 +322,7 @@ async fn replay(
         Ok(Recheck::Published(outcome)) => {
             print_report(&outcome.report, common.output, &outcome.context)?;
             print_publication(&outcome);
-            let code = exit_code(&outcome.report, common.fail_on);
-            Ok(if code == 0 && !outcome.failures.is_empty() {
-                EXIT_INCOMPLETE
-            } else {
-                code
-            })
+            Ok(publication_exit_code(&outcome, common.fail_on))
         }
         Err(problem @ RecheckError::WrongAccount { .. }) => Err(problem.into()),
         Err(problem) => {
