@@ -423,6 +423,21 @@ impl Account {
             .collect())
     }
 
+    /// The finding Security Hub holds in `region` for the trail named `name`.
+    pub async fn trail_finding(
+        &self,
+        region: &str,
+        name: &str,
+    ) -> Result<aws_sdk_securityhub::types::AwsSecurityFinding> {
+        let suffix = format!("trail/{name}");
+        self.findings(region)
+            .await?
+            .into_iter()
+            .find(|(id, _)| id.ends_with(&suffix))
+            .map(|(_, finding)| finding)
+            .with_context(|| format!("no finding for trail {name} in {region}"))
+    }
+
     /// An SNS topic with an SQS queue subscribed, as the demo and the tests read alerts.
     pub async fn topic_with_queue(&self, region: &str, name: &str) -> Result<(String, String)> {
         let sns = aws_sdk_sns::Client::new(&self.regional(region));

@@ -47,12 +47,9 @@ fn trail_transition(alert: &Value) -> (String, Vec<String>) {
     )
 }
 
+/// The compliance status and record state of the trail's finding.
 async fn trail_finding_status(account: &Account) -> Result<(String, String)> {
-    let findings = account.findings(HOME).await?;
-    let (_, finding) = findings
-        .iter()
-        .find(|(id, _)| id.ends_with(&format!("trail/{TRAIL}")))
-        .ok_or_else(|| anyhow::anyhow!("no finding for trail {TRAIL}: {findings:#?}"))?;
+    let finding = account.trail_finding(HOME, TRAIL).await?;
     Ok((
         finding
             .compliance()

@@ -110,6 +110,21 @@ impl Evaluation {
     pub fn account_resource_id(account_id: &str) -> String {
         format!("AWS::::Account:{account_id}")
     }
+
+    /// What is said of a trail that no longer exists: FAIL, HIGH, no reasons (there is nothing
+    /// left to judge), filed in its home region.
+    pub fn deleted_trail(resource_id: String, account_id: String, trail: TrailSummary) -> Self {
+        Evaluation {
+            kind: EvaluationKind::Trail,
+            resource_id,
+            account_id,
+            region: trail.home_region.clone(),
+            status: Status::Fail,
+            severity: Severity::High,
+            reasons: vec![],
+            trail: Some(trail),
+        }
+    }
 }
 
 /// A trail as the scan sees it once shadow copies are folded away.

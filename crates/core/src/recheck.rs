@@ -9,7 +9,7 @@
 use crate::arn::{Arn, LogGroupRef, RoleRef};
 use crate::evaluate::{Evaluation, EvaluationKind, TrailSummary};
 use crate::event::{Change, Target};
-use crate::reason::{Severity, Status};
+
 use crate::reconcile::{Transition, TransitionKind};
 use std::collections::BTreeSet;
 
@@ -129,15 +129,10 @@ pub fn deletion_without_memory(change: &Change, trail_arn: &str) -> Transition {
         .next()
         .unwrap_or(trail_arn)
         .to_string();
-    let evaluation = Evaluation {
-        kind: EvaluationKind::Trail,
-        resource_id: trail_arn.to_string(),
-        account_id: change.account.clone(),
-        region: region.clone(),
-        status: Status::Fail,
-        severity: Severity::High,
-        reasons: vec![],
-        trail: Some(TrailSummary {
+    let evaluation = Evaluation::deleted_trail(
+        trail_arn.to_string(),
+        change.account.clone(),
+        TrailSummary {
             name,
             home_region: region,
             is_multi_region: false,
@@ -147,8 +142,8 @@ pub fn deletion_without_memory(change: &Change, trail_arn: &str) -> Transition {
             is_logging: None,
             log_file_validation_enabled: false,
             s3_bucket_name: None,
-        }),
-    };
+        },
+    );
     Transition {
         kind: TransitionKind::Deleted,
         finding_id: crate::finding::finding_id(&evaluation),
@@ -164,6 +159,7 @@ mod tests {
     use super::*;
     use crate::event::parse;
     use crate::reason::ReasonCode;
+    use crate::reason::{Severity, Status};
     use crate::test_support::trail_evaluation;
 
     macro_rules! fixture {

@@ -6,7 +6,7 @@
 //! cost down. Alerts go out only on a transition: a new failure, a failure resolved, the
 //! reasons of a failure changed, or a trail deleted.
 
-use crate::evaluate::{Evaluation, EvaluationKind};
+use crate::evaluate::Evaluation;
 use crate::finding::{
     self, format_time, Finding, FindingContext, FIELD_KIND, FIELD_RESOURCE, RECORD_ACTIVE,
     RECORD_ARCHIVED,
@@ -125,14 +125,10 @@ fn evaluation_of_deleted(prior: &Finding) -> Evaluation {
         .and_then(|t| t.name.clone())
         .or_else(|| resource_id.rsplit('/').next().map(str::to_string))
         .unwrap_or_default();
-    Evaluation {
-        kind: EvaluationKind::Trail,
-        account_id: prior.aws_account_id.clone(),
-        region: resource.map(|r| r.region.clone()).unwrap_or_default(),
-        status: Status::Fail,
-        severity: Severity::High,
-        reasons: vec![],
-        trail: Some(crate::evaluate::TrailSummary {
+    Evaluation::deleted_trail(
+        resource_id,
+        prior.aws_account_id.clone(),
+        crate::evaluate::TrailSummary {
             name,
             home_region: resource.map(|r| r.region.clone()).unwrap_or_default(),
             is_multi_region: trail_details
@@ -148,9 +144,8 @@ fn evaluation_of_deleted(prior: &Finding) -> Evaluation {
                 .and_then(|t| t.log_file_validation_enabled)
                 .unwrap_or(false),
             s3_bucket_name: trail_details.and_then(|t| t.s3_bucket_name.clone()),
-        }),
-        resource_id,
-    }
+        },
+    )
 }
 
 /// Decides imports and transitions for `evaluations` against `prior`.

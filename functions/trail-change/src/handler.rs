@@ -139,19 +139,6 @@ mod tests {
         Ok((account, services, queue))
     }
 
-    /// The finding Security Hub holds for trail `audit`.
-    async fn audit_finding(
-        account: &Account,
-    ) -> anyhow::Result<aws_sdk_securityhub::types::AwsSecurityFinding> {
-        account
-            .findings(REGION)
-            .await?
-            .into_iter()
-            .find(|(id, _)| id.ends_with("trail/audit"))
-            .map(|(_, finding)| finding)
-            .ok_or_else(|| anyhow::anyhow!("no finding for trail audit"))
-    }
-
     #[tokio::test]
     async fn stop_logging_alerts_with_the_actor_and_records_the_failure() -> anyhow::Result<()> {
         let (account, services, queue) = monitored().await?;
@@ -185,7 +172,7 @@ mod tests {
             .as_str()
             .unwrap()
             .ends_with("after StopLogging"));
-        let trail = audit_finding(&account).await?;
+        let trail = account.trail_finding(REGION, "audit").await?;
         assert_eq!(
             trail
                 .compliance()
@@ -233,7 +220,7 @@ mod tests {
             kinds.contains(&"new_failure"),
             "coverage is lost too: {kinds:?}"
         );
-        let trail = audit_finding(&account).await?;
+        let trail = account.trail_finding(REGION, "audit").await?;
         assert_eq!(
             trail.record_state().map(|s| s.as_str()),
             Some(RECORD_ARCHIVED)
