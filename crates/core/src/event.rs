@@ -168,6 +168,34 @@ pub const WATCHED: [(&str, &[&str]); 3] = [
     ),
 ];
 
+/// The EventBridge pattern that delivers exactly the [`WATCHED`] calls, and only successful
+/// ones: a call that failed changed nothing. The change rules under `infra/` carry this
+/// pattern (`tests/tests/infra.rs` checks that they do), so the rule and the handler cannot
+/// drift apart. Lists are sorted, as the templates write them.
+pub fn rule_pattern() -> Value {
+    let mut event_sources: Vec<&str> = WATCHED.iter().map(|(source, _)| *source).collect();
+    event_sources.sort_unstable();
+    // EventBridge names a service's events `aws.<service>`, after its endpoint prefix.
+    let sources: Vec<String> = event_sources
+        .iter()
+        .map(|s| format!("aws.{}", s.trim_end_matches(".amazonaws.com")))
+        .collect();
+    let mut names: Vec<&str> = WATCHED
+        .iter()
+        .flat_map(|(_, n)| n.iter().copied())
+        .collect();
+    names.sort_unstable();
+    serde_json::json!({
+        "source": sources,
+        "detail-type": [DETAIL_TYPE],
+        "detail": {
+            "eventSource": event_sources,
+            "eventName": names,
+            "errorCode": [{"exists": false}],
+        },
+    })
+}
+
 fn parameter(call: &ApiCall, names: &[&'static str]) -> Option<String> {
     let parameters = call.request_parameters.as_ref()?;
     names
@@ -321,6 +349,20 @@ mod tests {
         ($name:literal) => {
             include_bytes!(concat!("../fixtures/events/", $name))
         };
+    }
+
+    #[test]
+    fn rule_pattern_names_each_service_the_way_eventbridge_does() {
+        let pattern = rule_pattern();
+        assert_eq!(
+            pattern["source"],
+            serde_json::json!(["aws.cloudtrail", "aws.iam", "aws.logs"])
+        );
+        assert_eq!(pattern["detail"]["eventName"].as_array().unwrap().len(), 13);
+        assert_eq!(
+            pattern["detail"]["errorCode"],
+            serde_json::json!([{"exists": false}])
+        );
     }
 
     #[test]
