@@ -9,13 +9,14 @@ VENV := .venv
 VENV_STAMP := $(VENV)/.installed
 DEMO_REGIONS := us-east-1,eu-west-1,ap-southeast-2
 
-.PHONY: help venv build build-cli demo test lint clean
+.PHONY: help venv infra-venv build build-cli demo test lint lint-infra deploy clean
 
 help:
 	@echo "make demo   run trailwatch against a seeded AWS emulator (moto)"
 	@echo "make test   run every test: unit, fixture, emulator and CLI"
-	@echo "make lint   cargo fmt --check and clippy -D warnings"
+	@echo "make lint   cargo fmt --check, clippy -D warnings, and the infra/ template checks"
 	@echo "make build  the two Lambda zips (x86_64, provided.al2023) under target/lambda/"
+	@echo "make deploy sam build + sam deploy (--guided the first time) of infra/template.yaml"
 
 $(VENV_STAMP): tools/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +24,23 @@ $(VENV_STAMP): tools/requirements.txt
 	touch $@
 
 venv: $(VENV_STAMP)
+
+# The SAM CLI and checkov each pin a boto3 that conflicts with moto's (and with each other's),
+# so each gets its own virtualenv.
+INFRA_VENV := .venv-infra
+CHECKOV_VENV := .venv-checkov
+
+$(INFRA_VENV)/.installed: tools/infra-requirements.txt
+	$(PYTHON) -m venv $(INFRA_VENV)
+	$(INFRA_VENV)/bin/pip install --quiet --disable-pip-version-check -r $<
+	touch $@
+
+$(CHECKOV_VENV)/.installed: tools/checkov-requirements.txt
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r $<
+	touch $@
+
+infra-venv: $(INFRA_VENV)/.installed $(CHECKOV_VENV)/.installed
 
 # Release zips for Lambda. Settings (zip, x86_64, release, zig linker) live in cargo-lambda.toml.
 # The zips land in the repo's target/lambda/ whatever CARGO_TARGET_DIR is, where deploy tools
@@ -51,9 +69,32 @@ test: venv build-cli
 	scripts/with-moto cargo test --workspace 2>&1 | tee $(TEST_LOG); exit $${PIPESTATUS[0]}
 	@scripts/test-summary $(TEST_LOG)
 
-lint:
+lint: lint-infra
 	cargo fmt --all --check
 	cargo clippy --quiet --workspace --all-targets -- -D warnings
 
+# SAM CLI offline: no telemetry, and a region so that validation needs no AWS profile.
+SAM := env SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} \
+	PATH="$(CURDIR)/$(INFRA_VENV)/bin:$(CURDIR)/$(VENV)/bin:$$PATH" sam
+
+# Every template: cfn-lint with no errors or warnings, SAM's own validation, and checkov with
+# no failed check (each skip is justified inline, next to the resource it concerns).
+lint-infra: infra-venv
+	$(INFRA_VENV)/bin/cfn-lint infra/template.yaml infra/region-forwarder.yaml
+	cd infra && $(SAM) validate --lint --template template.yaml
+	$(CHECKOV_VENV)/bin/checkov --directory infra --framework cloudformation terraform \
+		--quiet --compact --skip-download
+
+# The first deploy asks for the stack name, region and parameters and saves the answers in
+# infra/samconfig.toml; later deploys reuse them. `sam build` compiles both functions with
+# cargo-lambda (from .venv) for the template's Architecture.
+deploy: venv infra-venv
+	cd infra && $(SAM) build --template template.yaml
+	if grep -q '^\[default\.deploy\.parameters\]' infra/samconfig.toml; then \
+		cd infra && $(SAM) deploy; \
+	else \
+		cd infra && $(SAM) deploy --guided; \
+	fi
+
 clean:
-	rm -rf $(VENV)
+	rm -rf $(VENV) $(INFRA_VENV) $(CHECKOV_VENV) infra/.aws-sam
