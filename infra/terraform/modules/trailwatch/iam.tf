@@ -1,0 +1,128 @@
+# What both functions do: read trails and what they point at, record verdicts, alert. Every
+# action is one the code calls (tests/tests/infra.rs checks it against the calls a scan and a
+# re-check make); sts:GetCallerIdentity needs no permission and is not listed.
+data "aws_iam_policy_document" "evaluate" {
+  statement {
+    sid       = "ListEnabledRegions"
+    actions   = ["account:ListRegions"]
+    resources = ["arn:${local.partition}:account::${local.account}:account"]
+  }
+  # DescribeTrails has no resource type: AWS accepts only "*" for it.
+  statement {
+    sid       = "ListTrails"
+    actions   = ["cloudtrail:DescribeTrails"]
+    resources = ["*"]
+  }
+  statement {
+    sid       = "ReadTrails"
+    actions   = ["cloudtrail:GetEventSelectors", "cloudtrail:GetTrailStatus"]
+    resources = ["arn:${local.partition}:cloudtrail:*:${local.account}:trail/*"]
+  }
+  statement {
+    sid       = "ReadLogGroups"
+    actions   = ["logs:DescribeLogGroups", "logs:DescribeMetricFilters"]
+    resources = ["arn:${local.partition}:logs:*:${local.account}:log-group:*"]
+  }
+  statement {
+    sid       = "ReadAlarms"
+    actions   = ["cloudwatch:DescribeAlarms"]
+    resources = ["arn:${local.partition}:cloudwatch:*:${local.account}:alarm:*"]
+  }
+  statement {
+    sid = "ReadDeliveryRoles"
+    actions = [
+      "iam:GetRole",
+      "iam:GetRolePolicy",
+      "iam:ListAttachedRolePolicies",
+      "iam:ListRolePolicies",
+    ]
+    resources = ["arn:${local.partition}:iam::${local.account}:role/*"]
+  }
+  # Attached policies may be the account's own or AWS managed ones.
+  statement {
+    sid     = "ReadDeliveryRolePolicies"
+    actions = ["iam:GetPolicy", "iam:GetPolicyVersion"]
+    resources = [
+      "arn:${local.partition}:iam::${local.account}:policy/*",
+      "arn:${local.partition}:iam::aws:policy/*",
+    ]
+  }
+  statement {
+    sid       = "RememberVerdicts"
+    actions   = ["securityhub:GetFindings"]
+    resources = ["arn:${local.partition}:securityhub:*:${local.account}:hub/default"]
+  }
+  statement {
+    sid       = "RecordVerdicts"
+    actions   = ["securityhub:BatchImportFindings"]
+    resources = ["arn:${local.partition}:securityhub:*:${local.account}:product/${local.account}/default"]
+  }
+  statement {
+    sid       = "Alert"
+    actions   = ["sns:Publish"]
+    resources = [aws_sns_topic.alerts.arn]
+  }
+  # The topic and the dead-letter queues are encrypted with the module's key.
+  statement {
+    sid       = "UseStackKey"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = [aws_kms_key.alerts.arn]
+  }
+}
+
+resource "aws_iam_policy" "evaluate" {
+  name        = "${var.name}-evaluate"
+  description = "trailwatch reads trails and what they deliver to, records findings, alerts"
+  policy      = data.aws_iam_policy_document.evaluate.json
+  tags        = var.tags
+}
+
+data "aws_iam_policy_document" "lambda_trust" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["lambda.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account]
+    }
+  }
+}
+
+resource "aws_iam_role" "function" {
+  for_each           = local.functions
+  name               = "${var.name}-${each.key}"
+  description        = "trailwatch ${each.key}"
+  assume_role_policy = data.aws_iam_policy_document.lambda_trust.json
+  tags               = var.tags
+}
+
+resource "aws_iam_role_policy_attachment" "evaluate" {
+  for_each   = local.functions
+  role       = aws_iam_role.function[each.key].name
+  policy_arn = aws_iam_policy.evaluate.arn
+}
+
+data "aws_iam_policy_document" "own_logs_and_dead_letters" {
+  for_each = local.functions
+  statement {
+    sid       = "OwnLogs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.function[each.key].arn}:*"]
+  }
+  statement {
+    sid       = "OwnDeadLetters"
+    actions   = ["sqs:SendMessage"]
+    resources = [each.value.dead_letters]
+  }
+}
+
+resource "aws_iam_role_policy" "own_logs_and_dead_letters" {
+  for_each = local.functions
+  name     = "own-logs-and-dead-letters"
+  role     = aws_iam_role.function[each.key].id
+  policy   = data.aws_iam_policy_document.own_logs_and_dead_letters[each.key].json
+}

@@ -1,0 +1,288 @@
+# trailwatch, as in infra/template.yaml: two functions, the hourly schedule, the change rule,
+# an encrypted alerts topic, dead-letter queues, least-privilege roles and alarms on itself.
+# tests/tests/infra.rs checks that this module and the SAM template agree.
+
+data "aws_caller_identity" "current" {}
+data "aws_partition" "current" {}
+data "aws_region" "current" {}
+
+locals {
+  account   = data.aws_caller_identity.current.account_id
+  partition = data.aws_partition.current.partition
+  region    = data.aws_region.current.name
+
+  scheduled_scan_zip = coalesce(var.scheduled_scan_zip, "${path.module}/../../../../target/lambda/scheduled-scan/bootstrap.zip")
+  trail_change_zip   = coalesce(var.trail_change_zip, "${path.module}/../../../../target/lambda/trail-change/bootstrap.zip")
+
+  environment = {
+    TRAILWATCH_SNS_TOPIC_ARN          = aws_sns_topic.alerts.arn
+    TRAILWATCH_SECURITY_HUB           = tostring(var.security_hub)
+    TRAILWATCH_REGIONS                = var.regions
+    TRAILWATCH_MAX_DELIVERY_AGE_HOURS = tostring(var.max_delivery_age_hours)
+    TRAILWATCH_WARNINGS               = tostring(var.warnings)
+  }
+
+  # The calls that can break a trail's link to CloudWatch Logs, and only successful ones: a
+  # failed call changed nothing. The list is trailwatch_core::event::WATCHED.
+  change_event_pattern = {
+    source        = ["aws.cloudtrail", "aws.iam", "aws.logs"]
+    "detail-type" = ["AWS API Call via CloudTrail"]
+    detail = {
+      eventSource = ["cloudtrail.amazonaws.com", "iam.amazonaws.com", "logs.amazonaws.com"]
+      eventName = [
+        "AttachRolePolicy",
+        "CreateTrail",
+        "DeleteLogGroup",
+        "DeleteRole",
+        "DeleteRolePolicy",
+        "DeleteTrail",
+        "DetachRolePolicy",
+        "PutEventSelectors",
+        "PutRolePolicy",
+        "StartLogging",
+        "StopLogging",
+        "UpdateAssumeRolePolicy",
+        "UpdateTrail",
+      ]
+      errorCode = [{ exists = false }]
+    }
+  }
+}
+
+# --- Alerts: one KMS-encrypted topic for verdicts and for the monitor's own alarms ----------
+
+data "aws_iam_policy_document" "key" {
+  #checkov:skip=CKV_AWS_109:This document is the key's own key policy, where Resource "*" means this key and nothing else; AWS requires that form.
+  #checkov:skip=CKV_AWS_111:This document is the key's own key policy, where Resource "*" means this key and nothing else; AWS requires that form.
+  #checkov:skip=CKV_AWS_356:This document is the key's own key policy, where Resource "*" means this key and nothing else; AWS requires that form.
+  # Administration is delegated to IAM in this account; use is not (see below).
+  statement {
+    sid = "AccountAdministersKey"
+    principals {
+      type        = "AWS"
+      identifiers = ["arn:${local.partition}:iam::${local.account}:root"]
+    }
+    actions = [
+      "kms:CancelKeyDeletion",
+      "kms:CreateAlias",
+      "kms:DeleteAlias",
+      "kms:DescribeKey",
+      "kms:DisableKey",
+      "kms:DisableKeyRotation",
+      "kms:EnableKey",
+      "kms:EnableKeyRotation",
+      "kms:GetKeyPolicy",
+      "kms:GetKeyRotationStatus",
+      "kms:ListResourceTags",
+      "kms:PutKeyPolicy",
+      "kms:ScheduleKeyDeletion",
+      "kms:TagResource",
+      "kms:UntagResource",
+      "kms:UpdateAlias",
+      "kms:UpdateKeyDescription",
+    ]
+    resources = ["*"]
+  }
+
+  # Principals of this account may use the key only through SNS and SQS.
+  statement {
+    sid = "AccountUsesKeyThroughSnsAndSqs"
+    principals {
+      type        = "AWS"
+      identifiers = ["arn:${local.partition}:iam::${local.account}:root"]
+    }
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = ["*"]
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["sns.${local.region}.amazonaws.com", "sqs.${local.region}.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "kms:CallerAccount"
+      values   = [local.account]
+    }
+  }
+
+  # EventBridge writes what it could not deliver into the encrypted dead-letter queues.
+  statement {
+    sid = "RulesWriteDeadLetters"
+    principals {
+      type        = "Service"
+      identifiers = ["events.amazonaws.com"]
+    }
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = ["*"]
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account]
+    }
+  }
+
+  # CloudWatch alarms publish to the encrypted topic as the cloudwatch service.
+  statement {
+    sid = "AlarmsPublishToTopic"
+    principals {
+      type        = "Service"
+      identifiers = ["cloudwatch.amazonaws.com"]
+    }
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = ["*"]
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account]
+    }
+  }
+
+  statement {
+    sid = "LogsEncryptFunctionLogs"
+    principals {
+      type        = "Service"
+      identifiers = ["logs.${local.region}.amazonaws.com"]
+    }
+    actions = [
+      "kms:Decrypt",
+      "kms:DescribeKey",
+      "kms:Encrypt",
+      "kms:GenerateDataKey",
+      "kms:GenerateDataKeyWithoutPlaintext",
+      "kms:ReEncryptFrom",
+      "kms:ReEncryptTo",
+    ]
+    resources = ["*"]
+    condition {
+      test     = "ArnLike"
+      variable = "kms:EncryptionContext:aws:logs:arn"
+      values   = ["arn:${local.partition}:logs:${local.region}:${local.account}:log-group:/aws/lambda/${var.name}-*"]
+    }
+  }
+}
+
+resource "aws_kms_key" "alerts" {
+  description         = "trailwatch alerts topic, dead-letter queues and function logs"
+  enable_key_rotation = true
+  policy              = data.aws_iam_policy_document.key.json
+  tags                = var.tags
+}
+
+resource "aws_kms_alias" "alerts" {
+  name          = "alias/${var.name}-alerts"
+  target_key_id = aws_kms_key.alerts.key_id
+}
+
+resource "aws_sns_topic" "alerts" {
+  name              = "${var.name}-alerts"
+  display_name      = "trailwatch"
+  kms_master_key_id = aws_kms_key.alerts.arn
+  tags              = var.tags
+}
+
+data "aws_iam_policy_document" "topic" {
+  statement {
+    sid = "AlarmsOfThisAccountPublish"
+    principals {
+      type        = "Service"
+      identifiers = ["cloudwatch.amazonaws.com"]
+    }
+    actions   = ["sns:Publish"]
+    resources = [aws_sns_topic.alerts.arn]
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account]
+    }
+  }
+  statement {
+    sid    = "OnlyOverTls"
+    effect = "Deny"
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+    actions   = ["sns:Publish", "sns:Subscribe"]
+    resources = [aws_sns_topic.alerts.arn]
+    condition {
+      test     = "Bool"
+      variable = "aws:SecureTransport"
+      values   = ["false"]
+    }
+  }
+}
+
+resource "aws_sns_topic_policy" "alerts" {
+  arn    = aws_sns_topic.alerts.arn
+  policy = data.aws_iam_policy_document.topic.json
+}
+
+resource "aws_sns_topic_subscription" "email" {
+  count     = var.alert_email == "" ? 0 : 1
+  topic_arn = aws_sns_topic.alerts.arn
+  protocol  = "email"
+  endpoint  = var.alert_email
+}
+
+# --- Dead-letter queues: an event that could not be handled is kept for 14 days ------------
+
+resource "aws_sqs_queue" "scan_dead_letters" {
+  name                      = "${var.name}-scheduled-scan-dlq"
+  message_retention_seconds = 1209600
+  kms_master_key_id         = aws_kms_key.alerts.arn
+  tags                      = var.tags
+}
+
+resource "aws_sqs_queue" "change_dead_letters" {
+  name                      = "${var.name}-trail-change-dlq"
+  message_retention_seconds = 1209600
+  kms_master_key_id         = aws_kms_key.alerts.arn
+  tags                      = var.tags
+}
+
+data "aws_iam_policy_document" "dead_letters" {
+  for_each = {
+    scan   = { queue = aws_sqs_queue.scan_dead_letters.arn, rule = aws_cloudwatch_event_rule.schedule.arn }
+    change = { queue = aws_sqs_queue.change_dead_letters.arn, rule = aws_cloudwatch_event_rule.change.arn }
+  }
+  # EventBridge parks here what it could not deliver to the function.
+  statement {
+    sid = "RuleDeadLetter"
+    principals {
+      type        = "Service"
+      identifiers = ["events.amazonaws.com"]
+    }
+    actions   = ["sqs:SendMessage"]
+    resources = [each.value.queue]
+    condition {
+      test     = "ArnEquals"
+      variable = "aws:SourceArn"
+      values   = [each.value.rule]
+    }
+  }
+  statement {
+    sid    = "OnlyOverTls"
+    effect = "Deny"
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+    actions   = ["sqs:SendMessage"]
+    resources = [each.value.queue]
+    condition {
+      test     = "Bool"
+      variable = "aws:SecureTransport"
+      values   = ["false"]
+    }
+  }
+}
+
+resource "aws_sqs_queue_policy" "scan_dead_letters" {
+  queue_url = aws_sqs_queue.scan_dead_letters.id
+  policy    = data.aws_iam_policy_document.dead_letters["scan"].json
+}
+
+resource "aws_sqs_queue_policy" "change_dead_letters" {
+  queue_url = aws_sqs_queue.change_dead_letters.id
+  policy    = data.aws_iam_policy_document.dead_letters["change"].json
+}

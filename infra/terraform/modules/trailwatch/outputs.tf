@@ -1,0 +1,26 @@
+output "alerts_topic_arn" {
+  description = "Subscribe email, SQS, or Amazon Q Developer in chat applications here."
+  value       = aws_sns_topic.alerts.arn
+}
+
+output "alerts_key_arn" {
+  description = "The KMS key of the topic, the dead-letter queues and the function logs."
+  value       = aws_kms_key.alerts.arn
+}
+
+output "function_names" {
+  value = { for k, f in aws_lambda_function.function : k => f.function_name }
+}
+
+output "dead_letter_queue_urls" {
+  description = "Events that could not be handled. Replay a trail-change one with `trailwatch replay`."
+  value = {
+    "scheduled-scan" = aws_sqs_queue.scan_dead_letters.url
+    "trail-change"   = aws_sqs_queue.change_dead_letters.url
+  }
+}
+
+output "central_event_bus_arn" {
+  description = "Give this region to the region-forwarder module in every other region."
+  value       = "arn:${local.partition}:events:${local.region}:${local.account}:event-bus/default"
+}

@@ -1,0 +1,97 @@
+# The same settings as the parameters of infra/template.yaml.
+
+variable "name" {
+  description = "Prefix of every named resource (functions, topic, queues, log groups, alarms)."
+  type        = string
+  default     = "trailwatch"
+  validation {
+    condition     = can(regex("^[A-Za-z][A-Za-z0-9-]{0,40}$", var.name))
+    error_message = "Use letters, digits and hyphens, starting with a letter, at most 41 characters."
+  }
+}
+
+variable "scheduled_scan_zip" {
+  description = "The scheduled-scan zip from `make build`."
+  type        = string
+  default     = null
+}
+
+variable "trail_change_zip" {
+  description = "The trail-change zip from `make build`."
+  type        = string
+  default     = null
+}
+
+variable "architecture" {
+  description = "CPU of both functions: x86_64 (tested) or arm64 (build with `cargo lambda build --arm64`)."
+  type        = string
+  default     = "x86_64"
+  validation {
+    condition     = contains(["x86_64", "arm64"], var.architecture)
+    error_message = "architecture is x86_64 or arm64."
+  }
+}
+
+variable "regions" {
+  description = "`all` enabled regions (account:ListRegions), or a comma-separated list."
+  type        = string
+  default     = "all"
+  validation {
+    condition     = can(regex("^(all|[a-z]{2}(-[a-z]+)+-[0-9](,[a-z]{2}(-[a-z]+)+-[0-9])*)$", var.regions))
+    error_message = "regions is `all` or a comma-separated list such as us-east-1,eu-west-1."
+  }
+}
+
+variable "max_delivery_age_hours" {
+  description = "A trail whose last CloudWatch Logs delivery is older than this fails."
+  type        = number
+  default     = 24
+  validation {
+    condition     = var.max_delivery_age_hours >= 1 && var.max_delivery_age_hours <= 2160
+    error_message = "max_delivery_age_hours is from 1 to 2160."
+  }
+}
+
+variable "warnings" {
+  description = "Report WARNING reasons (retention, tamper alarm, selectors, validation)."
+  type        = bool
+  default     = true
+}
+
+variable "security_hub" {
+  description = "Import findings into Security Hub, which is also trailwatch's memory of past verdicts."
+  type        = bool
+  default     = true
+}
+
+variable "alert_email" {
+  description = "Optional address to subscribe to the alerts topic (it must confirm by email)."
+  type        = string
+  default     = ""
+}
+
+variable "log_retention_days" {
+  description = "How long the functions' own logs are kept."
+  type        = number
+  default     = 365
+  validation {
+    condition     = contains([30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
+    error_message = "log_retention_days must be a CloudWatch Logs retention of at least 30 days."
+  }
+}
+
+variable "log_level" {
+  description = "Application log level of both functions."
+  type        = string
+  default     = "INFO"
+  validation {
+    condition     = contains(["TRACE", "DEBUG", "INFO", "WARN", "ERROR"], var.log_level)
+    error_message = "log_level is TRACE, DEBUG, INFO, WARN or ERROR."
+  }
+}
+
+variable "tags" {
+  description = "Tags for every resource that takes them."
+  type        = map(string)
+  default     = {}
+}
