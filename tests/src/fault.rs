@@ -8,6 +8,7 @@
 //! proxy a few dozen lines and is invisible to the SDK.
 
 use anyhow::{Context, Result};
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -63,7 +64,16 @@ pub struct FaultProxy {
     pub endpoint: String,
     rules: Arc<Mutex<Vec<Rule>>>,
     injected: Arc<Mutex<Vec<(String, String, Fault)>>>,
-    seen: Arc<Mutex<Vec<(String, String)>>>,
+    seen: Arc<Mutex<Vec<Call>>>,
+}
+
+/// One request the proxy saw.
+#[derive(Debug, Clone)]
+struct Call {
+    region: String,
+    /// The SigV4 signing name, such as `cloudtrail` or `monitoring`.
+    service: String,
+    operation: String,
 }
 
 struct Request {
@@ -128,7 +138,7 @@ impl FaultProxy {
             .to_string();
         let rules: Arc<Mutex<Vec<Rule>>> = Arc::default();
         let injected: Arc<Mutex<Vec<(String, String, Fault)>>> = Arc::default();
-        let seen: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+        let seen: Arc<Mutex<Vec<Call>>> = Arc::default();
         let (task_rules, task_injected, task_seen) =
             (rules.clone(), injected.clone(), seen.clone());
         tokio::spawn(async move {
@@ -159,7 +169,30 @@ impl FaultProxy {
 
     /// Every request so far, as (region, operation), faulted or forwarded.
     pub fn seen(&self) -> Vec<(String, String)> {
-        self.seen.lock().expect("seen lock").clone()
+        self.seen
+            .lock()
+            .expect("seen lock")
+            .iter()
+            .map(|c| (c.region.clone(), c.operation.clone()))
+            .collect()
+    }
+
+    /// The IAM actions of every request so far, such as `cloudtrail:DescribeTrails`.
+    pub fn iam_actions(&self) -> BTreeSet<String> {
+        self.seen
+            .lock()
+            .expect("seen lock")
+            .iter()
+            .map(|c| {
+                // CloudWatch signs as `monitoring`; every other service trailwatch calls signs
+                // with its IAM prefix.
+                let prefix = match c.service.as_str() {
+                    "monitoring" => "cloudwatch",
+                    other => other,
+                };
+                format!("{prefix}:{}", c.operation)
+            })
+            .collect()
     }
 
     /// The faults injected so far, as (region, operation, fault).
@@ -276,13 +309,17 @@ async fn serve(
     upstream: &str,
     rules: &Mutex<Vec<Rule>>,
     injected: &Mutex<Vec<(String, String, Fault)>>,
-    seen: &Mutex<Vec<(String, String)>>,
+    seen: &Mutex<Vec<Call>>,
 ) -> Result<()> {
     let request = read_request(&mut client).await?;
-    let (region, _service) = request.scope();
+    let (region, service) = request.scope();
     let operation = request.operation();
     if let Ok(mut log) = seen.lock() {
-        log.push((region.clone(), operation.clone()));
+        log.push(Call {
+            region: region.clone(),
+            service,
+            operation: operation.clone(),
+        });
     }
     let fault = matching_fault(rules, &region, &operation);
     if let Some(fault) = fault {

@@ -1,0 +1,516 @@
+//! The deployable templates under `infra/` agree with the code and with each other.
+//!
+//! - The change rules (SAM, region forwarder, both Terraform modules) carry exactly
+//!   `trailwatch_core::event::rule_pattern()`, the calls the handler re-checks, and every change
+//!   fixture (shaped like a real event) matches them.
+//! - The SAM template and the Terraform module deploy the same two functions with the same
+//!   settings, the same schedule, and grant the same IAM actions.
+//! - Those actions are exactly what a scan, a publication and a re-check call, watched through
+//!   the fault proxy against moto; no template grants a `*` action.
+
+use anyhow::{bail, Context, Result};
+use hcl::{Block, Body, Expression, ObjectKey};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use trailwatch_core::event::rule_pattern;
+use trailwatch_tests::fault::FaultProxy;
+use trailwatch_tests::{endpoint, fixture_event, workspace_dir, Account, TrailSpec};
+
+// --- Reading the templates --------------------------------------------------------------------
+
+/// A CloudFormation template as JSON. Short-form intrinsics (`!Sub x`) become `{"!Sub": x}`.
+fn cloudformation(name: &str) -> Result<Value> {
+    let path = workspace_dir().join("infra").join(name);
+    let text = std::fs::read_to_string(&path).with_context(|| format!("{}", path.display()))?;
+    let yaml: serde_norway::Value = serde_norway::from_str(&text)?;
+    Ok(serde_json::to_value(yaml)?)
+}
+
+fn resource<'a>(template: &'a Value, logical_id: &str) -> &'a Value {
+    let found = &template["Resources"][logical_id];
+    assert!(found.is_object(), "no resource {logical_id}");
+    found
+}
+
+fn resources_of_type<'a>(template: &'a Value, kind: &str) -> BTreeMap<&'a str, &'a Value> {
+    template["Resources"]
+        .as_object()
+        .expect("Resources")
+        .iter()
+        .filter(|(_, r)| r["Type"] == kind)
+        .map(|(id, r)| (id.as_str(), r))
+        .collect()
+}
+
+/// Every `Action` of a policy document, whether written as a string or a list.
+fn cloudformation_actions(document: &Value) -> BTreeSet<String> {
+    document["Statement"]
+        .as_array()
+        .expect("Statement list")
+        .iter()
+        .flat_map(|statement| match &statement["Action"] {
+            Value::String(one) => vec![one.clone()],
+            Value::Array(many) => many.iter().map(|a| a.as_str().unwrap().into()).collect(),
+            other => panic!("unexpected Action {other}"),
+        })
+        .collect()
+}
+
+/// All `.tf` files of a Terraform module, parsed into one body.
+fn terraform(module: &str) -> Result<Body> {
+    let dir = workspace_dir().join("infra/terraform").join(module);
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .with_context(|| format!("{}", dir.display()))?
+        .map(|entry| entry.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
+    files.retain(|p| p.extension().is_some_and(|e| e == "tf"));
+    files.sort();
+    let mut structures = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file)?;
+        let body = hcl::parse(&text).with_context(|| format!("parsing {}", file.display()))?;
+        structures.extend(body);
+    }
+    Ok(Body::from(structures))
+}
+
+/// The block `kind "label" "label"...`, such as `resource "aws_lambda_function" "function"`.
+fn block<'a>(body: &'a Body, kind: &str, labels: &[&str]) -> &'a Block {
+    body.blocks()
+        .find(|b| {
+            b.identifier() == kind
+                && b.labels
+                    .iter()
+                    .map(|l| l.as_str())
+                    .eq(labels.iter().copied())
+        })
+        .unwrap_or_else(|| panic!("no block {kind} {labels:?}"))
+}
+
+fn attribute<'a>(body: &'a Body, key: &str) -> &'a Expression {
+    body.attributes()
+        .find(|a| a.key() == key)
+        .map(|a| a.expr())
+        .unwrap_or_else(|| panic!("no attribute {key}"))
+}
+
+/// A `locals` entry, wherever in the module it is declared.
+fn local<'a>(body: &'a Body, name: &str) -> &'a Expression {
+    body.blocks()
+        .filter(|b| b.identifier() == "locals")
+        .find_map(|b| b.body.attributes().find(|a| a.key() == name))
+        .map(|a| a.expr())
+        .unwrap_or_else(|| panic!("no local {name}"))
+}
+
+/// A literal HCL expression (no references) as JSON.
+fn literal(expr: &Expression) -> Result<Value> {
+    use hcl::eval::{Context, Evaluate};
+    let value = expr
+        .evaluate(&Context::new())
+        .map_err(|e| anyhow::anyhow!("not a literal: {e}"))?;
+    Ok(serde_json::to_value(value)?)
+}
+
+/// An object key written as `name` or `"name"`; a computed key has no fixed name.
+fn key_name(key: &ObjectKey) -> Option<&str> {
+    match key {
+        ObjectKey::Identifier(id) => Some(id.as_str()),
+        ObjectKey::Expression(Expression::String(s)) => Some(s.as_str()),
+        _ => None,
+    }
+}
+
+fn object_entry<'a>(expr: &'a Expression, key: &str) -> Option<&'a Expression> {
+    let Expression::Object(object) = expr else {
+        return None;
+    };
+    object
+        .iter()
+        .find_map(|(k, v)| (key_name(k) == Some(key)).then_some(v))
+}
+
+fn object_keys(expr: &Expression) -> BTreeSet<String> {
+    let Expression::Object(object) = expr else {
+        panic!("not an object: {expr:?}");
+    };
+    object
+        .keys()
+        .map(|k| {
+            key_name(k)
+                .unwrap_or_else(|| panic!("computed key {k:?}"))
+                .to_string()
+        })
+        .collect()
+}
+
+/// The `actions` of every `statement` in a Terraform `aws_iam_policy_document`.
+fn terraform_actions(document: &Block) -> Result<BTreeSet<String>> {
+    let mut actions = BTreeSet::new();
+    for statement in document
+        .body
+        .blocks()
+        .filter(|b| b.identifier() == "statement")
+    {
+        let Value::Array(list) = literal(attribute(&statement.body, "actions"))? else {
+            bail!("actions is not a list");
+        };
+        actions.extend(list.iter().map(|a| a.as_str().unwrap().to_string()));
+    }
+    Ok(actions)
+}
+
+// --- The event pattern ------------------------------------------------------------------------
+
+#[test]
+fn every_change_rule_carries_the_pattern_of_the_watched_calls() -> Result<()> {
+    let expected = rule_pattern();
+    let sam = cloudformation("template.yaml")?;
+    let forwarder = cloudformation("region-forwarder.yaml")?;
+    let patterns = [
+        (
+            "template.yaml ChangeRule",
+            resource(&sam, "ChangeRule")["Properties"]["EventPattern"].clone(),
+        ),
+        (
+            "region-forwarder.yaml ForwardRule",
+            resource(&forwarder, "ForwardRule")["Properties"]["EventPattern"].clone(),
+        ),
+        (
+            "modules/trailwatch",
+            literal(local(
+                &terraform("modules/trailwatch")?,
+                "change_event_pattern",
+            ))?,
+        ),
+        (
+            "modules/region-forwarder",
+            literal(local(
+                &terraform("modules/region-forwarder")?,
+                "change_event_pattern",
+            ))?,
+        ),
+    ];
+    for (place, pattern) in patterns {
+        assert_eq!(
+            pattern, expected,
+            "{place} differs from event::rule_pattern()"
+        );
+    }
+    Ok(())
+}
+
+/// The subset of EventBridge matching the rule uses: lists of exact values, and
+/// `{"exists": false}`.
+fn matches(pattern: &Value, event: &Value) -> bool {
+    pattern.as_object().unwrap().iter().all(|(key, wanted)| {
+        let got = &event[key];
+        match wanted {
+            Value::Object(_) => matches(wanted, got),
+            Value::Array(options) => options.iter().any(|option| match option {
+                Value::Object(o) if o.get("exists") == Some(&json!(false)) => got.is_null(),
+                exact => exact == got,
+            }),
+            _ => panic!("unexpected pattern element {wanted}"),
+        }
+    })
+}
+
+#[test]
+fn the_rule_delivers_every_change_fixture_and_nothing_else() -> Result<()> {
+    let pattern = rule_pattern();
+    for name in [
+        "create_trail.json",
+        "update_trail_arn.json",
+        "stop_logging.json",
+        "delete_trail.json",
+        "delete_log_group.json",
+        "put_role_policy.json",
+    ] {
+        let event = fixture_event(name, "123456789012")?;
+        assert!(matches(&pattern, &event), "the rule would miss {name}");
+        // The same call, failed: the rule must not wake the function for it.
+        let mut failed = event.clone();
+        failed["detail"]["errorCode"] = json!("AccessDenied");
+        assert!(
+            !matches(&pattern, &failed),
+            "the rule matches a failed {name}"
+        );
+    }
+    let schedule = fixture_event("scheduled_event.json", "123456789012")?;
+    assert!(!matches(&pattern, &schedule));
+    Ok(())
+}
+
+// --- Functions, schedule and rules ------------------------------------------------------------
+
+#[test]
+fn sam_and_terraform_deploy_the_same_two_functions() -> Result<()> {
+    let sam = cloudformation("template.yaml")?;
+    let globals = &sam["Globals"]["Function"];
+    assert_eq!(globals["Runtime"], "provided.al2023");
+    assert_eq!(globals["Handler"], "bootstrap");
+    let functions = resources_of_type(&sam, "AWS::Serverless::Function");
+    let mut sam_settings = BTreeMap::new();
+    for function in functions.values() {
+        assert_eq!(function["Metadata"]["BuildMethod"], "rust-cargolambda");
+        let properties = &function["Properties"];
+        let code = properties["CodeUri"].as_str().unwrap();
+        let crate_dir = workspace_dir().join("infra").join(code);
+        assert!(crate_dir.join("Cargo.toml").exists(), "{code} is no crate");
+        let name = Path::new(code).file_name().unwrap().to_str().unwrap();
+        assert_eq!(properties["LoggingConfig"]["LogFormat"], "JSON");
+        assert!(properties["DeadLetterQueue"]["TargetArn"].is_object());
+        sam_settings.insert(
+            name.to_string(),
+            json!({
+                "timeout": properties["Timeout"],
+                "max_event_age": properties["EventInvokeConfig"]["MaximumEventAgeInSeconds"],
+                "retries": properties["EventInvokeConfig"]["MaximumRetryAttempts"],
+                "concurrency": properties["ReservedConcurrentExecutions"],
+            }),
+        );
+    }
+    assert_eq!(
+        sam_settings.keys().collect::<Vec<_>>(),
+        ["scheduled-scan", "trail-change"]
+    );
+
+    let module = terraform("modules/trailwatch")?;
+    let declared = local(&module, "functions");
+    assert_eq!(
+        object_keys(declared),
+        sam_settings.keys().cloned().collect()
+    );
+    let function = &block(&module, "resource", &["aws_lambda_function", "function"]).body;
+    assert_eq!(literal(attribute(function, "runtime"))?, "provided.al2023");
+    assert_eq!(literal(attribute(function, "handler"))?, "bootstrap");
+    let concurrency = literal(attribute(function, "reserved_concurrent_executions"))?;
+    let invoke = &block(
+        &module,
+        "resource",
+        &["aws_lambda_function_event_invoke_config", "function"],
+    )
+    .body;
+    let retries = literal(attribute(invoke, "maximum_retry_attempts"))?;
+    for (name, sam) in &sam_settings {
+        let entry = object_entry(declared, name).unwrap();
+        let terraform = json!({
+            "timeout": literal(object_entry(entry, "timeout").unwrap())?,
+            "max_event_age": literal(object_entry(entry, "max_event_age").unwrap())?,
+            "retries": retries,
+            "concurrency": concurrency,
+        });
+        assert_eq!(&terraform, sam, "{name}");
+    }
+    Ok(())
+}
+
+#[test]
+fn both_schedule_an_hourly_scan_and_retry_into_dead_letter_queues() -> Result<()> {
+    let sam = cloudformation("template.yaml")?;
+    let schedule = &resource(&sam, "ScheduleRule")["Properties"];
+    let module = terraform("modules/trailwatch")?;
+    let rule = &block(
+        &module,
+        "resource",
+        &["aws_cloudwatch_event_rule", "schedule"],
+    )
+    .body;
+    assert_eq!(schedule["ScheduleExpression"], "rate(1 hour)");
+    assert_eq!(
+        literal(attribute(rule, "schedule_expression"))?,
+        schedule["ScheduleExpression"]
+    );
+
+    for (sam_rule, terraform_target) in [("ScheduleRule", "schedule"), ("ChangeRule", "change")] {
+        let target = &resource(&sam, sam_rule)["Properties"]["Targets"][0];
+        assert!(target["DeadLetterConfig"]["Arn"].is_object(), "{sam_rule}");
+        let body = &block(
+            &module,
+            "resource",
+            &["aws_cloudwatch_event_target", terraform_target],
+        )
+        .body;
+        let retry = &block(body, "retry_policy", &[]).body;
+        assert_eq!(
+            literal(attribute(retry, "maximum_retry_attempts"))?,
+            target["RetryPolicy"]["MaximumRetryAttempts"],
+            "{sam_rule}"
+        );
+        assert_eq!(
+            literal(attribute(retry, "maximum_event_age_in_seconds"))?,
+            target["RetryPolicy"]["MaximumEventAgeInSeconds"],
+            "{sam_rule}"
+        );
+        block(body, "dead_letter_config", &[]);
+    }
+    Ok(())
+}
+
+// --- Permissions ------------------------------------------------------------------------------
+
+fn sam_evaluate_actions() -> Result<BTreeSet<String>> {
+    let sam = cloudformation("template.yaml")?;
+    Ok(cloudformation_actions(
+        &resource(&sam, "EvaluatePolicy")["Properties"]["PolicyDocument"],
+    ))
+}
+
+#[test]
+fn sam_and_terraform_grant_the_same_actions() -> Result<()> {
+    let sam = cloudformation("template.yaml")?;
+    let module = terraform("modules/trailwatch")?;
+    let terraform_policy =
+        |name: &str| terraform_actions(block(&module, "data", &["aws_iam_policy_document", name]));
+    assert_eq!(sam_evaluate_actions()?, terraform_policy("evaluate")?);
+    for role in ["ScheduledScanRole", "TrailChangeRole"] {
+        let inline = &resource(&sam, role)["Properties"]["Policies"][0]["PolicyDocument"];
+        assert_eq!(
+            cloudformation_actions(inline),
+            terraform_policy("own_logs_and_dead_letters")?,
+            "{role}"
+        );
+    }
+    let key = &resource(&sam, "AlertsKey")["Properties"]["KeyPolicy"];
+    assert_eq!(cloudformation_actions(key), terraform_policy("key")?);
+
+    let forwarder = cloudformation("region-forwarder.yaml")?;
+    let forward = &resource(&forwarder, "ForwardRole")["Properties"]["Policies"][0];
+    let forwarder_module = terraform("modules/region-forwarder")?;
+    assert_eq!(
+        cloudformation_actions(&forward["PolicyDocument"]),
+        terraform_actions(block(
+            &forwarder_module,
+            "data",
+            &["aws_iam_policy_document", "forward"],
+        ))?
+    );
+    Ok(())
+}
+
+/// Walks every policy-like document and collects each action string.
+fn all_cloudformation_actions(value: &Value, into: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (key, inner) in map {
+                if key == "Action" || key == "NotAction" {
+                    match inner {
+                        Value::String(s) => into.push(s.clone()),
+                        Value::Array(list) => {
+                            into.extend(list.iter().filter_map(|a| a.as_str().map(str::to_string)))
+                        }
+                        _ => {}
+                    }
+                } else {
+                    all_cloudformation_actions(inner, into);
+                }
+            }
+        }
+        Value::Array(list) => list
+            .iter()
+            .for_each(|v| all_cloudformation_actions(v, into)),
+        _ => {}
+    }
+}
+
+#[test]
+fn no_template_grants_a_wildcard_action() -> Result<()> {
+    let mut actions = Vec::new();
+    for name in ["template.yaml", "region-forwarder.yaml"] {
+        all_cloudformation_actions(&cloudformation(name)?, &mut actions);
+    }
+    for module in ["modules/trailwatch", "modules/region-forwarder"] {
+        let body = terraform(module)?;
+        for document in body.blocks().filter(|b| {
+            b.labels
+                .first()
+                .is_some_and(|l| l.as_str() == "aws_iam_policy_document")
+        }) {
+            actions.extend(terraform_actions(document)?);
+        }
+    }
+    assert!(actions.len() > 40, "found only {actions:?}");
+    let wildcards: Vec<_> = actions.iter().filter(|a| a.contains('*')).collect();
+    assert!(wildcards.is_empty(), "wildcard actions: {wildcards:?}");
+    Ok(())
+}
+
+/// What the deployed functions may do beyond what moto lets the test observe, and why.
+const GRANTED_BUT_NOT_OBSERVED: [(&str, &str); 3] = [
+    (
+        "account:ListRegions",
+        "the regions when TRAILWATCH_REGIONS=all; moto does not implement it, so tests list regions",
+    ),
+    ("kms:GenerateDataKey", "SNS and SQS call KMS for the function; moto does not"),
+    ("kms:Decrypt", "SNS and SQS call KMS for the function; moto does not"),
+];
+
+/// What the code calls that needs no IAM permission.
+const NEEDS_NO_PERMISSION: [&str; 1] = ["sts:GetCallerIdentity"];
+
+#[tokio::test]
+async fn the_granted_actions_are_exactly_what_a_scan_and_a_recheck_call() -> Result<()> {
+    const HOME: &str = "us-east-1";
+    let acct = Account::fresh().await?;
+    acct.enable_security_hub(HOME).await?;
+    let (topic, _queue) = acct.topic_with_queue(HOME, "trailwatch-alerts").await?;
+    // Every kind of read: a trail with a log group, metric filter and alarm, and a delivery
+    // role with an inline and an attached managed policy; a second trail fails, so an alert
+    // goes out.
+    let audit = acct.healthy_trail("audit", HOME, true).await?;
+    acct.attach_managed(
+        &audit.role_name,
+        "extra-delivery",
+        &trailwatch_tests::delivery_policy(&audit.log_group_arn),
+    )
+    .await?;
+    acct.trail(TrailSpec::new("s3-only", HOME)).await?;
+
+    let proxy = FaultProxy::start(&endpoint()?).await?;
+    let via = acct.via(&proxy.endpoint).await;
+    let config = trailwatch_aws::Config::from_lookup(|name| match name {
+        "TRAILWATCH_REGIONS" => Some(HOME.into()),
+        "TRAILWATCH_SNS_TOPIC_ARN" => Some(topic.clone()),
+        _ => None,
+    })?;
+    let services = trailwatch_aws::flow::Services::new(&via.sdk, &config, "infra test")?;
+    let outcome = services.run().await?;
+    assert!(outcome.failures.is_empty(), "{:#?}", outcome.failures);
+    assert!(outcome.alert.is_some(), "the failing trail should alert");
+
+    acct.cloudtrail(HOME)
+        .stop_logging()
+        .name("audit")
+        .send()
+        .await?;
+    let event = fixture_event("stop_logging.json", &acct.id)?;
+    let change = trailwatch_core::event::parse(event.to_string().as_bytes())?;
+    let recheck = services.recheck(&change).await?;
+    assert!(
+        matches!(recheck, trailwatch_aws::flow::Recheck::Published(_)),
+        "{recheck:?}"
+    );
+
+    let observed: BTreeSet<String> = proxy
+        .iam_actions()
+        .into_iter()
+        .filter(|a| !NEEDS_NO_PERMISSION.contains(&a.as_str()))
+        .collect();
+    let granted = sam_evaluate_actions()?;
+    let not_granted: Vec<_> = observed.difference(&granted).collect();
+    assert!(
+        not_granted.is_empty(),
+        "called but not granted: {not_granted:?}"
+    );
+    let unexplained: Vec<_> = granted
+        .difference(&observed)
+        .filter(|a| !GRANTED_BUT_NOT_OBSERVED.iter().any(|(g, _)| g == a))
+        .collect();
+    assert!(
+        unexplained.is_empty(),
+        "granted but never called: {unexplained:?}"
+    );
+    Ok(())
+}
