@@ -12,7 +12,9 @@ locals {
     "trail-change" = {
       description = "Re-checks a trail within seconds of a call that can break its CloudWatch link"
       zip         = local.trail_change_zip
-      timeout     = 60
+      # Above the SDK's 90 s operation timeout, so a hung call ends as a Retryable error that
+      # names it, not as a Lambda timeout that names nothing.
+      timeout = 120
       # A change is worth checking as long as it is news: six hours, Lambda's maximum.
       max_event_age = 21600
       dead_letters  = aws_sqs_queue.change_dead_letters.arn
