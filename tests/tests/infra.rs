@@ -178,16 +178,9 @@ fn every_change_rule_carries_the_pattern_of_the_watched_calls() -> Result<()> {
             resource(&forwarder, "ForwardRule")["Properties"]["EventPattern"].clone(),
         ),
         (
-            "modules/trailwatch",
+            "modules/change-pattern",
             literal(local(
-                &terraform("modules/trailwatch")?,
-                "change_event_pattern",
-            ))?,
-        ),
-        (
-            "modules/region-forwarder",
-            literal(local(
-                &terraform("modules/region-forwarder")?,
+                &terraform("modules/change-pattern")?,
                 "change_event_pattern",
             ))?,
         ),
@@ -198,7 +191,42 @@ fn every_change_rule_carries_the_pattern_of_the_watched_calls() -> Result<()> {
             "{place} differs from event::rule_pattern()"
         );
     }
+    // Both Terraform rules take their pattern from that one module.
+    for (module, rule) in [
+        ("modules/trailwatch", "change"),
+        ("modules/region-forwarder", "forward"),
+    ] {
+        let body = terraform(module)?;
+        let shared = &block(&body, "module", &["change_pattern"]).body;
+        assert_eq!(literal(attribute(shared, "source"))?, "../change-pattern");
+        let rule = &block(&body, "resource", &["aws_cloudwatch_event_rule", rule]).body;
+        assert_eq!(
+            traversal(attribute(rule, "event_pattern")).as_deref(),
+            Some("module.change_pattern.json"),
+            "{module}"
+        );
+    }
     Ok(())
+}
+
+/// A reference such as `module.change_pattern.json`, as written.
+fn traversal(expr: &Expression) -> Option<String> {
+    use hcl::expr::TraversalOperator;
+    let Expression::Traversal(traversal) = expr else {
+        return None;
+    };
+    let Expression::Variable(root) = &traversal.expr else {
+        return None;
+    };
+    let mut path = root.to_string();
+    for operator in &traversal.operators {
+        let TraversalOperator::GetAttr(name) = operator else {
+            return None;
+        };
+        path.push('.');
+        path.push_str(name.as_str());
+    }
+    Some(path)
 }
 
 /// The subset of EventBridge matching the rule uses: lists of exact values, and

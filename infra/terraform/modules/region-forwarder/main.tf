@@ -12,31 +12,10 @@ locals {
   partition   = data.aws_partition.current.partition
   region      = data.aws_region.current.name
   central_bus = "arn:${local.partition}:events:${var.central_region}:${local.account}:event-bus/default"
+}
 
-  # The same pattern as the trailwatch module's change rule (tests/tests/infra.rs keeps them equal).
-  change_event_pattern = {
-    source        = ["aws.cloudtrail", "aws.iam", "aws.logs"]
-    "detail-type" = ["AWS API Call via CloudTrail"]
-    detail = {
-      eventSource = ["cloudtrail.amazonaws.com", "iam.amazonaws.com", "logs.amazonaws.com"]
-      eventName = [
-        "AttachRolePolicy",
-        "CreateTrail",
-        "DeleteLogGroup",
-        "DeleteRole",
-        "DeleteRolePolicy",
-        "DeleteTrail",
-        "DetachRolePolicy",
-        "PutEventSelectors",
-        "PutRolePolicy",
-        "StartLogging",
-        "StopLogging",
-        "UpdateAssumeRolePolicy",
-        "UpdateTrail",
-      ]
-      errorCode = [{ exists = false }]
-    }
-  }
+module "change_pattern" {
+  source = "../change-pattern"
 }
 
 data "aws_iam_policy_document" "events_trust" {
@@ -123,7 +102,7 @@ resource "aws_sqs_queue_policy" "dead_letters" {
 resource "aws_cloudwatch_event_rule" "forward" {
   name          = var.name
   description   = "trailwatch forwards trail, log group and delivery role changes"
-  event_pattern = jsonencode(local.change_event_pattern)
+  event_pattern = module.change_pattern.json
   tags          = var.tags
 
   lifecycle {

@@ -27,10 +27,14 @@ resource "aws_lambda_permission" "schedule" {
   source_arn     = aws_cloudwatch_event_rule.schedule.arn
 }
 
+module "change_pattern" {
+  source = "../change-pattern"
+}
+
 resource "aws_cloudwatch_event_rule" "change" {
   name          = "${var.name}-change"
   description   = "trailwatch re-check on trail, log group and delivery role changes"
-  event_pattern = jsonencode(local.change_event_pattern)
+  event_pattern = module.change_pattern.json
   tags          = var.tags
 }
 

@@ -21,32 +21,6 @@ locals {
     TRAILWATCH_MAX_DELIVERY_AGE_HOURS = tostring(var.max_delivery_age_hours)
     TRAILWATCH_WARNINGS               = tostring(var.warnings)
   }
-
-  # The calls that can break a trail's link to CloudWatch Logs, and only successful ones: a
-  # failed call changed nothing. The list is trailwatch_core::event::WATCHED.
-  change_event_pattern = {
-    source        = ["aws.cloudtrail", "aws.iam", "aws.logs"]
-    "detail-type" = ["AWS API Call via CloudTrail"]
-    detail = {
-      eventSource = ["cloudtrail.amazonaws.com", "iam.amazonaws.com", "logs.amazonaws.com"]
-      eventName = [
-        "AttachRolePolicy",
-        "CreateTrail",
-        "DeleteLogGroup",
-        "DeleteRole",
-        "DeleteRolePolicy",
-        "DeleteTrail",
-        "DetachRolePolicy",
-        "PutEventSelectors",
-        "PutRolePolicy",
-        "StartLogging",
-        "StopLogging",
-        "UpdateAssumeRolePolicy",
-        "UpdateTrail",
-      ]
-      errorCode = [{ exists = false }]
-    }
-  }
 }
 
 # --- Alerts: one KMS-encrypted topic for verdicts and for the monitor's own alarms ----------
@@ -105,28 +79,13 @@ data "aws_iam_policy_document" "key" {
     }
   }
 
-  # EventBridge writes what it could not deliver into the encrypted dead-letter queues.
+  # CloudWatch alarms publish to the encrypted topic, and EventBridge writes what it could not
+  # deliver into the encrypted dead-letter queues, each as its service.
   statement {
-    sid = "RulesWriteDeadLetters"
+    sid = "AlarmsAndRulesUseKey"
     principals {
       type        = "Service"
-      identifiers = ["events.amazonaws.com"]
-    }
-    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
-    resources = ["*"]
-    condition {
-      test     = "StringEquals"
-      variable = "aws:SourceAccount"
-      values   = [local.account]
-    }
-  }
-
-  # CloudWatch alarms publish to the encrypted topic as the cloudwatch service.
-  statement {
-    sid = "AlarmsPublishToTopic"
-    principals {
-      type        = "Service"
-      identifiers = ["cloudwatch.amazonaws.com"]
+      identifiers = ["cloudwatch.amazonaws.com", "events.amazonaws.com"]
     }
     actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
     resources = ["*"]
