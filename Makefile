@@ -9,7 +9,7 @@ VENV := .venv
 VENV_STAMP := $(VENV)/.installed
 DEMO_REGIONS := us-east-1,eu-west-1,ap-southeast-2
 
-.PHONY: help venv infra-venv build build-cli demo test lint lint-infra deploy clean
+.PHONY: help venv infra-venv build build-cli demo test lint lint-infra sam-build deploy clean
 
 help:
 	@echo "make demo   run trailwatch against a seeded AWS emulator (moto)"
@@ -17,6 +17,7 @@ help:
 	@echo "make lint   cargo fmt --check, clippy -D warnings, and the infra/ template checks"
 	@echo "make build  the two Lambda zips (x86_64, provided.al2023) under target/lambda/"
 	@echo "make deploy sam build + sam deploy (--guided the first time) of infra/template.yaml"
+	@echo "make sam-build  only the sam build step, offline"
 
 $(VENV_STAMP): tools/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -75,7 +76,7 @@ lint: lint-infra
 
 # SAM CLI offline: no telemetry, and a region so that validation needs no AWS profile.
 SAM := env SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east-1} \
-	PATH="$(CURDIR)/$(INFRA_VENV)/bin:$(CURDIR)/$(VENV)/bin:$$PATH" sam
+	PATH="$(CURDIR)/$(VENV)/bin:$(CURDIR)/$(INFRA_VENV)/bin:$$PATH" sam
 
 # Every template: cfn-lint with no errors or warnings, SAM's own validation, and checkov with
 # no failed check (each skip is justified inline, next to the resource it concerns).
@@ -87,9 +88,12 @@ lint-infra: infra-venv
 
 # The first deploy asks for the stack name, region and parameters and saves the answers in
 # infra/samconfig.toml; later deploys reuse them. `sam build` compiles both functions with
-# cargo-lambda (from .venv) for the template's Architecture.
-deploy: venv infra-venv
+# cargo-lambda (from .venv) for the template's Architecture. .venv comes first on PATH:
+# cargo-lambda finds zig through the `python3` it sees, and only .venv's has ziglang.
+sam-build: venv infra-venv
 	cd infra && $(SAM) build --template template.yaml
+
+deploy: sam-build
 	if grep -q '^\[default\.deploy\.parameters\]' infra/samconfig.toml; then \
 		cd infra && $(SAM) deploy; \
 	else \
