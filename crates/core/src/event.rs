@@ -305,10 +305,26 @@ pub fn classify(event: ChangeEvent) -> Result<Change, EventError> {
         .account
         .or_else(|| call.recipient_account_id.clone())
         .ok_or(EventError::Missing("account"))?;
+    // Checked here, not later against the scanned account: an empty or garbled account would
+    // otherwise read as "another account's event" and hide what is really wrong.
+    if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(EventError::Malformed(format!(
+            "account {account:?} is not a 12-digit AWS account id"
+        )));
+    }
     let region = event
         .region
         .or_else(|| call.aws_region.clone())
         .ok_or(EventError::Missing("region"))?;
+    if region.is_empty()
+        || !region
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    {
+        return Err(EventError::Malformed(format!(
+            "region {region:?} is not an AWS region name"
+        )));
+    }
     let actor = Actor {
         arn: call
             .user_identity
