@@ -18,7 +18,12 @@ use tokio::net::{TcpListener, TcpStream};
 pub enum Fault {
     AccessDenied,
     Throttling,
+    /// HTTP 429 `TooManyRequestsException`, how REST services such as Security Hub throttle.
+    TooManyRequests,
     ServerError,
+    /// No answer at all: the connection stays open until the client gives up, as a request
+    /// stuck in a network partition or an overloaded endpoint does.
+    Timeout,
     /// Security Hub's `InvalidAccessException`: the hub is not enabled in the region.
     SecurityHubNotEnabled,
     /// Forwards a `BatchImportFindings` to moto, then reports its first finding as failed,
@@ -242,6 +247,11 @@ fn canned(request: &Request, fault: Fault) -> Vec<u8> {
             if request.is_json_protocol() { "ThrottlingException" } else { "Throttling" },
             "Rate exceeded (injected)",
         ),
+        Fault::TooManyRequests => (
+            "429 Too Many Requests",
+            "TooManyRequestsException",
+            "Rate exceeded (injected)",
+        ),
         Fault::ServerError => ("500 Internal Server Error", "InternalFailure", "injected"),
         Fault::SecurityHubNotEnabled => (
             "401 Unauthorized",
@@ -249,6 +259,7 @@ fn canned(request: &Request, fault: Fault) -> Vec<u8> {
             "Account is not subscribed to AWS Security Hub (injected)",
         ),
         Fault::RejectFirstFinding => unreachable!("answered by rejecting_first_finding"),
+        Fault::Timeout => unreachable!("answered by silence"),
     };
     let (content_type, body) = if request.is_json_protocol() {
         (
@@ -326,9 +337,17 @@ async fn serve(
         if let Ok(mut log) = injected.lock() {
             log.push((region, operation, fault));
         }
-        if fault != Fault::RejectFirstFinding {
-            client.write_all(&canned(&request, fault)).await?;
-            return Ok(());
+        match fault {
+            Fault::RejectFirstFinding => {}
+            Fault::Timeout => {
+                // Longer than any attempt timeout a test sets; the SDK hangs up first.
+                tokio::time::sleep(std::time::Duration::from_secs(120)).await;
+                return Ok(());
+            }
+            _ => {
+                client.write_all(&canned(&request, fault)).await?;
+                return Ok(());
+            }
         }
     }
     let mut server = TcpStream::connect(upstream)

@@ -17,6 +17,7 @@ use rand::Rng;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Duration;
 use trailwatch_aws::{
     load_sdk_config, ApiCallCounter, CloudTrailInventory, Outcome, PublishOptions, RegionSelection,
     ScanOptions, Scope, SecurityHubSink, SnsChannel,
@@ -201,6 +202,21 @@ impl Account {
         }
         Account {
             sdk: loader.load().await,
+            ..self.clone()
+        }
+    }
+
+    /// The same account with SDK timeouts short enough for a test to wait them out (the
+    /// production ones allow 20 s an attempt and 90 s an operation). Keep it through
+    /// [`Account::via`], which copies the timeouts.
+    pub fn with_timeouts(&self, attempt: Duration, operation: Duration) -> Account {
+        let timeouts = aws_config::timeout::TimeoutConfig::builder()
+            .connect_timeout(attempt)
+            .operation_attempt_timeout(attempt)
+            .operation_timeout(operation)
+            .build();
+        Account {
+            sdk: self.sdk.to_builder().timeout_config(timeouts).build(),
             ..self.clone()
         }
     }

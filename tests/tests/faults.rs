@@ -1,8 +1,10 @@
-//! Bad weather: AccessDenied in one region, throttling bursts and denied IAM reads, injected
-//! by a proxy in front of moto. The scan must finish, keep every verdict it can prove, and
-//! turn what it could not read into ERROR, never PASS.
+//! Bad weather: AccessDenied in one region, throttling bursts (HTTP 400 and 429), 5xx, requests
+//! that never get an answer, and denied IAM reads, injected by a proxy in front of moto. The
+//! scan must finish, keep every verdict it can prove, and turn what it could not read into
+//! ERROR, never PASS.
 
 use anyhow::Result;
+use std::time::Duration;
 use trailwatch_core::{EvaluationKind, ReasonCode, Status};
 use trailwatch_tests::fault::{Fault, FaultProxy, Rule};
 use trailwatch_tests::{endpoint, Account, TrailSpec};
@@ -101,5 +103,96 @@ async fn denied_role_read_makes_the_trail_error_not_pass() -> Result<()> {
         "{}",
         reason.message
     );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_request_that_hangs_is_abandoned_and_retried() -> Result<()> {
+    let acct = Account::fresh().await?;
+    let healthy = acct.healthy_trail("patient", "us-east-1", true).await?;
+    let proxy = FaultProxy::start(&endpoint()?).await?;
+    proxy.add(Rule::new(Fault::Timeout).on("GetTrailStatus").times(1));
+
+    let (report, _) = acct
+        .with_timeouts(Duration::from_secs(1), Duration::from_secs(10))
+        .via(&proxy.endpoint)
+        .await
+        .scan(&["us-east-1"])
+        .await?;
+
+    assert_eq!(proxy.injected().len(), 1);
+    let trail = report
+        .evaluations
+        .iter()
+        .find(|e| e.resource_id == healthy.arn)
+        .unwrap();
+    assert_eq!(trail.status, Status::Pass, "{trail:#?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_region_that_never_answers_is_error_for_that_region_only() -> Result<()> {
+    let acct = Account::fresh().await?;
+    let healthy = acct.healthy_trail("reachable", "us-east-1", true).await?;
+    acct.trail(TrailSpec::new("unreachable", "eu-west-1"))
+        .await?;
+    let proxy = FaultProxy::start(&endpoint()?).await?;
+    proxy.add(Rule::new(Fault::Timeout).in_region("eu-west-1"));
+
+    let (report, _) = acct
+        .with_timeouts(Duration::from_millis(500), Duration::from_secs(3))
+        .via(&proxy.endpoint)
+        .await
+        .scan(&["us-east-1", "eu-west-1"])
+        .await?;
+
+    let region = report
+        .evaluations
+        .iter()
+        .find(|e| e.kind == EvaluationKind::Region)
+        .expect("an evaluation for the silent region");
+    assert_eq!(region.region, "eu-west-1");
+    assert_eq!(region.status, Status::Error);
+    assert!(
+        region.reasons[0].message.to_lowercase().contains("timeout")
+            || region.reasons[0]
+                .message
+                .to_lowercase()
+                .contains("timed out"),
+        "{}",
+        region.reasons[0].message
+    );
+    let trail = report
+        .evaluations
+        .iter()
+        .find(|e| e.resource_id == healthy.arn)
+        .unwrap();
+    assert_eq!(trail.status, Status::Pass, "{trail:#?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn http_429_from_security_hub_is_ridden_out() -> Result<()> {
+    let acct = Account::fresh().await?;
+    acct.enable_security_hub("us-east-1").await?;
+    acct.healthy_trail("busy-hub", "us-east-1", true).await?;
+    let proxy = FaultProxy::start(&endpoint()?).await?;
+    proxy.add(Rule::new(Fault::TooManyRequests).on("GetFindings").times(1));
+    proxy.add(
+        Rule::new(Fault::TooManyRequests)
+            .on("BatchImportFindings")
+            .times(2),
+    );
+
+    let outcome = acct
+        .via(&proxy.endpoint)
+        .await
+        .publish(&["us-east-1"], None, true)
+        .await?;
+
+    assert_eq!(proxy.injected().len(), 3, "{:?}", proxy.injected());
+    assert!(outcome.failures.is_empty(), "{:#?}", outcome.failures);
+    assert_eq!(outcome.imported, 2, "the trail and the account");
+    assert_eq!(acct.findings("us-east-1").await?.len(), 2);
     Ok(())
 }
