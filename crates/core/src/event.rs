@@ -210,8 +210,23 @@ pub fn parse(bytes: &[u8]) -> Result<Change, EventError> {
     if bytes.len() > MAX_EVENT_BYTES {
         return Err(EventError::TooLarge(bytes.len()));
     }
-    let event: ChangeEvent =
+    let value: Value =
         serde_json::from_slice(bytes).map_err(|e| EventError::Malformed(e.to_string()))?;
+    // Serde would also read a struct from a JSON array, field by field in order, so an event
+    // or a `detail` that is an array could pass as a well-formed call nobody watches and be
+    // skipped in silence. Both must be objects.
+    if !value.is_object() {
+        return Err(EventError::Malformed(
+            "the event is not a JSON object".into(),
+        ));
+    }
+    if value.get("detail").is_some_and(|d| !d.is_object()) {
+        return Err(EventError::Malformed(
+            "`detail` is not a JSON object".into(),
+        ));
+    }
+    let event: ChangeEvent =
+        serde_json::from_value(value).map_err(|e| EventError::Malformed(e.to_string()))?;
     classify(event)
 }
 
@@ -260,7 +275,12 @@ pub fn classify(event: ChangeEvent) -> Result<Change, EventError> {
             detail_type,
         });
     }
-    let event_id = event.id.clone().ok_or(EventError::Missing("id"))?;
+    // The id is how every log line and dead letter names the event; an empty one names nothing.
+    let event_id = event
+        .id
+        .clone()
+        .filter(|id| !id.trim().is_empty())
+        .ok_or(EventError::Missing("id"))?;
     let call = event.detail.ok_or(EventError::Missing("detail"))?;
     let event_source = call
         .event_source
@@ -365,6 +385,38 @@ mod tests {
         ($name:literal) => {
             include_bytes!(concat!("../fixtures/events/", $name))
         };
+    }
+
+    #[test]
+    fn an_empty_id_account_or_region_is_refused_by_name() {
+        let base: Value = serde_json::from_slice(fixture!("stop_logging.json")).unwrap();
+        let with = |key: &str, value: &str| {
+            let mut event = base.clone();
+            event[key] = Value::String(value.into());
+            parse(event.to_string().as_bytes())
+        };
+        assert_eq!(with("id", " "), Err(EventError::Missing("id")));
+        let account = with("account", "").unwrap_err().to_string();
+        assert!(account.contains("12-digit"), "{account}");
+        let region = with("region", "EU WEST").unwrap_err().to_string();
+        assert!(region.contains("region name"), "{region}");
+    }
+
+    #[test]
+    fn an_event_or_detail_written_as_an_array_is_malformed_not_skipped() {
+        // Found by the fuzzer: serde reads a struct from an array, so ["", "", ""] as
+        // `detail` became a call with an empty name, "not watched", and was skipped.
+        let mut event: Value = serde_json::from_slice(fixture!("stop_logging.json")).unwrap();
+        event["detail"] = serde_json::json!(["", "", ""]);
+        assert!(matches!(
+            parse(event.to_string().as_bytes()),
+            Err(EventError::Malformed(_))
+        ));
+        let array = serde_json::json!(["id", DETAIL_TYPE, "aws.cloudtrail"]);
+        assert!(matches!(
+            parse(array.to_string().as_bytes()),
+            Err(EventError::Malformed(_))
+        ));
     }
 
     #[test]
