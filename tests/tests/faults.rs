@@ -5,9 +5,30 @@
 
 use anyhow::Result;
 use std::time::Duration;
-use trailwatch_core::{EvaluationKind, ReasonCode, Status};
+use trailwatch_core::{Evaluation, EvaluationKind, ReasonCode, ScanReport, Status};
 use trailwatch_tests::fault::{Fault, FaultProxy, Rule};
 use trailwatch_tests::{endpoint, Account, TrailSpec};
+
+/// The evaluation of the trail `arn`; every test here has one.
+fn evaluation<'a>(report: &'a ScanReport, arn: &str) -> &'a Evaluation {
+    report
+        .evaluations
+        .iter()
+        .find(|e| e.resource_id == arn)
+        .unwrap_or_else(|| panic!("no evaluation of {arn}"))
+}
+
+/// The one region evaluation, which must be ERROR for `region`.
+fn unreadable_region<'a>(report: &'a ScanReport, region: &str) -> &'a Evaluation {
+    let found = report
+        .evaluations
+        .iter()
+        .find(|e| e.kind == EvaluationKind::Region)
+        .unwrap_or_else(|| panic!("no evaluation for the unreadable region: {report:#?}"));
+    assert_eq!(found.region, region);
+    assert_eq!(found.status, Status::Error);
+    found
+}
 
 #[tokio::test]
 async fn access_denied_in_one_region_is_error_for_that_region_only() -> Result<()> {
@@ -23,22 +44,12 @@ async fn access_denied_in_one_region_is_error_for_that_region_only() -> Result<(
         .scan(&["us-east-1", "eu-west-1"])
         .await?;
 
-    let region = report
-        .evaluations
-        .iter()
-        .find(|e| e.kind == EvaluationKind::Region)
-        .expect("an evaluation for the denied region");
-    assert_eq!(region.region, "eu-west-1");
-    assert_eq!(region.status, Status::Error);
+    let region = unreadable_region(&report, "eu-west-1");
     assert!(
         region.reasons[0].message.contains("AccessDeniedException"),
         "{region:#?}"
     );
-    let trail = report
-        .evaluations
-        .iter()
-        .find(|e| e.resource_id == healthy.arn)
-        .expect("the readable trail is still evaluated");
+    let trail = evaluation(&report, &healthy.arn);
     assert_eq!(trail.status, Status::Pass, "{trail:#?}");
     let account = report
         .evaluations
@@ -67,11 +78,7 @@ async fn throttling_bursts_are_ridden_out_by_the_sdk_retry() -> Result<()> {
 
     assert_eq!(proxy.injected().len(), 4, "{:?}", proxy.injected());
     assert_eq!(report.summary.error, 0, "{report:#?}");
-    let trail = report
-        .evaluations
-        .iter()
-        .find(|e| e.resource_id == healthy.arn)
-        .unwrap();
+    let trail = evaluation(&report, &healthy.arn);
     assert_eq!(trail.status, Status::Pass);
     // Retries are attempts of one operation: the call count does not grow.
     assert_eq!(report.api_calls, 1 + 1 + 2 + 3 + 4);
@@ -87,11 +94,7 @@ async fn denied_role_read_makes_the_trail_error_not_pass() -> Result<()> {
 
     let (report, _) = acct.via(&proxy.endpoint).await.scan(&["us-east-1"]).await?;
 
-    let trail = report
-        .evaluations
-        .iter()
-        .find(|e| e.resource_id == healthy.arn)
-        .unwrap();
+    let trail = evaluation(&report, &healthy.arn);
     assert_eq!(trail.status, Status::Error, "{trail:#?}");
     let reason = trail
         .reasons
@@ -121,11 +124,7 @@ async fn a_request_that_hangs_is_abandoned_and_retried() -> Result<()> {
         .await?;
 
     assert_eq!(proxy.injected().len(), 1);
-    let trail = report
-        .evaluations
-        .iter()
-        .find(|e| e.resource_id == healthy.arn)
-        .unwrap();
+    let trail = evaluation(&report, &healthy.arn);
     assert_eq!(trail.status, Status::Pass, "{trail:#?}");
     Ok(())
 }
@@ -146,13 +145,7 @@ async fn a_region_that_never_answers_is_error_for_that_region_only() -> Result<(
         .scan(&["us-east-1", "eu-west-1"])
         .await?;
 
-    let region = report
-        .evaluations
-        .iter()
-        .find(|e| e.kind == EvaluationKind::Region)
-        .expect("an evaluation for the silent region");
-    assert_eq!(region.region, "eu-west-1");
-    assert_eq!(region.status, Status::Error);
+    let region = unreadable_region(&report, "eu-west-1");
     assert!(
         region.reasons[0].message.to_lowercase().contains("timeout")
             || region.reasons[0]
@@ -162,11 +155,7 @@ async fn a_region_that_never_answers_is_error_for_that_region_only() -> Result<(
         "{}",
         region.reasons[0].message
     );
-    let trail = report
-        .evaluations
-        .iter()
-        .find(|e| e.resource_id == healthy.arn)
-        .unwrap();
+    let trail = evaluation(&report, &healthy.arn);
     assert_eq!(trail.status, Status::Pass, "{trail:#?}");
     Ok(())
 }

@@ -15,7 +15,7 @@
 
 use proptest::prelude::*;
 use serde_json::{json, Value};
-use trailwatch_core::event::{parse, parse_event_or_record, EventError, Target, WATCHED};
+use trailwatch_core::event::{parse, parse_event_or_record, Change, EventError, Target, WATCHED};
 use trailwatch_core::policy::{
     evaluate, glob_match, AccessRequest, Decision, PolicyDocument, RequestPrincipal,
 };
@@ -78,6 +78,18 @@ fn is_watched(source: &str, name: &str) -> bool {
         .any(|(s, names)| *s == source && names.contains(&name))
 }
 
+/// An accepted event names a watched call; a refused one says why.
+fn parsed_or_explained(result: Result<Change, EventError>) -> Result<(), TestCaseError> {
+    match result {
+        Ok(change) => prop_assert!(is_watched(
+            &change.actor.event_source,
+            &change.actor.event_name
+        )),
+        Err(error) => prop_assert!(!error.to_string().is_empty()),
+    }
+    Ok(())
+}
+
 /// The slow, obviously-right wildcard matcher the fast one must agree with.
 fn reference_glob(pattern: &[char], text: &[char]) -> bool {
     match pattern.split_first() {
@@ -131,26 +143,13 @@ proptest! {
         bytes in prop::collection::vec(any::<u8>(), 0..2048)
     ) {
         for result in [parse(&bytes), parse_event_or_record(&bytes)] {
-            match result {
-                Ok(change) => prop_assert!(is_watched(
-                    &change.actor.event_source,
-                    &change.actor.event_name
-                )),
-                Err(error) => prop_assert!(!error.to_string().is_empty()),
-            }
+            parsed_or_explained(result)?;
         }
     }
 
     #[test]
     fn arbitrary_json_is_parsed_or_refused_with_a_reason(value in json_value()) {
-        let bytes = serde_json::to_vec(&value).unwrap();
-        match parse(&bytes) {
-            Ok(change) => prop_assert!(is_watched(
-                &change.actor.event_source,
-                &change.actor.event_name
-            )),
-            Err(error) => prop_assert!(!error.to_string().is_empty()),
-        }
+        parsed_or_explained(parse(&serde_json::to_vec(&value).unwrap()))?;
     }
 
     #[test]
