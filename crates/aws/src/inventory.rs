@@ -47,18 +47,14 @@ impl FromStr for RegionSelection {
         if regions.is_empty() {
             return Err("expected `all` or a comma-separated list of regions".into());
         }
-        if let Some(bad) = regions.iter().find(|r| !looks_like_region(r)) {
+        if let Some(bad) = regions
+            .iter()
+            .find(|r| !trailwatch_core::arn::looks_like_region(r))
+        {
             return Err(format!("{bad:?} is not a region name (like us-east-1)"));
         }
         Ok(RegionSelection::List(regions))
     }
-}
-
-fn looks_like_region(name: &str) -> bool {
-    name.split('-').count() >= 3
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
 
 /// What to collect: regions, and optionally a single trail (by name or ARN).

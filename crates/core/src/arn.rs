@@ -118,6 +118,15 @@ impl RoleRef {
     }
 }
 
+/// Whether `name` has the shape of an AWS region name (`us-east-1`, `us-gov-west-1`): lower-case
+/// words, digits and at least two hyphens. Used for configuration and for event fields alike.
+pub fn looks_like_region(name: &str) -> bool {
+    name.split('-').count() >= 3
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -212,6 +212,11 @@ pub fn parse(bytes: &[u8]) -> Result<Change, EventError> {
     }
     let value: Value =
         serde_json::from_slice(bytes).map_err(|e| EventError::Malformed(e.to_string()))?;
+    parse_value(value)
+}
+
+/// Classifies an event already read as JSON.
+fn parse_value(value: Value) -> Result<Change, EventError> {
     // Serde would also read a struct from a JSON array, field by field in order, so an event
     // or a `detail` that is an array could pass as a well-formed call nobody watches and be
     // skipped in silence. Both must be objects.
@@ -242,7 +247,7 @@ pub fn parse_event_or_record(bytes: &[u8]) -> Result<Change, EventError> {
         serde_json::from_slice(bytes).map_err(|e| EventError::Malformed(e.to_string()))?;
     let is_record = value.get("detail").is_none() && value.get("eventSource").is_some();
     if !is_record {
-        return parse(bytes);
+        return parse_value(value);
     }
     let call: ApiCall =
         serde_json::from_value(value.clone()).map_err(|e| EventError::Malformed(e.to_string()))?;
@@ -336,11 +341,7 @@ pub fn classify(event: ChangeEvent) -> Result<Change, EventError> {
         .region
         .or_else(|| call.aws_region.clone())
         .ok_or(EventError::Missing("region"))?;
-    if region.is_empty()
-        || !region
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-    {
+    if !crate::arn::looks_like_region(&region) {
         return Err(EventError::Malformed(format!(
             "region {region:?} is not an AWS region name"
         )));
