@@ -1,5 +1,5 @@
 //! A fault-injecting HTTP proxy between the SDK and moto, for what moto cannot do on its own:
-//! AccessDenied in one region, throttling bursts, server errors.
+//! AccessDenied in one region, throttling bursts, server errors, requests that hang or come late.
 //!
 //! Each request's region and service come from its SigV4 credential scope, and its operation
 //! from `X-Amz-Target` (JSON protocols) or the `Action` form field (Query protocols). A request
@@ -24,6 +24,11 @@ pub enum Fault {
     /// No answer at all: the connection stays open until the client gives up, as a request
     /// stuck in a network partition or an overloaded endpoint does.
     Timeout,
+    /// Forwards the request after holding it this long, so that a test can make two runs
+    /// overlap at a chosen step.
+    Delay {
+        seconds: u64,
+    },
     /// Security Hub's `InvalidAccessException`: the hub is not enabled in the region.
     SecurityHubNotEnabled,
     /// Forwards a `BatchImportFindings` to moto, then reports its first finding as failed,
@@ -172,6 +177,11 @@ impl FaultProxy {
         self.rules.lock().expect("rules lock").push(rule);
     }
 
+    /// Drops every rule: from now on each request is forwarded as it comes.
+    pub fn clear(&self) {
+        self.rules.lock().expect("rules lock").clear();
+    }
+
     /// Every request so far, as (region, operation), faulted or forwarded.
     pub fn seen(&self) -> Vec<(String, String)> {
         self.seen
@@ -260,6 +270,7 @@ fn canned(request: &Request, fault: Fault) -> Vec<u8> {
         ),
         Fault::RejectFirstFinding => unreachable!("answered by rejecting_first_finding"),
         Fault::Timeout => unreachable!("answered by silence"),
+        Fault::Delay { .. } => unreachable!("forwarded late"),
     };
     let (content_type, body) = if request.is_json_protocol() {
         (
@@ -339,6 +350,9 @@ async fn serve(
         }
         match fault {
             Fault::RejectFirstFinding => {}
+            Fault::Delay { seconds } => {
+                tokio::time::sleep(std::time::Duration::from_secs(seconds)).await;
+            }
             Fault::Timeout => {
                 // Longer than any attempt timeout a test sets; the SDK hangs up first.
                 tokio::time::sleep(std::time::Duration::from_secs(120)).await;

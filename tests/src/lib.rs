@@ -454,6 +454,46 @@ impl Account {
             .with_context(|| format!("no finding for trail {name} in {region}"))
     }
 
+    /// The alert ledger's DynamoDB table, as the templates create it (key `finding_id`, on
+    /// demand, TTL on `expires_at`); returns its name.
+    pub async fn ledger_table(&self, region: &str, name: &str) -> Result<String> {
+        use aws_sdk_dynamodb::types::{
+            AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+            TimeToLiveSpecification,
+        };
+        let dynamodb = aws_sdk_dynamodb::Client::new(&self.regional(region));
+        dynamodb
+            .create_table()
+            .table_name(name)
+            .billing_mode(BillingMode::PayPerRequest)
+            .key_schema(
+                KeySchemaElement::builder()
+                    .attribute_name("finding_id")
+                    .key_type(KeyType::Hash)
+                    .build()?,
+            )
+            .attribute_definitions(
+                AttributeDefinition::builder()
+                    .attribute_name("finding_id")
+                    .attribute_type(ScalarAttributeType::S)
+                    .build()?,
+            )
+            .send()
+            .await?;
+        dynamodb
+            .update_time_to_live()
+            .table_name(name)
+            .time_to_live_specification(
+                TimeToLiveSpecification::builder()
+                    .attribute_name("expires_at")
+                    .enabled(true)
+                    .build()?,
+            )
+            .send()
+            .await?;
+        Ok(name.to_string())
+    }
+
     /// An SNS topic with an SQS queue subscribed, as the demo and the tests read alerts.
     pub async fn topic_with_queue(&self, region: &str, name: &str) -> Result<(String, String)> {
         let sns = aws_sdk_sns::Client::new(&self.regional(region));
@@ -527,14 +567,12 @@ impl Account {
             docs_url: trailwatch_core::finding::DEFAULT_DOCS_URL.into(),
             trigger: "integration test".into(),
         };
-        Ok(trailwatch_aws::flow::run(
-            &inventory,
-            sink.as_ref(),
-            channel.as_ref(),
-            &options,
-            &publish,
-        )
-        .await?)
+        let destinations = trailwatch_aws::flow::Destinations {
+            sink: sink.as_ref(),
+            channel: channel.as_ref(),
+            ledger: None,
+        };
+        Ok(trailwatch_aws::flow::run(&inventory, destinations, &options, &publish).await?)
     }
 
     /// Environment variables that point a `trailwatch` process at this account.

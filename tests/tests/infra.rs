@@ -466,13 +466,21 @@ fn no_template_grants_a_wildcard_action() -> Result<()> {
 }
 
 /// What the deployed functions may do beyond what moto lets the test observe, and why.
-const GRANTED_BUT_NOT_OBSERVED: [(&str, &str); 3] = [
+const GRANTED_BUT_NOT_OBSERVED: [(&str, &str); 5] = [
     (
         "account:ListRegions",
         "the regions when TRAILWATCH_REGIONS=all; moto does not implement it, so tests list regions",
     ),
     ("kms:GenerateDataKey", "SNS and SQS call KMS for the function; moto does not"),
     ("kms:Decrypt", "SNS and SQS call KMS for the function; moto does not"),
+    (
+        "dynamodb:PutItem",
+        "gives a claim back after a failed import or alert (tests/tests/idempotency.rs)",
+    ),
+    (
+        "dynamodb:DeleteItem",
+        "gives a claim back after a failed import or alert (tests/tests/idempotency.rs)",
+    ),
 ];
 
 /// What the code calls that needs no IAM permission.
@@ -496,11 +504,13 @@ async fn the_granted_actions_are_exactly_what_a_scan_and_a_recheck_call() -> Res
     .await?;
     acct.trail(TrailSpec::new("s3-only", HOME)).await?;
 
+    let ledger = acct.ledger_table(HOME, "trailwatch-alert-ledger").await?;
     let proxy = FaultProxy::start(&endpoint()?).await?;
     let via = acct.via(&proxy.endpoint).await;
     let config = trailwatch_aws::Config::from_lookup(|name| match name {
         "TRAILWATCH_REGIONS" => Some(HOME.into()),
         "TRAILWATCH_SNS_TOPIC_ARN" => Some(topic.clone()),
+        "TRAILWATCH_LEDGER_TABLE" => Some(ledger.clone()),
         _ => None,
     })?;
     let services = trailwatch_aws::flow::Services::new(&via.sdk, &config, "infra test")?;

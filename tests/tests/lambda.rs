@@ -4,12 +4,14 @@
 //! subscribed to the alert topic.
 //!
 //! One story, in order, because each step starts from the state the last one left: a healthy
-//! trail is scanned, then broken one change at a time, each change followed by its event.
+//! trail is scanned, then broken one change at a time, each change followed by its event. A
+//! second test takes Security Hub down behind the fault proxy.
 
 use anyhow::{ensure, Result};
 use serde_json::{json, Value};
+use trailwatch_tests::fault::{Fault, FaultProxy, Rule};
 use trailwatch_tests::lambda::LambdaWatch;
-use trailwatch_tests::{fixture_event, Account};
+use trailwatch_tests::{endpoint, fixture_event, Account, TrailSpec};
 
 const HOME: &str = "us-east-1";
 const TRAIL: &str = "audit";
@@ -212,5 +214,53 @@ async fn both_functions_under_cargo_lambda_watch() -> Result<()> {
         after.values().map(|f| f.updated_at()).collect::<Vec<_>>(),
         "a malformed event changes no finding"
     );
+    Ok(())
+}
+
+/// Security Hub down (every read and import fails with HTTP 500), as deployed, ledger included:
+/// the scheduled-scan function fails the invocation as `Retryable`, so that Lambda retries it,
+/// and pages nobody, because it cannot tell what changed. The retry, with Security Hub back,
+/// records the findings and sends the one alert.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_security_hub_outage_fails_the_scan_as_retryable_without_alerting() -> Result<()> {
+    let account = Account::fresh().await?;
+    account.enable_security_hub(HOME).await?;
+    let (topic, queue) = account.topic_with_queue(HOME, "trailwatch-alerts").await?;
+    let ledger = account
+        .ledger_table(HOME, "trailwatch-alert-ledger")
+        .await?;
+    account.trail(TrailSpec::new("s3-only", HOME)).await?;
+    let proxy = FaultProxy::start(&endpoint()?).await?;
+    proxy.add(Rule::new(Fault::ServerError).on("GetFindings"));
+    proxy.add(Rule::new(Fault::ServerError).on("BatchImportFindings"));
+    let watch = LambdaWatch::start(
+        &account,
+        &[
+            ("AWS_ENDPOINT_URL", proxy.endpoint.as_str()),
+            ("TRAILWATCH_SNS_TOPIC_ARN", topic.as_str()),
+            ("TRAILWATCH_LEDGER_TABLE", ledger.as_str()),
+            ("TRAILWATCH_REGIONS", HOME),
+        ],
+    )?;
+    let event = fixture_event("scheduled_event.json", &account.id)?;
+    // `cargo lambda invoke` blocks; the proxy needs the runtime's other worker meanwhile.
+    let invoke = || tokio::task::block_in_place(|| watch.invoke("scheduled-scan", &event));
+
+    let failed = invoke()?;
+    assert!(!failed.succeeded(), "{:?}", failed.response());
+    let stderr = failed.stderr();
+    assert!(stderr.contains("Retryable"), "{stderr}\n{}", watch.logs());
+    assert!(
+        stderr.contains("reading trailwatch findings in us-east-1 failed"),
+        "{stderr}"
+    );
+    assert!(account.alerts(HOME, &queue).await?.is_empty());
+    assert!(account.findings(HOME).await?.is_empty());
+
+    proxy.clear();
+    let retried = invoke()?.response()?;
+    assert_eq!(retried["alert_sent"], true, "{retried}");
+    assert_eq!(retried["imported"], 2, "{retried}");
+    assert_eq!(account.alerts(HOME, &queue).await?.len(), 1);
     Ok(())
 }

@@ -10,19 +10,20 @@
 use crate::config::ApiCallCounter;
 use crate::error::ScanError;
 use crate::inventory::{CloudTrailInventory, Inventory, Scope};
+use crate::ledger::{AlertLedger, Claim, LedgerError, Receipt};
 use crate::scan::{scan_detailed, ScanOptions, Scanned};
 use crate::security_hub::{FindingSink, SecurityHubSink, SinkError};
 use crate::settings::Config;
 use crate::sns::{AlertChannel, ChannelError, SnsChannel};
 use aws_config::SdkConfig;
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use tracing::{info, warn};
 use trailwatch_core::alert::{self, AlertContext, AlertMessage};
 use trailwatch_core::event::{Change, Target};
-use trailwatch_core::finding::{self, FindingContext, RECORD_ARCHIVED};
+use trailwatch_core::finding::{self, Finding, FindingContext, RECORD_ARCHIVED};
 use trailwatch_core::metrics::RunMetrics;
 use trailwatch_core::recheck;
 use trailwatch_core::reconcile::{self, PriorFindings, Transition, Vanished};
@@ -42,6 +43,9 @@ pub enum FailureKind {
     SecurityHubNotEnabled,
     SecurityHub,
     Alert,
+    /// The alert ledger (DynamoDB) could not be read or written. The run carries on as if
+    /// it had no ledger: a duplicate alert is better than a lost one.
+    Ledger,
 }
 
 /// Something the run could not do, with whether a retry may help.
@@ -137,6 +141,7 @@ pub struct Services {
     pub inventory: CloudTrailInventory,
     pub sink: Option<SecurityHubSink>,
     pub channel: Option<SnsChannel>,
+    pub ledger: Option<AlertLedger>,
     pub options: ScanOptions,
     pub publish: PublishOptions,
 }
@@ -154,6 +159,10 @@ impl Services {
                 .as_deref()
                 .map(|topic| SnsChannel::new(sdk, topic, ApiCallCounter::default()))
                 .transpose()?,
+            ledger: config
+                .ledger_table
+                .as_deref()
+                .map(|table| AlertLedger::new(sdk, table, trigger, ApiCallCounter::default())),
             options: ScanOptions {
                 scope: Scope {
                     regions: config.regions.clone(),
@@ -169,12 +178,20 @@ impl Services {
         })
     }
 
+    /// Where this deployment records and alerts.
+    pub fn destinations(&self) -> Destinations<'_, SecurityHubSink, SnsChannel> {
+        Destinations {
+            sink: self.sink.as_ref(),
+            channel: self.channel.as_ref(),
+            ledger: self.ledger.as_ref(),
+        }
+    }
+
     /// [`run`] with these services.
     pub async fn run(&self) -> Result<Outcome, ScanError> {
         Box::pin(run(
             &self.inventory,
-            self.sink.as_ref(),
-            self.channel.as_ref(),
+            self.destinations(),
             &self.options,
             &self.publish,
         ))
@@ -185,8 +202,7 @@ impl Services {
     pub async fn recheck(&self, change: &Change) -> Result<Recheck, RecheckError> {
         Box::pin(recheck(
             &self.inventory,
-            self.sink.as_ref(),
-            self.channel.as_ref(),
+            self.destinations(),
             &self.options,
             &self.publish,
             change,
@@ -214,12 +230,27 @@ fn sink_failure(error: &SinkError) -> Failure {
     }
 }
 
-/// Scans, records findings through `sink` (when given) and alerts through `channel` (when
-/// given). Without a sink there is no memory, so every failure counts as new.
+/// Where a run records findings and alerts; each is optional. Without a sink there is no
+/// memory, so every failure counts as new. Without a ledger, two runs that overlap may both
+/// alert the same transition (see [`crate::ledger`]).
+pub struct Destinations<'a, S, C> {
+    pub sink: Option<&'a S>,
+    pub channel: Option<&'a C>,
+    pub ledger: Option<&'a AlertLedger>,
+}
+
+// Derived Clone/Copy would require S: Copy and C: Copy; the fields are references.
+impl<S, C> Clone for Destinations<'_, S, C> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<S, C> Copy for Destinations<'_, S, C> {}
+
+/// Scans, records findings and alerts through `destinations`.
 pub async fn run<I, S, C>(
     inventory: &I,
-    sink: Option<&S>,
-    channel: Option<&C>,
+    destinations: Destinations<'_, S, C>,
     options: &ScanOptions,
     publish: &PublishOptions,
 ) -> Result<Outcome, ScanError>
@@ -245,8 +276,7 @@ where
     Ok(Box::pin(publish_evaluations(
         scanned,
         publication,
-        sink,
-        channel,
+        destinations,
         publish,
     ))
     .await)
@@ -293,8 +323,7 @@ impl RecheckError {
 /// archived or alerted.
 pub async fn recheck<I, S, C>(
     inventory: &I,
-    sink: Option<&S>,
-    channel: Option<&C>,
+    destinations: Destinations<'_, S, C>,
     options: &ScanOptions,
     publish: &PublishOptions,
     change: &Change,
@@ -365,8 +394,7 @@ where
     let outcome = Box::pin(publish_evaluations(
         scanned,
         publication,
-        sink,
-        channel,
+        destinations,
         publish,
     ))
     .await;
@@ -385,8 +413,7 @@ struct Publication {
 async fn publish_evaluations<S, C>(
     scanned: Scanned,
     publication: Publication,
-    sink: Option<&S>,
-    channel: Option<&C>,
+    destinations: Destinations<'_, S, C>,
     publish: &PublishOptions,
 ) -> Outcome
 where
@@ -422,6 +449,11 @@ where
                 .map(|t| t.evaluation.region.clone()),
         ),
     }
+    let Destinations {
+        sink,
+        channel,
+        ledger,
+    } = destinations;
     let mut prior = PriorFindings::default();
     let mut blocked = BTreeSet::new();
     match sink {
@@ -483,66 +515,68 @@ where
             .filter(|t| prior.unknown.contains(&t.evaluation.region)),
     );
 
-    let mut imported = 0;
-    let mut archived = 0;
-    if let Some(sink) = sink {
-        let mut by_region: BTreeMap<&str, Vec<_>> = BTreeMap::new();
-        for f in plan
+    // What goes to Security Hub; where nothing is remembered, nothing is recorded.
+    let mut imports: Vec<Finding> = match sink {
+        Some(_) => plan
             .imports
-            .iter()
+            .into_iter()
             .filter(|f| !prior.unknown.contains(&f.region))
-        {
-            by_region
-                .entry(f.region.as_str())
-                .or_default()
-                .push(f.clone());
-        }
-        let mut unrecorded = BTreeSet::new();
-        for (region, findings) in by_region {
-            match Box::pin(sink.import(region, &findings)).await {
-                Ok(()) => {
-                    let gone = findings
-                        .iter()
-                        .filter(|f| f.record_state == RECORD_ARCHIVED)
-                        .count();
-                    archived += gone;
-                    imported += findings.len() - gone;
+            .collect(),
+        None => Vec::new(),
+    };
+    let alert_context = AlertContext {
+        account_id: report.account_id.clone(),
+        region: context.home_region.clone(),
+        generated_at: context.now,
+        trigger: publish.trigger.clone(),
+        docs_url: publish.docs_url.clone(),
+        cause: publication.cause,
+    };
+    let sent;
+    let recorded;
+    match ledger {
+        Some(ledger) => {
+            let mut claims = Box::pin(claim_all(ledger, &imports, full.scanned_at)).await;
+            failures.append(&mut claims.failures);
+            imports.retain(|f| !claims.superseded.contains(&f.id));
+            transitions.retain(|t| {
+                !claims.superseded.contains(&t.finding_id)
+                    && !claims.already_claimed.contains(&t.finding_id)
+            });
+            // With the claims held, the alert goes first. If it fails, the claims go back and
+            // the transitions are not recorded, so the retry sees them again and alerts. If an
+            // import fails after it, the retry records the finding, and the claim keeps that
+            // retry from alerting a second time.
+            sent = match Box::pin(send_alert(channel, &transitions, &alert_context)).await {
+                Ok(sent) => sent,
+                Err(failure) => {
+                    failures.push(failure);
+                    let unsent: BTreeSet<String> =
+                        transitions.iter().map(|t| t.finding_id.clone()).collect();
+                    claims.release(ledger, &unsent, &mut failures).await;
+                    imports.retain(|f| !unsent.contains(&f.id));
+                    None
                 }
-                Err(error) => {
-                    warn!(region, error = %error, "import failed");
-                    let lost = error.unrecorded();
-                    let lost_count = lost.len();
-                    unrecorded.extend(lost);
-                    failures.push(sink_failure(&error));
-                    imported += findings.len().saturating_sub(lost_count);
-                }
-            }
+            };
+            recorded = Box::pin(import_all(sink, &imports, &mut failures)).await;
         }
-        reconcile::drop_unrecorded(&mut transitions, &unrecorded);
-    }
-
-    let mut sent = None;
-    if let Some(channel) = channel {
-        let alert_context = AlertContext {
-            account_id: report.account_id.clone(),
-            region: context.home_region.clone(),
-            generated_at: context.now,
-            trigger: publish.trigger.clone(),
-            docs_url: publish.docs_url.clone(),
-            cause: publication.cause,
-        };
-        if let Some(message) = alert::render(&transitions, &alert_context) {
-            match Box::pin(channel.publish(&message)).await {
-                Ok(id) => sent = Some((message, id)),
-                Err(error) => failures.push(Failure {
-                    kind: FailureKind::Alert,
-                    region: None,
-                    message: error.to_string(),
-                    retryable: true,
-                }),
-            }
+        None => {
+            // Without a ledger only what was recorded is alerted: the next run sees an
+            // unrecorded transition again, and alerting it now as well would page twice. The
+            // price is that an SNS outage after the import loses that alert.
+            recorded = Box::pin(import_all(sink, &imports, &mut failures)).await;
+            reconcile::drop_unrecorded(&mut transitions, &recorded.unrecorded);
+            sent = Box::pin(send_alert(channel, &transitions, &alert_context))
+                .await
+                .unwrap_or_else(|failure| {
+                    failures.push(failure);
+                    None
+                });
         }
     }
+    let Recorded {
+        imported, archived, ..
+    } = recorded;
 
     info!(
         imported,
@@ -562,5 +596,170 @@ where
         transitions,
         alert: sent,
         failures,
+    }
+}
+
+/// What [`import_all`] got into Security Hub.
+#[derive(Default)]
+struct Recorded {
+    imported: usize,
+    archived: usize,
+    /// Findings that did not make it, by id.
+    unrecorded: BTreeSet<String>,
+}
+
+/// Imports `findings` region by region; what fails is in `failures` and `unrecorded`.
+async fn import_all<S: FindingSink + Sync>(
+    sink: Option<&S>,
+    findings: &[Finding],
+    failures: &mut Vec<Failure>,
+) -> Recorded {
+    let mut recorded = Recorded::default();
+    let Some(sink) = sink else {
+        return recorded;
+    };
+    let mut by_region: BTreeMap<&str, Vec<Finding>> = BTreeMap::new();
+    for f in findings {
+        by_region
+            .entry(f.region.as_str())
+            .or_default()
+            .push(f.clone());
+    }
+    for (region, findings) in by_region {
+        let (gone, total) = (
+            findings
+                .iter()
+                .filter(|f| f.record_state == RECORD_ARCHIVED)
+                .count(),
+            findings.len(),
+        );
+        match Box::pin(sink.import(region, &findings)).await {
+            Ok(()) => {
+                recorded.archived += gone;
+                recorded.imported += total - gone;
+            }
+            Err(error) => {
+                warn!(region, error = %error, "import failed");
+                let lost = error.unrecorded();
+                recorded.imported += total.saturating_sub(lost.len());
+                recorded.unrecorded.extend(lost);
+                failures.push(sink_failure(&error));
+            }
+        }
+    }
+    recorded
+}
+
+/// Sends one alert for `transitions`, if there is a channel and anything to say. Returns the
+/// message and SNS's id, or the failure (retryable: SNS may answer next time).
+async fn send_alert<C: AlertChannel>(
+    channel: Option<&C>,
+    transitions: &[Transition],
+    context: &AlertContext,
+) -> Result<Option<(AlertMessage, String)>, Failure> {
+    let Some(channel) = channel else {
+        return Ok(None);
+    };
+    let Some(message) = alert::render(transitions, context) else {
+        return Ok(None);
+    };
+    match Box::pin(channel.publish(&message)).await {
+        Ok(id) => Ok(Some((message, id))),
+        Err(error) => Err(Failure {
+            kind: FailureKind::Alert,
+            region: None,
+            message: error.to_string(),
+            retryable: true,
+        }),
+    }
+}
+
+/// What the ledger said about one run's imports.
+#[derive(Default)]
+struct Claims {
+    won: BTreeMap<String, Receipt>,
+    /// Another run claimed the same state: record, but do not alert again.
+    already_claimed: BTreeSet<String>,
+    /// Another run observed these later: neither record nor alert.
+    superseded: BTreeSet<String>,
+    failures: Vec<Failure>,
+}
+
+fn ledger_failure(error: &LedgerError) -> Failure {
+    Failure {
+        kind: FailureKind::Ledger,
+        region: None,
+        message: error.to_string(),
+        // A retry could not help: the run went on without the ledger, so nothing is lost.
+        retryable: false,
+    }
+}
+
+/// Claims every finding about to be imported, a few at a time. A claim that fails counts as
+/// won without a receipt: the run records and alerts as it would with no ledger.
+async fn claim_all(
+    ledger: &AlertLedger,
+    imports: &[Finding],
+    observed_at: DateTime<Utc>,
+) -> Claims {
+    // Owned pairs, not `&Finding`s: a stream of borrowed items makes the run's future
+    // unusable in `tokio::spawn` (a higher-ranked lifetime the compiler cannot prove).
+    let wanted: Vec<(String, String)> = imports
+        .iter()
+        .map(|f| (f.id.clone(), f.alert_state()))
+        .collect();
+    let answers: Vec<(String, Result<Claim, LedgerError>)> = stream::iter(wanted)
+        .map(|(id, state)| async move {
+            let claim = ledger.claim(&id, &state, observed_at).await;
+            (id, claim)
+        })
+        .buffer_unordered(8)
+        .collect()
+        .await;
+    let mut claims = Claims::default();
+    for (id, answer) in answers {
+        match answer {
+            Ok(Claim::Won(receipt)) => {
+                claims.won.insert(id, receipt);
+            }
+            Ok(Claim::AlreadyClaimed) => {
+                claims.already_claimed.insert(id);
+            }
+            Ok(Claim::Superseded) => {
+                claims.superseded.insert(id);
+            }
+            Err(error) => {
+                warn!(error = %error, "alert ledger unavailable; going on without it");
+                claims.failures.push(ledger_failure(&error));
+            }
+        }
+    }
+    if !claims.already_claimed.is_empty() || !claims.superseded.is_empty() {
+        info!(
+            already_claimed = ?claims.already_claimed,
+            superseded = ?claims.superseded,
+            "another run holds these findings"
+        );
+    }
+    claims
+}
+
+impl Claims {
+    /// Gives back the won claims of `ids`, so that a later run records and alerts them.
+    async fn release(
+        &mut self,
+        ledger: &AlertLedger,
+        ids: &BTreeSet<String>,
+        failures: &mut Vec<Failure>,
+    ) {
+        for id in ids {
+            let Some(receipt) = self.won.remove(id) else {
+                continue;
+            };
+            if let Err(error) = ledger.release(&receipt).await {
+                warn!(error = %error, "claim not given back: the next run will not alert this transition");
+                failures.push(ledger_failure(&error));
+            }
+        }
     }
 }

@@ -4,6 +4,7 @@
 //! deployment fails on its first invocation instead of scanning with a silent default.
 
 use crate::inventory::{RegionSelection, DEFAULT_CONCURRENCY};
+use crate::ledger::{is_table_name, table_arn};
 use chrono::Duration;
 use trailwatch_core::evaluate::Settings as RuleSettings;
 use trailwatch_core::finding::DEFAULT_DOCS_URL;
@@ -24,6 +25,9 @@ pub struct Config {
     pub concurrency: usize,
     /// `TRAILWATCH_DOCS_URL`, where findings and alerts link for each fix.
     pub docs_url: String,
+    /// `TRAILWATCH_LEDGER_TABLE`: the DynamoDB table that keeps overlapping runs from alerting
+    /// twice (see `ledger`); unset means no ledger, which is fine for one run at a time.
+    pub ledger_table: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -107,8 +111,19 @@ impl Config {
                 }
             },
         };
+        let ledger_table = match get("TRAILWATCH_LEDGER_TABLE") {
+            Some(table) if !is_table_name(&table) && table_arn(&table).is_none() => {
+                return Err(ConfigError {
+                    variable: "TRAILWATCH_LEDGER_TABLE",
+                    value: table,
+                    reason: "expected a DynamoDB table name (3 to 255 of a-z A-Z 0-9 _ - .) or a table ARN".into(),
+                })
+            }
+            other => other,
+        };
         Ok(Self {
             sns_topic_arn,
+            ledger_table,
             security_hub,
             regions,
             max_delivery_age,
@@ -140,6 +155,7 @@ mod tests {
         assert_eq!(c.regions, RegionSelection::All);
         assert_eq!(c.max_delivery_age, Duration::hours(24));
         assert_eq!(c.concurrency, DEFAULT_CONCURRENCY);
+        assert_eq!(c.ledger_table, None);
     }
 
     #[test]
@@ -154,6 +170,7 @@ mod tests {
             ("TRAILWATCH_MAX_DELIVERY_AGE_HOURS", "6"),
             ("TRAILWATCH_WARNINGS", "no"),
             ("TRAILWATCH_CONCURRENCY", "4"),
+            ("TRAILWATCH_LEDGER_TABLE", "trailwatch-alert-ledger"),
         ])
         .unwrap();
         assert_eq!(
@@ -167,6 +184,7 @@ mod tests {
         );
         assert_eq!(c.max_delivery_age, Duration::hours(6));
         assert_eq!(c.concurrency, 4);
+        assert_eq!(c.ledger_table.as_deref(), Some("trailwatch-alert-ledger"));
     }
 
     #[test]
@@ -178,6 +196,11 @@ mod tests {
             ("TRAILWATCH_MAX_DELIVERY_AGE_HOURS", "24h"),
             ("TRAILWATCH_CONCURRENCY", "0"),
             ("TRAILWATCH_SNS_TOPIC_ARN", "alerts"),
+            (
+                "TRAILWATCH_LEDGER_TABLE",
+                "arn:aws:dynamodb:us-east-1:111122223333:index/x",
+            ),
+            ("TRAILWATCH_LEDGER_TABLE", "ab"),
         ] {
             let error = config(&[(name, value)]).unwrap_err();
             assert_eq!(error.variable, name);

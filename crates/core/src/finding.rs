@@ -159,6 +159,23 @@ impl Finding {
         codes
     }
 
+    /// The verdict as an alert tells it: record state, compliance status, severity and reason
+    /// codes. Two runs that would alert the same thing about a finding produce the same text,
+    /// which is what the alert ledger compares. Every archived finding is the one state
+    /// [`RECORD_ARCHIVED`], whatever it last held, so that a trail's archive import and a
+    /// DeleteTrail alert about it claim the same thing.
+    pub fn alert_state(&self) -> String {
+        if self.record_state == RECORD_ARCHIVED {
+            return RECORD_ARCHIVED.to_string();
+        }
+        format!(
+            "{} {} {}",
+            self.compliance_status().unwrap_or("NONE"),
+            self.severity.label,
+            self.reason_codes().join(",")
+        )
+    }
+
     pub fn updated(&self) -> Option<DateTime<Utc>> {
         parse_time(&self.updated_at)
     }
@@ -603,5 +620,33 @@ mod tests {
         assert_eq!(json["Resources"][0]["Type"], "AwsCloudTrailTrail");
         let back: Finding = serde_json::from_value(json).unwrap();
         assert_eq!(back, f);
+    }
+
+    #[test]
+    fn alert_state_changes_with_what_an_alert_would_say_and_not_with_time() {
+        let failing = render(&failing_trail(), &context());
+        assert_eq!(
+            failing.alert_state(),
+            "FAILED MEDIUM CWL_RETENTION_UNSET,CWL_ROLE_PERMISSION_MISSING"
+        );
+        let later = FindingContext {
+            now: parse_time("2024-06-02T12:00:00Z").unwrap(),
+            ..context()
+        };
+        assert_eq!(
+            render(&failing_trail(), &later).alert_state(),
+            failing.alert_state()
+        );
+        let mut fewer = failing_trail();
+        fewer.reasons.pop();
+        assert_ne!(
+            render(&fewer, &context()).alert_state(),
+            failing.alert_state()
+        );
+        let archived = Finding {
+            record_state: RECORD_ARCHIVED.into(),
+            ..failing
+        };
+        assert_eq!(archived.alert_state(), RECORD_ARCHIVED);
     }
 }

@@ -62,7 +62,13 @@ data "aws_iam_policy_document" "evaluate" {
     actions   = ["sns:Publish"]
     resources = [aws_sns_topic.alerts.arn]
   }
-  # The topic and the dead-letter queues are encrypted with the module's key.
+  # Claim a finding's new state; give the claim back when recording or alerting fails.
+  statement {
+    sid       = "ClaimTransitions"
+    actions   = ["dynamodb:DeleteItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+    resources = [aws_dynamodb_table.alert_ledger.arn]
+  }
+  # The topic, the dead-letter queues and the ledger are encrypted with the module's key.
   statement {
     sid       = "UseStackKey"
     actions   = ["kms:Decrypt", "kms:GenerateDataKey"]

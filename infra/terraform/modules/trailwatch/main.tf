@@ -20,6 +20,7 @@ locals {
     TRAILWATCH_REGIONS                = var.regions
     TRAILWATCH_MAX_DELIVERY_AGE_HOURS = tostring(var.max_delivery_age_hours)
     TRAILWATCH_WARNINGS               = tostring(var.warnings)
+    TRAILWATCH_LEDGER_TABLE           = aws_dynamodb_table.alert_ledger.name
   }
 }
 
@@ -79,6 +80,36 @@ data "aws_iam_policy_document" "key" {
     }
   }
 
+  # The alert ledger table: DynamoDB takes a grant on the key when the table is created, then
+  # encrypts and decrypts its items for the functions.
+  statement {
+    sid = "AccountUsesKeyThroughDynamoDb"
+    principals {
+      type        = "AWS"
+      identifiers = ["arn:${local.partition}:iam::${local.account}:root"]
+    }
+    actions = [
+      "kms:CreateGrant",
+      "kms:Decrypt",
+      "kms:DescribeKey",
+      "kms:Encrypt",
+      "kms:GenerateDataKey",
+      "kms:ReEncryptFrom",
+      "kms:ReEncryptTo",
+    ]
+    resources = ["*"]
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["dynamodb.${local.region}.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "kms:CallerAccount"
+      values   = [local.account]
+    }
+  }
+
   # CloudWatch alarms publish to the encrypted topic, and EventBridge writes what it could not
   # deliver into the encrypted dead-letter queues, each as its service.
   statement {
@@ -121,7 +152,7 @@ data "aws_iam_policy_document" "key" {
 }
 
 resource "aws_kms_key" "alerts" {
-  description         = "trailwatch alerts topic, dead-letter queues and function logs"
+  description         = "trailwatch alerts topic, dead-letter queues, alert ledger and function logs"
   enable_key_rotation = true
   policy              = data.aws_iam_policy_document.key.json
   tags                = var.tags
@@ -184,6 +215,32 @@ resource "aws_sns_topic_subscription" "email" {
 }
 
 # --- Dead-letter queues: an event that could not be handled is kept for 14 days ------------
+
+# --- Alert ledger: keeps the hourly scan and a re-check that overlap from alerting twice ----
+
+# One small item per finding (last claimed state, when it was observed). Losing it costs at
+# most one duplicate alert per finding, so it goes with the module.
+resource "aws_dynamodb_table" "alert_ledger" {
+  name         = "${var.name}-alert-ledger"
+  billing_mode = "PAY_PER_REQUEST"
+  hash_key     = "finding_id"
+  attribute {
+    name = "finding_id"
+    type = "S"
+  }
+  ttl {
+    attribute_name = "expires_at"
+    enabled        = true
+  }
+  point_in_time_recovery {
+    enabled = true
+  }
+  server_side_encryption {
+    enabled     = true
+    kms_key_arn = aws_kms_key.alerts.arn
+  }
+  tags = var.tags
+}
 
 resource "aws_sqs_queue" "scan_dead_letters" {
   name                      = "${var.name}-scheduled-scan-dlq"

@@ -4,8 +4,13 @@ output "alerts_topic_arn" {
 }
 
 output "alerts_key_arn" {
-  description = "The KMS key of the topic, the dead-letter queues and the function logs."
+  description = "The KMS key of the topic, the dead-letter queues, the alert ledger and the function logs."
   value       = aws_kms_key.alerts.arn
+}
+
+output "alert_ledger_table_name" {
+  description = "The DynamoDB table that keeps overlapping runs from alerting twice."
+  value       = aws_dynamodb_table.alert_ledger.name
 }
 
 output "function_names" {
