@@ -9,12 +9,13 @@ VENV := .venv
 VENV_STAMP := $(VENV)/.installed
 DEMO_REGIONS := us-east-1,eu-west-1,ap-southeast-2
 
-.PHONY: help venv infra-venv build build-cli demo test lint lint-infra sam-build deploy clean
+.PHONY: help venv infra-venv build build-cli demo test bench lint lint-infra sam-build deploy clean
 
 help:
 	@echo "make demo   run trailwatch against a seeded AWS emulator (moto)"
 	@echo "make test   run every test: unit, fixture, emulator and CLI"
 	@echo "make lint   cargo fmt --check, clippy -D warnings, and the infra/ template checks"
+	@echo "make bench  criterion benchmarks of the core, and whole scans on moto (target/bench/)"
 	@echo "make build  the two Lambda zips (x86_64, provided.al2023) under target/lambda/"
 	@echo "make deploy sam build + sam deploy (--guided the first time) of infra/template.yaml"
 	@echo "make sam-build  only the sam build step, offline"
@@ -69,6 +70,23 @@ test: venv build-cli
 	cargo build --quiet --workspace --all-targets
 	scripts/with-moto cargo test --workspace 2>&1 | tee $(TEST_LOG); exit $${PIPESTATUS[0]}
 	@scripts/test-summary $(TEST_LOG)
+
+# Benchmarks, kept out of `make test`: criterion on the pure core, then the release binary
+# scanning moto seeded with REGIONS x TRAILS healthy trails, each shape on a fresh server.
+# The JSON lands in target/bench/ of the clone, with a Markdown summary in table.md.
+BENCH_DIR := target/bench
+BENCH_SHAPES := 3x3 17x3 17x20
+
+bench: venv
+	cargo bench --quiet -p trailwatch-core --bench core
+	cargo build --quiet --release -p trailwatch-cli
+	cargo build --quiet -p trailwatch-tests --bin bench-scan
+	@mkdir -p $(BENCH_DIR)
+	for shape in $(BENCH_SHAPES); do \
+		scripts/with-moto $(CARGO_TARGET_DIR)/debug/bench-scan run \
+			$(CARGO_TARGET_DIR)/release/trailwatch $${shape%x*} $${shape#*x} $(BENCH_DIR) || exit 1; \
+	done
+	$(CARGO_TARGET_DIR)/debug/bench-scan table $(BENCH_DIR) | tee $(BENCH_DIR)/table.md
 
 lint: lint-infra
 	cargo fmt --all --check

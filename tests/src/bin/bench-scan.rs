@@ -1,0 +1,302 @@
+//! The whole-scan benchmark of `make bench`, run against the emulator named by
+//! `AWS_ENDPOINT_URL` (under `scripts/with-moto`):
+//!
+//! - `bench-scan run TRAILWATCH REGIONS TRAILS OUT_DIR` seeds a fresh account with TRAILS
+//!   healthy trails in each of the first REGIONS of 17 regions (each with its own log group,
+//!   tamper alarm and delivery role; the very first is multi-region). It then runs `TRAILWATCH scan --output json` (the release
+//!   binary) as a child process through the fault proxy, with no faults: the proxy only counts
+//!   the calls. It writes `OUT_DIR/scan-<REGIONS>x<TRAILS>.json`: wall time, the child's peak
+//!   RSS (from `wait4`), API calls by operation, and the fewest calls that state needs.
+//! - `bench-scan table OUT_DIR` writes criterion's estimates to `OUT_DIR/core.json` and prints
+//!   them and every `scan-*.json` as Markdown tables, for the README.
+
+use anyhow::{bail, Context, Result};
+use futures::stream::{self, StreamExt, TryStreamExt};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::os::unix::process::ExitStatusExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+use trailwatch_tests::fault::FaultProxy;
+use trailwatch_tests::{endpoint, Account};
+
+const REGIONS: [&str; 17] = [
+    "us-east-1",
+    "us-east-2",
+    "us-west-1",
+    "us-west-2",
+    "ca-central-1",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-west-3",
+    "eu-central-1",
+    "eu-north-1",
+    "ap-south-1",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-northeast-3",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "sa-east-1",
+];
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        ["run", binary, regions, trails, out] => {
+            let regions: usize = regions.parse().context("REGIONS")?;
+            let trails: usize = trails.parse().context("TRAILS")?;
+            if !(1..=REGIONS.len()).contains(&regions) || trails == 0 {
+                bail!("REGIONS must be 1 to {}, TRAILS at least 1", REGIONS.len());
+            }
+            run(Path::new(binary), regions, trails, Path::new(out)).await
+        }
+        ["table", out] => table(Path::new(out)),
+        _ => bail!(
+            "usage: bench-scan run TRAILWATCH REGIONS TRAILS OUT_DIR | bench-scan table OUT_DIR"
+        ),
+    }
+}
+
+/// Seeds the account, eight trails at a time: one after the other, seeding 340 trails would
+/// take longer than everything else the benchmark does. The first trail is multi-region, as
+/// an account's main trail is, so the account's coverage passes too.
+async fn seed(account: &Account, regions: &[&str], trails: usize) -> Result<()> {
+    let jobs: Vec<(String, &str)> = regions
+        .iter()
+        .enumerate()
+        .flat_map(|(r, region)| (0..trails).map(move |t| (format!("r{r}-t{t}"), *region)))
+        .collect();
+    stream::iter(jobs)
+        .map(|(name, region)| async move {
+            account
+                .healthy_trail(&name, region, name == "r0-t0")
+                .await
+                .with_context(|| format!("seeding {name} in {region}"))
+        })
+        .buffer_unordered(8)
+        .try_collect::<Vec<_>>()
+        .await?;
+    Ok(())
+}
+
+/// Waits for `child` and returns its exit status and peak resident set in KiB, from `wait4`'s
+/// rusage (the standard library's wait does not report it).
+fn wait_with_peak_rss(child: std::process::Child) -> Result<(std::process::ExitStatus, i64)> {
+    let pid = child.id() as libc::pid_t;
+    let mut status: libc::c_int = 0;
+    // SAFETY: rusage is plain data that wait4 fills in; `pid` is our own child, not yet waited.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    if waited != pid {
+        bail!("wait4: {}", std::io::Error::last_os_error());
+    }
+    // The pid is reaped: the Child handle must not wait for it again.
+    std::mem::forget(child);
+    Ok((std::process::ExitStatus::from_raw(status), usage.ru_maxrss))
+}
+
+async fn run(binary: &Path, region_count: usize, trails: usize, out: &Path) -> Result<()> {
+    anyhow::ensure!(
+        binary.exists(),
+        "{} is missing: `make bench` builds it",
+        binary.display()
+    );
+    let regions = &REGIONS[..region_count];
+    let account = Account::fresh().await?;
+    let seeding = Instant::now();
+    seed(&account, regions, trails).await?;
+    let seed_seconds = seeding.elapsed().as_secs_f64();
+
+    let proxy = FaultProxy::start(&endpoint()?).await?;
+    let errors_path =
+        std::env::temp_dir().join(format!("bench-scan-{}.stderr", std::process::id()));
+    let mut command = Command::new(binary);
+    command
+        .args([
+            "scan",
+            "--output",
+            "json",
+            "--fail-on",
+            "never",
+            "--regions",
+        ])
+        .arg(regions.join(","))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AWS_ENDPOINT_URL", &proxy.endpoint)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        // A file, not a second pipe: draining two pipes one after the other can deadlock.
+        .stderr(Stdio::from(std::fs::File::create(&errors_path)?));
+    for (key, value) in account.env() {
+        command.env(key, value);
+    }
+    let started = Instant::now();
+    let child = command.spawn().context("starting trailwatch scan")?;
+    // Blocking; the proxy serves the child's calls on the runtime's other threads meanwhile.
+    let (peak_rss_kib, report) = tokio::task::spawn_blocking(move || -> Result<_> {
+        let mut child = child;
+        let mut report = String::new();
+        if let Some(mut stdout) = child.stdout.take() {
+            std::io::Read::read_to_string(&mut stdout, &mut report)?;
+        }
+        let (status, rss) = wait_with_peak_rss(child)?;
+        if !status.success() {
+            let errors = std::fs::read_to_string(&errors_path).unwrap_or_default();
+            bail!("trailwatch scan failed with {status}: {errors}");
+        }
+        Ok((rss, report))
+    })
+    .await??;
+    let wall_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let report: Value = serde_json::from_str(&report).context("the scan's JSON report")?;
+    let summary = &report["summary"];
+    anyhow::ensure!(
+        summary["fail"] == 0 && summary["error"] == 0,
+        "every seeded trail is healthy, yet the scan says {summary}"
+    );
+
+    let mut by_operation: BTreeMap<String, u64> = BTreeMap::new();
+    for (_, operation) in proxy.seen() {
+        *by_operation.entry(operation).or_insert(0) += 1;
+    }
+    let calls: u64 = by_operation.values().sum();
+    let total_trails = region_count * trails;
+    // One DescribeTrails per region, one GetTrailStatus per trail, and one fetch per distinct
+    // log group and per distinct role; here every trail has its own of each.
+    let minimum = (region_count + 3 * total_trails) as u64;
+    let result = json!({
+        "regions": region_count,
+        "trails_per_region": trails,
+        "trails": total_trails,
+        "wall_ms": wall_ms.round(),
+        "scan_duration_ms": report["duration_ms"],
+        "api_calls": calls,
+        "api_calls_reported": report["api_calls"],
+        "api_calls_per_trail": (calls as f64 / total_trails as f64 * 100.0).round() / 100.0,
+        "minimum_api_calls": minimum,
+        "excess_api_calls": calls as i64 - minimum as i64,
+        "peak_rss_kib": peak_rss_kib,
+        "by_operation": by_operation,
+        "seed_seconds": (seed_seconds * 10.0).round() / 10.0,
+        "machine": machine(),
+    });
+    std::fs::create_dir_all(out)?;
+    let file = out.join(format!("scan-{region_count}x{trails}.json"));
+    std::fs::write(&file, serde_json::to_string_pretty(&result)?)?;
+    println!(
+        "{region_count} regions x {trails} trails: {wall_ms:.0} ms, {calls} calls ({:.2} a trail, minimum {minimum}), peak RSS {peak_rss_kib} KiB -> {}",
+        calls as f64 / total_trails as f64,
+        file.display()
+    );
+    Ok(())
+}
+
+/// What the figures were measured on.
+fn machine() -> Value {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|m| m.trim_start_matches([' ', '\t', ':']).to_string())
+        .unwrap_or_default();
+    json!({
+        "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        "cpu_model": model,
+        "os": std::env::consts::OS,
+    })
+}
+
+/// Criterion's mean estimate of each core benchmark, in nanoseconds.
+fn criterion_estimates() -> Result<BTreeMap<String, f64>> {
+    let target = std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into());
+    let root = Path::new(&target).join("criterion");
+    let mut found = BTreeMap::new();
+    for group in ["evaluate_account", "policy"] {
+        let Ok(entries) = std::fs::read_dir(root.join(group)) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let Ok(text) = std::fs::read_to_string(entry.path().join("new/estimates.json")) else {
+                continue;
+            };
+            let value: Value = serde_json::from_str(&text)?;
+            if let Some(mean) = value["mean"]["point_estimate"].as_f64() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                found.insert(format!("{group}/{name}"), mean);
+            }
+        }
+    }
+    Ok(found)
+}
+
+fn human_ns(ns: f64) -> String {
+    match ns {
+        n if n >= 1e9 => format!("{:.2} s", n / 1e9),
+        n if n >= 1e6 => format!("{:.2} ms", n / 1e6),
+        n if n >= 1e3 => format!("{:.2} µs", n / 1e3),
+        n => format!("{n:.0} ns"),
+    }
+}
+
+fn table(out: &Path) -> Result<()> {
+    let estimates = criterion_estimates()?;
+    std::fs::create_dir_all(out)?;
+    std::fs::write(
+        out.join("core.json"),
+        serde_json::to_string_pretty(&json!({"mean_ns": estimates, "machine": machine()}))?,
+    )?;
+    println!("| core benchmark | mean |\n|---|---|");
+    for (name, ns) in &estimates {
+        println!("| `{name}` | {} |", human_ns(*ns));
+    }
+
+    let mut runs: Vec<Value> = Vec::new();
+    for entry in std::fs::read_dir(out)? {
+        let path = entry?.path();
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        if name.starts_with("scan-") && name.ends_with(".json") {
+            runs.push(serde_json::from_str(&std::fs::read_to_string(&path)?)?);
+        }
+    }
+    runs.sort_by_key(|r| (r["trails"].as_u64(), r["regions"].as_u64()));
+    println!("\n| regions × trails | wall | API calls | a trail | minimum | excess | peak RSS |");
+    println!("|---|---|---|---|---|---|---|");
+    for r in &runs {
+        println!(
+            "| {} × {} | {:.2} s | {} | {} | {} | {} | {:.1} MiB |",
+            r["regions"],
+            r["trails_per_region"],
+            r["wall_ms"].as_f64().unwrap_or_default() / 1000.0,
+            r["api_calls"],
+            r["api_calls_per_trail"],
+            r["minimum_api_calls"],
+            r["excess_api_calls"],
+            r["peak_rss_kib"].as_f64().unwrap_or_default() / 1024.0,
+        );
+    }
+    if let Some(largest) = runs.last() {
+        println!(
+            "\nCalls by operation, {} × {}:\n\n| operation | calls |\n|---|---|",
+            largest["regions"], largest["trails_per_region"]
+        );
+        for (operation, count) in largest["by_operation"].as_object().into_iter().flatten() {
+            println!("| `{operation}` | {count} |");
+        }
+    }
+    let machine = machine();
+    println!(
+        "\nMeasured on {} CPUs ({}).",
+        machine["cpus"],
+        machine["cpu_model"].as_str().unwrap_or("unknown")
+    );
+    Ok(())
+}
