@@ -41,6 +41,8 @@ pub enum Fault {
 pub struct Rule {
     pub region: Option<String>,
     pub operation: Option<String>,
+    /// Text the request body must contain, such as an account id in an `AssumeRole`.
+    pub mentioning: Option<String>,
     pub fault: Fault,
     /// How many matching requests to fault before letting them through; `None` is forever.
     pub times: Option<usize>,
@@ -51,6 +53,7 @@ impl Rule {
         Self {
             region: None,
             operation: None,
+            mentioning: None,
             fault,
             times: None,
         }
@@ -61,6 +64,10 @@ impl Rule {
     }
     pub fn on(mut self, operation: &str) -> Self {
         self.operation = Some(operation.into());
+        self
+    }
+    pub fn mentioning(mut self, text: &str) -> Self {
+        self.mentioning = Some(text.into());
         self
     }
     pub fn times(mut self, n: usize) -> Self {
@@ -313,11 +320,18 @@ fn rejecting_first_finding(request: &Request) -> Result<Vec<u8>> {
     .into_bytes())
 }
 
-fn matching_fault(rules: &Mutex<Vec<Rule>>, region: &str, operation: &str) -> Option<Fault> {
+fn matching_fault(
+    rules: &Mutex<Vec<Rule>>,
+    region: &str,
+    operation: &str,
+    body: &[u8],
+) -> Option<Fault> {
     let mut rules = rules.lock().ok()?;
+    let body = String::from_utf8_lossy(body);
     let rule = rules.iter_mut().find(|r| {
         r.region.as_deref().is_none_or(|x| x == region)
             && r.operation.as_deref().is_none_or(|x| x == operation)
+            && r.mentioning.as_deref().is_none_or(|x| body.contains(x))
             && r.times != Some(0)
     })?;
     if let Some(n) = &mut rule.times {
@@ -343,7 +357,7 @@ async fn serve(
             operation: operation.clone(),
         });
     }
-    let fault = matching_fault(rules, &region, &operation);
+    let fault = matching_fault(rules, &region, &operation, &request.body);
     if let Some(fault) = fault {
         if let Ok(mut log) = injected.lock() {
             log.push((region, operation, fault));

@@ -69,6 +69,7 @@ pub struct TrailSpec {
     pub role_arn: Option<String>,
     pub validation: bool,
     pub logging: bool,
+    pub organization: bool,
 }
 
 impl TrailSpec {
@@ -101,6 +102,11 @@ impl TrailSpec {
         self.logging = false;
         self
     }
+    /// An organisation trail (the account must manage an organisation).
+    pub fn organization(mut self) -> Self {
+        self.organization = true;
+        self
+    }
 }
 
 /// The trust policy CloudTrail needs, scoped to the account as AWS recommends.
@@ -119,11 +125,18 @@ pub fn delivery_policy(resource: &str) -> Value {
 impl Account {
     /// A brand-new account with an S3 bucket ready for trails (CreateTrail needs one).
     pub async fn fresh() -> Result<Self> {
-        endpoint()?;
         let id = format!(
             "{}",
             rand::rng().random_range(100_000_000_000u64..999_999_999_999)
         );
+        Self::existing(&id).await
+    }
+
+    /// Account `id` (one that `organizations:CreateAccount` made, say), reached as the tests
+    /// reach every account: by assuming a role in it.
+    pub async fn existing(id: &str) -> Result<Self> {
+        endpoint()?;
+        let id = id.to_string();
         let base = load_sdk_config(Some("us-east-1".into())).await;
         let assumed = aws_sdk_sts::Client::new(&base)
             .assume_role()
@@ -325,6 +338,7 @@ impl Account {
             .name(&spec.name)
             .s3_bucket_name(&self.bucket)
             .is_multi_region_trail(spec.multi_region)
+            .is_organization_trail(spec.organization)
             .enable_log_file_validation(spec.validation)
             .set_cloud_watch_logs_log_group_arn(spec.log_group_arn.clone())
             .set_cloud_watch_logs_role_arn(spec.role_arn.clone())

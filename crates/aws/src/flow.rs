@@ -11,6 +11,7 @@ use crate::config::ApiCallCounter;
 use crate::error::ScanError;
 use crate::inventory::{CloudTrailInventory, Inventory, Scope};
 use crate::ledger::{AlertLedger, Claim, LedgerError, Receipt};
+use crate::organization::{self, AccountRun, OrgConfig, OrgError, OrgServices};
 use crate::scan::{scan_detailed, ScanOptions, Scanned};
 use crate::security_hub::{FindingSink, SecurityHubSink, SinkError};
 use crate::settings::Config;
@@ -144,6 +145,12 @@ pub struct Services {
     pub ledger: Option<AlertLedger>,
     pub options: ScanOptions,
     pub publish: PublishOptions,
+    /// The deployment's own credentials and region, from which member accounts are reached.
+    pub sdk: SdkConfig,
+    /// Organisation mode, when configured.
+    pub org: Option<OrgConfig>,
+    security_hub: bool,
+    concurrency: usize,
 }
 
 impl Services {
@@ -175,7 +182,91 @@ impl Services {
                 docs_url: config.docs_url.clone(),
                 trigger: trigger.to_string(),
             },
+            sdk: sdk.clone(),
+            org: config.org.clone(),
+            security_hub: config.security_hub,
+            concurrency: config.concurrency,
         })
+    }
+
+    /// The STS session name member accounts see in their CloudTrail: `trailwatch-` and what
+    /// runs (`trailwatch-scheduled-scan`).
+    fn session_name(&self) -> String {
+        let what: String = self
+            .publish
+            .trigger
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        format!("trailwatch-{what}").chars().take(64).collect()
+    }
+
+    /// Every account of the organisation, as [`organization::run`] does it; `None` outside
+    /// organisation mode.
+    pub async fn run_organization(&self) -> Option<Result<Vec<AccountRun>, OrgError>> {
+        let org = self.org.as_ref()?;
+        let session = self.session_name();
+        let services = OrgServices {
+            sdk: &self.sdk,
+            org,
+            channel: self.channel.as_ref(),
+            ledger: self.ledger.as_ref(),
+            security_hub: self.security_hub,
+            concurrency: self.concurrency,
+            options: &self.options,
+            publish: &self.publish,
+            session: &session,
+        };
+        Some(Box::pin(organization::run(&services)).await)
+    }
+
+    /// [`recheck`] of a change in a member account: read and record through the member's read
+    /// role, alert centrally. Outside organisation mode, or for this deployment's own account,
+    /// the same as [`Services::recheck`].
+    pub async fn recheck_in_organization(&self, change: &Change) -> Result<Recheck, RecheckError> {
+        let Some(org) = &self.org else {
+            return self.recheck(change).await;
+        };
+        let (own_account, partition) =
+            organization::caller(&self.sdk)
+                .await
+                .map_err(|e| RecheckError::MemberUnreachable {
+                    account: change.account.clone(),
+                    message: e.to_string(),
+                })?;
+        if change.account == own_account {
+            return self.recheck(change).await;
+        }
+        let member = organization::configuration_for(
+            &self.sdk,
+            org,
+            &partition,
+            &own_account,
+            &change.account,
+            &self.session_name(),
+        )
+        .await
+        .map_err(|message| RecheckError::MemberUnreachable {
+            account: change.account.clone(),
+            message,
+        })?;
+        let inventory = CloudTrailInventory::new(&member, self.concurrency);
+        let sink = self
+            .security_hub
+            .then(|| SecurityHubSink::new(&member, ApiCallCounter::default()));
+        let destinations = Destinations {
+            sink: sink.as_ref(),
+            channel: self.channel.as_ref(),
+            ledger: self.ledger.as_ref(),
+        };
+        Box::pin(recheck(
+            &inventory,
+            destinations,
+            &self.options,
+            &self.publish,
+            change,
+        ))
+        .await
     }
 
     /// Where this deployment records and alerts.
@@ -306,6 +397,10 @@ pub enum RecheckError {
         event_account: String,
         account: String,
     },
+    #[error(
+        "the event is from member account {account}, which trailwatch could not read: {message}"
+    )]
+    MemberUnreachable { account: String, message: String },
 }
 
 impl RecheckError {

@@ -1,7 +1,8 @@
 //! The AWS side of trailwatch: SDK configuration ([`config`]), collection of everything the
 //! rules read ([`inventory`]), the Security Hub sink ([`security_hub`]), the SNS channel
 //! ([`sns`]), the alert ledger that keeps overlapping runs from alerting twice ([`ledger`]), and
-//! the flows the CLI and the Lambda functions share: [`scan`] and [`flow`].
+//! the flows the CLI and the Lambda functions share: [`scan`] and [`flow`], and across an AWS
+//! Organization, [`organization`].
 //!
 //! Rules live in `trailwatch-core`; this crate only talks to AWS and maps SDK types into the
 //! core's snapshot types. A failed call never aborts a scan: it is recorded in the snapshot,
@@ -13,6 +14,7 @@ pub mod flow;
 pub mod inventory;
 pub mod ledger;
 mod mapping;
+pub mod organization;
 pub mod scan;
 pub mod security_hub;
 pub mod settings;

@@ -5,6 +5,7 @@
 
 use crate::inventory::{RegionSelection, DEFAULT_CONCURRENCY};
 use crate::ledger::{is_table_name, table_arn};
+use crate::organization::{OrgConfig, DEFAULT_ACCOUNT_CONCURRENCY};
 use chrono::Duration;
 use trailwatch_core::evaluate::Settings as RuleSettings;
 use trailwatch_core::finding::DEFAULT_DOCS_URL;
@@ -28,6 +29,8 @@ pub struct Config {
     /// `TRAILWATCH_LEDGER_TABLE`: the DynamoDB table that keeps overlapping runs from alerting
     /// twice (see `ledger`); unset means no ledger, which is fine for one run at a time.
     pub ledger_table: Option<String>,
+    /// Organisation mode, when `TRAILWATCH_ORG_ROLE_NAME` is set (see `organization`).
+    pub org: Option<OrgConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -48,6 +51,91 @@ fn parse_bool(variable: &'static str, value: &str) -> Result<bool, ConfigError> 
             reason: "expected true or false".into(),
         }),
     }
+}
+
+/// IAM's rule for role names: 1 to 64 of letters, digits and `+=,.@_-`.
+fn is_role_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c))
+}
+
+fn account_list(variable: &'static str, text: Option<String>) -> Result<Vec<String>, ConfigError> {
+    let Some(text) = text else {
+        return Ok(Vec::new());
+    };
+    let ids: Vec<String> = text
+        .split(',')
+        .map(str::trim)
+        .filter(|id| !id.is_empty())
+        .map(str::to_string)
+        .collect();
+    match ids
+        .iter()
+        .find(|id| id.len() != 12 || !id.chars().all(|c| c.is_ascii_digit()))
+    {
+        Some(bad) => Err(ConfigError {
+            variable,
+            value: text.clone(),
+            reason: format!("{bad:?} is not a 12-digit account id"),
+        }),
+        None => Ok(ids),
+    }
+}
+
+/// The `TRAILWATCH_ORG_` variables, read when the role name is set.
+fn org_config(
+    role_name: String,
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<OrgConfig, ConfigError> {
+    if !is_role_name(&role_name) {
+        return Err(ConfigError {
+            variable: "TRAILWATCH_ORG_ROLE_NAME",
+            value: role_name,
+            reason:
+                "expected an IAM role name (1 to 64 of letters, digits and +=,.@_-), not an ARN"
+                    .into(),
+        });
+    }
+    let external_id = match get("TRAILWATCH_ORG_EXTERNAL_ID") {
+        Some(id)
+            if !(2..=1224).contains(&id.len())
+                || !id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+=,.@:/_-".contains(c)) =>
+        {
+            return Err(ConfigError {
+                variable: "TRAILWATCH_ORG_EXTERNAL_ID",
+                value: id,
+                reason: "expected 2 to 1224 of letters, digits and +=,.@:/_-".into(),
+            })
+        }
+        other => other,
+    };
+    let concurrency = match get("TRAILWATCH_ORG_CONCURRENCY") {
+        None => DEFAULT_ACCOUNT_CONCURRENCY,
+        Some(text) => match text.trim().parse::<usize>() {
+            Ok(n) if (1..=32).contains(&n) => n,
+            _ => {
+                return Err(ConfigError {
+                    variable: "TRAILWATCH_ORG_CONCURRENCY",
+                    value: text,
+                    reason: "expected a whole number from 1 to 32".into(),
+                })
+            }
+        },
+    };
+    Ok(OrgConfig {
+        role_name,
+        external_id,
+        include: account_list("TRAILWATCH_ORG_ACCOUNTS", get("TRAILWATCH_ORG_ACCOUNTS"))?,
+        exclude: account_list(
+            "TRAILWATCH_ORG_EXCLUDE_ACCOUNTS",
+            get("TRAILWATCH_ORG_EXCLUDE_ACCOUNTS"),
+        )?,
+        concurrency,
+    })
 }
 
 impl Config {
@@ -121,9 +209,14 @@ impl Config {
             }
             other => other,
         };
+        let org = match get("TRAILWATCH_ORG_ROLE_NAME") {
+            None => None,
+            Some(role_name) => Some(org_config(role_name, &get)?),
+        };
         Ok(Self {
             sns_topic_arn,
             ledger_table,
+            org,
             security_hub,
             regions,
             max_delivery_age,
@@ -156,6 +249,30 @@ mod tests {
         assert_eq!(c.max_delivery_age, Duration::hours(24));
         assert_eq!(c.concurrency, DEFAULT_CONCURRENCY);
         assert_eq!(c.ledger_table, None);
+        assert_eq!(c.org, None);
+    }
+
+    #[test]
+    fn organisation_mode_reads_its_variables() {
+        let c = config(&[
+            ("TRAILWATCH_ORG_ROLE_NAME", "trailwatch-read"),
+            ("TRAILWATCH_ORG_EXTERNAL_ID", "trailwatch-1234"),
+            ("TRAILWATCH_ORG_ACCOUNTS", "111111111111, 222222222222"),
+            ("TRAILWATCH_ORG_EXCLUDE_ACCOUNTS", "222222222222"),
+            ("TRAILWATCH_ORG_CONCURRENCY", "8"),
+        ])
+        .unwrap();
+        let org = c.org.expect("organisation mode");
+        assert_eq!(org.role_name, "trailwatch-read");
+        assert_eq!(org.external_id.as_deref(), Some("trailwatch-1234"));
+        assert_eq!(org.include, vec!["111111111111", "222222222222"]);
+        assert_eq!(org.exclude, vec!["222222222222"]);
+        assert_eq!(org.concurrency, 8);
+        let defaults = config(&[("TRAILWATCH_ORG_ROLE_NAME", "r")]).unwrap();
+        assert_eq!(
+            defaults.org.map(|o| o.concurrency),
+            Some(DEFAULT_ACCOUNT_CONCURRENCY)
+        );
     }
 
     #[test]
@@ -201,6 +318,10 @@ mod tests {
                 "arn:aws:dynamodb:us-east-1:111122223333:index/x",
             ),
             ("TRAILWATCH_LEDGER_TABLE", "ab"),
+            (
+                "TRAILWATCH_ORG_ROLE_NAME",
+                "arn:aws:iam::111111111111:role/x",
+            ),
         ] {
             let error = config(&[(name, value)]).unwrap_err();
             assert_eq!(error.variable, name);

@@ -1,33 +1,87 @@
 //! The hourly scan: each invocation runs the whole flow (scan every configured region,
 //! reconcile with Security Hub, import what changed, send one digest) and returns a summary.
+//! In organisation mode it does so for every account of the organisation.
 
 use lambda_runtime::LambdaEvent;
+use serde::Serialize;
 use serde_json::Value;
-use tracing::info;
+use std::time::Instant;
+use tracing::{error, info};
 use trailwatch_aws::flow::{RunSummary, Services};
+use trailwatch_aws::organization::{self, AccountRun, OrgSummary};
 use trailwatch_lambda::{finish, HandlerError};
 
 pub const FUNCTION: &str = "scheduled-scan";
 
 /// Any event starts a scan: the schedule sends `Scheduled Event`, and an operator may invoke
 /// the function by hand with `{}`.
+/// What one invocation did: one account's run, or, in organisation mode, every account's.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum ScanResponse {
+    Account(RunSummary),
+    Organization(OrgSummary),
+}
+
 pub async fn handle(
     services: &Services,
     event: LambdaEvent<Value>,
-) -> Result<RunSummary, HandlerError> {
+) -> Result<ScanResponse, HandlerError> {
+    let started = Instant::now();
     let detail_type = event
         .payload
         .get("detail-type")
         .and_then(Value::as_str)
         .unwrap_or("manual");
     info!(request_id = %event.context.request_id, trigger = detail_type, "scan starting");
+    if let Some(result) = services.run_organization().await {
+        // Not listing the organisation (permissions, an outage) may pass: worth a retry.
+        let runs = result.map_err(|e| HandlerError::retryable(e.to_string()))?;
+        return finish_organization(&runs, started).map(ScanResponse::Organization);
+    }
     // Not knowing the account at all (credentials, an STS outage) may pass: worth a retry.
     let outcome = services
         .run()
         .await
         .map_err(|e| HandlerError::retryable(e.to_string()))?;
     finish(FUNCTION, &outcome)?;
-    Ok(outcome.summary())
+    Ok(ScanResponse::Account(outcome.summary()))
+}
+
+/// Each account's metrics line and failures, then one answer: retryable when an outage kept
+/// any account's findings or alerts from going out (the retry repeats nothing, see the
+/// ledger). An account that could not be reached at all is in the summary and the log; a
+/// retry would not fix its role.
+fn finish_organization(runs: &[AccountRun], started: Instant) -> Result<OrgSummary, HandlerError> {
+    let mut retryable = Vec::new();
+    for run in runs {
+        match run {
+            AccountRun::Scanned { account, outcome } => {
+                if let Err(failure) = finish(FUNCTION, outcome) {
+                    retryable.push(format!("{}: {failure}", account.id));
+                }
+            }
+            AccountRun::Unreachable {
+                account,
+                evaluation,
+            } => {
+                let reason = evaluation.reasons.first().map(|r| r.message.as_str());
+                error!(account = %account.id, reason = reason.unwrap_or("-"), "account not evaluated");
+            }
+        }
+    }
+    let elapsed = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let summary = organization::summarize(runs, elapsed);
+    info!(
+        accounts = summary.accounts,
+        scanned = summary.scanned,
+        unreachable = summary.unreachable.len(),
+        "organisation scan finished"
+    );
+    match retryable.is_empty() {
+        true => Ok(summary),
+        false => Err(HandlerError::retryable(retryable.join("; "))),
+    }
 }
 
 #[cfg(test)]
@@ -59,9 +113,12 @@ mod tests {
         let services = Services::new(&account.sdk, &config(Some(topic)), "scheduled scan")?;
 
         let event = LambdaEvent::new(serde_json::from_slice(SCHEDULED)?, Context::default());
-        let summary = handle(&services, event)
+        let ScanResponse::Account(summary) = handle(&services, event)
             .await
-            .map_err(|e| anyhow::anyhow!(e.message))?;
+            .map_err(|e| anyhow::anyhow!(e.message))?
+        else {
+            anyhow::bail!("one account configured, yet an organisation answer");
+        };
         assert_eq!(summary.account_id, account.id);
         assert_eq!(summary.summary.fail, 2);
         assert_eq!(summary.imported, 2);
@@ -69,9 +126,12 @@ mod tests {
         assert_eq!(account.alerts("us-east-1", &queue).await?.len(), 1);
 
         let again = LambdaEvent::new(serde_json::json!({}), Context::default());
-        let quiet = handle(&services, again)
+        let ScanResponse::Account(quiet) = handle(&services, again)
             .await
-            .map_err(|e| anyhow::anyhow!(e.message))?;
+            .map_err(|e| anyhow::anyhow!(e.message))?
+        else {
+            anyhow::bail!("one account configured, yet an organisation answer");
+        };
         assert!(!quiet.alert_sent, "nothing changed, nothing sent");
         Ok(())
     }

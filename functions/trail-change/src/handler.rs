@@ -80,7 +80,7 @@ pub async fn handle(
         region = %change.region,
         "re-checking"
     );
-    match services.recheck(&change).await {
+    match services.recheck_in_organization(&change).await {
         Ok(Recheck::Skipped { reason }) => Ok(skipped(event_id, reason, started)),
         Ok(Recheck::Published(outcome)) => {
             finish(FUNCTION, &outcome)?;

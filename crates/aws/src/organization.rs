@@ -1,0 +1,360 @@
+//! Organisation mode: every active account of an AWS Organization, each read through a role
+//! assumed with STS, a few accounts at a time.
+//!
+//! The deployment's own account is read with its own credentials; every other account through
+//! `arn:PARTITION:iam::ACCOUNT:role/ROLE_NAME` (deployed by `infra/member-account.yaml`). Each
+//! account's findings go into that account's own Security Hub, through the assumed role,
+//! because Security Hub accepts a finding only from the account it is about (with the default
+//! product ARN). The delegated administrator's aggregation shows them in one place. Alerts go
+//! to the one central topic, and the alert ledger is central too.
+//!
+//! An account whose role cannot be assumed is one ERROR evaluation naming why; the others go on.
+
+use crate::config::ApiCallCounter;
+use crate::flow::{self, Destinations, Outcome, PublishOptions, RunSummary};
+use crate::inventory::CloudTrailInventory;
+use crate::ledger::AlertLedger;
+use crate::scan::ScanOptions;
+use crate::security_hub::SecurityHubSink;
+use crate::sns::SnsChannel;
+use aws_config::SdkConfig;
+use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_credential_types::Credentials;
+use aws_sdk_organizations::types::{Account, AccountState, AccountStatus};
+use aws_sdk_sts::error::DisplayErrorContext;
+use futures::stream::{self, StreamExt};
+use serde::Serialize;
+use std::time::{Instant, UNIX_EPOCH};
+use tracing::{info, warn};
+use trailwatch_core::evaluate::{Evaluation, EvaluationKind};
+use trailwatch_core::reason::{Reason, ReasonCode, Severity, Status};
+
+/// Accounts read at once, unless `TRAILWATCH_ORG_CONCURRENCY` says otherwise. Each account's
+/// scan already has `TRAILWATCH_CONCURRENCY` requests in flight.
+pub const DEFAULT_ACCOUNT_CONCURRENCY: usize = 4;
+
+/// How to reach the organisation's accounts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrgConfig {
+    /// The read role's name in every member account (`TRAILWATCH_ORG_ROLE_NAME`).
+    pub role_name: String,
+    /// `TRAILWATCH_ORG_EXTERNAL_ID`, when the role's trust policy asks for one.
+    pub external_id: Option<String>,
+    /// Only these accounts, when not empty (`TRAILWATCH_ORG_ACCOUNTS`).
+    pub include: Vec<String>,
+    /// Never these accounts (`TRAILWATCH_ORG_EXCLUDE_ACCOUNTS`).
+    pub exclude: Vec<String>,
+    /// Accounts read at once (`TRAILWATCH_ORG_CONCURRENCY`).
+    pub concurrency: usize,
+}
+
+/// One account of the organisation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MemberAccount {
+    pub id: String,
+    pub name: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OrgError {
+    #[error("the organisation's accounts could not be listed (organizations:ListAccounts, which works from the management account or a delegated administrator): {0}")]
+    List(String),
+    #[error("the deployment's own account could not be identified (sts:GetCallerIdentity): {0}")]
+    Identity(String),
+}
+
+/// Whether an account can be read. AWS retired `Status` on 9 September 2026 in favour of
+/// `State`; emulators and older partitions may still send only `Status`.
+fn is_active(account: &Account) -> bool {
+    match (account.state(), account.status()) {
+        (Some(state), _) => *state == AccountState::Active,
+        (None, Some(status)) => *status == AccountStatus::Active,
+        (None, None) => false,
+    }
+}
+
+/// The active accounts of the organisation, filtered by `config`'s lists, sorted by id.
+pub async fn active_accounts(
+    sdk: &SdkConfig,
+    config: &OrgConfig,
+) -> Result<Vec<MemberAccount>, OrgError> {
+    let client = aws_sdk_organizations::Client::new(sdk);
+    let pages: Vec<_> = client
+        .list_accounts()
+        .into_paginator()
+        .send()
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()
+        .map_err(|e| OrgError::List(DisplayErrorContext(&e).to_string()))?;
+    let mut accounts: Vec<MemberAccount> = pages
+        .iter()
+        .flat_map(|page| page.accounts())
+        .filter(|a| is_active(a))
+        .filter_map(|a| {
+            Some(MemberAccount {
+                id: a.id()?.to_string(),
+                name: a.name().unwrap_or_default().to_string(),
+            })
+        })
+        .filter(|a| config.include.is_empty() || config.include.contains(&a.id))
+        .filter(|a| !config.exclude.contains(&a.id))
+        .collect();
+    accounts.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(accounts)
+}
+
+/// The caller's account id and partition, from its ARN.
+pub async fn caller(sdk: &SdkConfig) -> Result<(String, String), OrgError> {
+    let identity = aws_sdk_sts::Client::new(sdk)
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(|e| OrgError::Identity(DisplayErrorContext(&e).to_string()))?;
+    let account = identity.account().unwrap_or_default().to_string();
+    let partition = identity
+        .arn()
+        .and_then(|arn| arn.split(':').nth(1))
+        .unwrap_or("aws")
+        .to_string();
+    Ok((account, partition))
+}
+
+/// The SDK configuration for `account`: the caller's own for its own account, else the read
+/// role's, assumed for one hour (a scan of one account takes seconds).
+pub async fn configuration_for(
+    sdk: &SdkConfig,
+    config: &OrgConfig,
+    partition: &str,
+    own_account: &str,
+    account: &str,
+    session: &str,
+) -> Result<SdkConfig, String> {
+    if account == own_account {
+        return Ok(sdk.clone());
+    }
+    let role_arn = format!("arn:{partition}:iam::{account}:role/{}", config.role_name);
+    let assumed = aws_sdk_sts::Client::new(sdk)
+        .assume_role()
+        .role_arn(&role_arn)
+        .role_session_name(session)
+        .set_external_id(config.external_id.clone())
+        .send()
+        .await
+        .map_err(|e| format!("could not assume {role_arn}: {}", DisplayErrorContext(&e)))?;
+    let keys = assumed
+        .credentials()
+        .ok_or_else(|| format!("sts:AssumeRole of {role_arn} returned no credentials"))?;
+    let expiry = UNIX_EPOCH
+        + std::time::Duration::from_secs(u64::try_from(keys.expiration().secs()).unwrap_or(0));
+    let credentials = Credentials::new(
+        keys.access_key_id(),
+        keys.secret_access_key(),
+        Some(keys.session_token().to_string()),
+        Some(expiry),
+        "trailwatch-organisation-role",
+    );
+    Ok(sdk
+        .to_builder()
+        .credentials_provider(SharedCredentialsProvider::new(credentials))
+        .build())
+}
+
+/// What happened in one account.
+#[derive(Debug, Clone)]
+pub enum AccountRun {
+    Scanned {
+        account: MemberAccount,
+        outcome: Box<Outcome>,
+    },
+    /// The account could not be read at all: its role, or its identity, failed.
+    Unreachable {
+        account: MemberAccount,
+        evaluation: Box<Evaluation>,
+    },
+}
+
+impl AccountRun {
+    pub fn account(&self) -> &MemberAccount {
+        match self {
+            AccountRun::Scanned { account, .. } | AccountRun::Unreachable { account, .. } => {
+                account
+            }
+        }
+    }
+}
+
+/// The ERROR evaluation of an account trailwatch could not read.
+pub fn unreachable_account(account: &str, region: &str, why: &str) -> Evaluation {
+    Evaluation {
+        kind: EvaluationKind::Account,
+        resource_id: Evaluation::account_resource_id(account),
+        account_id: account.to_string(),
+        region: region.to_string(),
+        status: Status::Error,
+        severity: Severity::Medium,
+        reasons: vec![Reason::new(
+            ReasonCode::EvaluationIncomplete,
+            format!("Account {account} was not evaluated: {why}. Check that infra/member-account.yaml is deployed there and trusts this deployment."),
+        )],
+        trail: None,
+    }
+}
+
+/// Everything one organisation run shares: the central channel and ledger, and the settings.
+pub struct OrgServices<'a> {
+    pub sdk: &'a SdkConfig,
+    pub org: &'a OrgConfig,
+    pub channel: Option<&'a SnsChannel>,
+    pub ledger: Option<&'a AlertLedger>,
+    pub security_hub: bool,
+    /// Requests in flight within one account.
+    pub concurrency: usize,
+    pub options: &'a ScanOptions,
+    pub publish: &'a PublishOptions,
+    /// The STS session name, which says who is asking (`trailwatch-scheduled-scan`).
+    pub session: &'a str,
+}
+
+/// What an organisation run did, as the function returns it.
+#[derive(Debug, Clone, Serialize)]
+pub struct OrgSummary {
+    pub accounts: usize,
+    pub scanned: usize,
+    pub unreachable: Vec<UnreachableAccount>,
+    pub api_calls: u64,
+    pub duration_ms: u64,
+    pub runs: Vec<RunSummary>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct UnreachableAccount {
+    pub account_id: String,
+    pub name: String,
+    pub reason: String,
+}
+
+/// Scans and publishes every account of the organisation, `org.concurrency` at a time.
+pub async fn run(services: &OrgServices<'_>) -> Result<Vec<AccountRun>, OrgError> {
+    let started = Instant::now();
+    let (own_account, partition) = caller(services.sdk).await?;
+    let accounts = active_accounts(services.sdk, services.org).await?;
+    info!(accounts = accounts.len(), "organisation run starting");
+    let home_region = services
+        .sdk
+        .region()
+        .map(|r| r.to_string())
+        .unwrap_or_default();
+    let runs: Vec<AccountRun> = stream::iter(accounts)
+        .map(|account| {
+            let (own_account, partition, home_region) = (&own_account, &partition, &home_region);
+            async move {
+                let reached = configuration_for(
+                    services.sdk,
+                    services.org,
+                    partition,
+                    own_account,
+                    &account.id,
+                    services.session,
+                )
+                .await;
+                let sdk = match reached {
+                    Ok(sdk) => sdk,
+                    Err(why) => {
+                        warn!(account = %account.id, error = %why, "account unreachable");
+                        let evaluation = unreachable_account(&account.id, home_region, &why);
+                        return AccountRun::Unreachable {
+                            account,
+                            evaluation: Box::new(evaluation),
+                        };
+                    }
+                };
+                Box::pin(scan_one(services, &sdk, account, home_region)).await
+            }
+        })
+        .buffer_unordered(services.org.concurrency.max(1))
+        .collect()
+        .await;
+    info!(
+        accounts = runs.len(),
+        duration_ms = started.elapsed().as_millis() as u64,
+        "organisation run finished"
+    );
+    let mut runs = runs;
+    runs.sort_by(|a, b| a.account().id.cmp(&b.account().id));
+    Ok(runs)
+}
+
+async fn scan_one(
+    services: &OrgServices<'_>,
+    sdk: &SdkConfig,
+    account: MemberAccount,
+    home_region: &str,
+) -> AccountRun {
+    let inventory = CloudTrailInventory::new(sdk, services.concurrency);
+    let sink = services
+        .security_hub
+        .then(|| SecurityHubSink::new(sdk, ApiCallCounter::default()));
+    let destinations = Destinations {
+        sink: sink.as_ref(),
+        channel: services.channel,
+        ledger: services.ledger,
+    };
+    match Box::pin(flow::run(
+        &inventory,
+        destinations,
+        services.options,
+        services.publish,
+    ))
+    .await
+    {
+        Ok(outcome) => AccountRun::Scanned {
+            account,
+            outcome: Box::new(outcome),
+        },
+        Err(error) => {
+            let why = error.to_string();
+            warn!(account = %account.id, error = %why, "account scan failed");
+            let evaluation = unreachable_account(&account.id, home_region, &why);
+            AccountRun::Unreachable {
+                account,
+                evaluation: Box::new(evaluation),
+            }
+        }
+    }
+}
+
+/// The runs, summed up for the function's response.
+pub fn summarize(runs: &[AccountRun], duration_ms: u64) -> OrgSummary {
+    let mut summary = OrgSummary {
+        accounts: runs.len(),
+        scanned: 0,
+        unreachable: Vec::new(),
+        api_calls: 0,
+        duration_ms,
+        runs: Vec::new(),
+    };
+    for run in runs {
+        match run {
+            AccountRun::Scanned { outcome, .. } => {
+                summary.scanned += 1;
+                summary.api_calls += outcome.report.api_calls;
+                summary.runs.push(outcome.summary());
+            }
+            AccountRun::Unreachable {
+                account,
+                evaluation,
+            } => summary.unreachable.push(UnreachableAccount {
+                account_id: account.id.clone(),
+                name: account.name.clone(),
+                reason: evaluation
+                    .reasons
+                    .first()
+                    .map(|r| r.message.clone())
+                    .unwrap_or_default(),
+            }),
+        }
+    }
+    summary
+}

@@ -1,0 +1,300 @@
+//! Organisation mode against moto: a management account that creates an organisation with
+//! three member accounts, one of which refuses the read role (the fault proxy answers its
+//! `AssumeRole` with AccessDenied). The deployment runs in the management account.
+
+use anyhow::{Context, Result};
+use aws_sdk_organizations::types::OrganizationFeatureSet;
+use serde_json::Value;
+use trailwatch_aws::flow::{Recheck, Services};
+use trailwatch_aws::organization::AccountRun;
+use trailwatch_aws::Config;
+use trailwatch_core::{EvaluationKind, ReasonCode, Status};
+use trailwatch_tests::fault::{Fault, FaultProxy, Rule};
+use trailwatch_tests::{
+    cloudtrail_trust, delivery_policy, endpoint, fixture_event, Account, TrailSpec,
+};
+
+const HOME: &str = "us-east-1";
+const READ_ROLE: &str = "trailwatch-read";
+
+struct Organization {
+    management: Account,
+    /// A healthy trail.
+    healthy: Account,
+    /// An S3-only trail.
+    failing: Account,
+    /// Its read role refuses trailwatch.
+    refusing: Account,
+    topic: String,
+    queue: String,
+    ledger: String,
+    proxy: FaultProxy,
+}
+
+impl Organization {
+    async fn new() -> Result<Self> {
+        let management = Account::fresh().await?;
+        let organizations = aws_sdk_organizations::Client::new(&management.sdk);
+        organizations
+            .create_organization()
+            .feature_set(OrganizationFeatureSet::All)
+            .send()
+            .await?;
+        let mut members = Vec::new();
+        for name in ["healthy", "failing", "refusing"] {
+            let created = organizations
+                .create_account()
+                .account_name(name)
+                .email(format!("{name}@example.com"))
+                .send()
+                .await?;
+            let id = created
+                .create_account_status()
+                .and_then(|s| s.account_id())
+                .context("CreateAccount returned no id")?;
+            members.push(Account::existing(id).await?);
+        }
+        let [healthy, failing, refusing] =
+            <[Account; 3]>::try_from(members).map_err(|_| anyhow::anyhow!("three members"))?;
+        for account in [&management, &healthy, &failing, &refusing] {
+            account.enable_security_hub(HOME).await?;
+        }
+
+        // The organisation trail, with everything right, in the management account.
+        let group_arn = management
+            .log_group(HOME, "cloudtrail/org-audit", Some(365))
+            .await?;
+        let role_arn = management
+            .role(
+                "CloudTrailToCloudWatch-org-audit",
+                &cloudtrail_trust(&management.id),
+                &[("delivery", delivery_policy(&group_arn))],
+            )
+            .await?;
+        management
+            .tamper_alarm(HOME, "cloudtrail/org-audit")
+            .await?;
+        management
+            .trail(
+                TrailSpec::new("org-audit", HOME)
+                    .multi_region()
+                    .organization()
+                    .log_group(&group_arn)
+                    .role(&role_arn),
+            )
+            .await?;
+        healthy.healthy_trail("audit", HOME, true).await?;
+        failing.trail(TrailSpec::new("s3-only", HOME)).await?;
+
+        let (topic, queue) = management
+            .topic_with_queue(HOME, "trailwatch-alerts")
+            .await?;
+        let ledger = management
+            .ledger_table(HOME, "trailwatch-alert-ledger")
+            .await?;
+        let proxy = FaultProxy::start(&endpoint()?).await?;
+        proxy.add(
+            Rule::new(Fault::AccessDenied)
+                .on("AssumeRole")
+                .mentioning(&refusing.id),
+        );
+        Ok(Self {
+            management,
+            healthy,
+            failing,
+            refusing,
+            topic,
+            queue,
+            ledger,
+            proxy,
+        })
+    }
+
+    /// The deployment in the management account, as the template configures it.
+    async fn services(&self, trigger: &str) -> Result<Services> {
+        let config = Config::from_lookup(|name| match name {
+            "TRAILWATCH_REGIONS" => Some(HOME.into()),
+            "TRAILWATCH_SNS_TOPIC_ARN" => Some(self.topic.clone()),
+            "TRAILWATCH_LEDGER_TABLE" => Some(self.ledger.clone()),
+            "TRAILWATCH_ORG_ROLE_NAME" => Some(READ_ROLE.into()),
+            _ => None,
+        })?;
+        let via = self.management.via(&self.proxy.endpoint).await;
+        Ok(Services::new(&via.sdk, &config, trigger)?)
+    }
+
+    /// The alerts so far, as (account attribute, transitions' finding ids).
+    async fn alerts(&self) -> Result<Vec<(String, Vec<String>)>> {
+        let mut alerts = Vec::new();
+        for envelope in self.management.alerts(HOME, &self.queue).await? {
+            let account = envelope["MessageAttributes"]["account"]["Value"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let records: Value =
+                serde_json::from_str(envelope["Message"].as_str().context("Message")?)?;
+            let ids = records["transitions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|t| t["finding_id"].as_str().map(str::to_string))
+                .collect();
+            alerts.push((account, ids));
+        }
+        Ok(alerts)
+    }
+}
+
+async fn compliance(account: &Account, trail: &str) -> Result<(String, String)> {
+    let finding = account.trail_finding(HOME, trail).await?;
+    Ok((
+        finding.aws_account_id().unwrap_or_default().to_string(),
+        finding
+            .compliance()
+            .and_then(|c| c.status())
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default(),
+    ))
+}
+
+#[tokio::test]
+async fn every_account_is_scanned_and_recorded_in_its_own_security_hub() -> Result<()> {
+    let org = Organization::new().await?;
+    let services = org.services("scheduled scan").await?;
+    let runs = services
+        .run_organization()
+        .await
+        .context("organisation mode is configured")??;
+
+    let ids: Vec<&str> = runs.iter().map(|r| r.account().id.as_str()).collect();
+    let mut expected = vec![
+        org.management.id.as_str(),
+        org.healthy.id.as_str(),
+        org.failing.id.as_str(),
+        org.refusing.id.as_str(),
+    ];
+    expected.sort();
+    assert_eq!(ids, expected, "every active account, in id order");
+
+    for run in &runs {
+        match run {
+            AccountRun::Scanned { account, outcome } => {
+                assert_ne!(account.id, org.refusing.id);
+                assert_eq!(outcome.report.account_id, account.id);
+                assert!(outcome.failures.is_empty(), "{:#?}", outcome.failures);
+            }
+            AccountRun::Unreachable {
+                account,
+                evaluation,
+            } => {
+                assert_eq!(account.id, org.refusing.id);
+                assert_eq!(evaluation.status, Status::Error);
+                assert_eq!(evaluation.kind, EvaluationKind::Account);
+                let message = &evaluation.reasons[0].message;
+                assert!(
+                    message.contains(&format!(
+                        "could not assume arn:aws:iam::{}:role/{READ_ROLE}",
+                        org.refusing.id
+                    )) && message.contains("AccessDenied"),
+                    "{message}"
+                );
+            }
+        }
+    }
+
+    // Each verdict is in its own account's Security Hub, filed under that account.
+    assert_eq!(
+        compliance(&org.healthy, "audit").await?,
+        (org.healthy.id.clone(), "PASSED".into())
+    );
+    assert_eq!(
+        compliance(&org.failing, "s3-only").await?,
+        (org.failing.id.clone(), "FAILED".into())
+    );
+    assert_eq!(
+        compliance(&org.management, "org-audit").await?,
+        (org.management.id.clone(), "PASSED".into())
+    );
+    assert!(org
+        .management
+        .findings(HOME)
+        .await?
+        .keys()
+        .all(|id| id.contains(&org.management.id)));
+
+    // The organisation trail is judged in full where it lives: its log group and role were
+    // read and passed, not handed off to another account.
+    let management_run = runs
+        .iter()
+        .find_map(|r| match r {
+            AccountRun::Scanned { account, outcome } if account.id == org.management.id => {
+                Some(outcome)
+            }
+            _ => None,
+        })
+        .context("the management account's run")?;
+    let org_trail = management_run
+        .report
+        .evaluations
+        .iter()
+        .find(|e| e.kind == EvaluationKind::Trail)
+        .context("the organisation trail's evaluation")?;
+    assert_eq!(org_trail.status, Status::Pass, "{org_trail:#?}");
+    assert!(org_trail
+        .reasons
+        .iter()
+        .all(|r| r.code != ReasonCode::CwlChecksDelegated));
+    assert!(org_trail
+        .trail
+        .as_ref()
+        .is_some_and(|t| t.is_organization_trail));
+
+    // One page, about the failing member, through the one central topic.
+    let alerts = org.alerts().await?;
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    assert_eq!(alerts[0].0, org.failing.id);
+    assert!(alerts[0].1.iter().all(|id| id.contains(&org.failing.id)));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_change_in_a_member_account_is_rechecked_through_its_role() -> Result<()> {
+    let org = Organization::new().await?;
+    org.services("scheduled scan")
+        .await?
+        .run_organization()
+        .await
+        .context("organisation mode is configured")??;
+    org.alerts().await?;
+
+    org.healthy
+        .cloudtrail(HOME)
+        .stop_logging()
+        .name("audit")
+        .send()
+        .await?;
+    let event = fixture_event("stop_logging.json", &org.healthy.id)?;
+    let change = trailwatch_core::event::parse(event.to_string().as_bytes())?;
+    let trail_change = org.services("trail-change").await?;
+    let Recheck::Published(outcome) = trail_change.recheck_in_organization(&change).await? else {
+        anyhow::bail!("the StopLogging re-check should publish");
+    };
+    assert_eq!(outcome.report.account_id, org.healthy.id);
+    assert_eq!(
+        compliance(&org.healthy, "audit").await?,
+        (org.healthy.id.clone(), "FAILED".into())
+    );
+    let alerts = org.alerts().await?;
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    assert_eq!(alerts[0].0, org.healthy.id);
+
+    // The member that refuses the role: the event cannot be re-checked, and says why.
+    let event = fixture_event("stop_logging.json", &org.refusing.id)?;
+    let change = trailwatch_core::event::parse(event.to_string().as_bytes())?;
+    let refused = trail_change
+        .recheck_in_organization(&change)
+        .await
+        .expect_err("the role refuses");
+    assert!(refused.to_string().contains(&org.refusing.id), "{refused}");
+    Ok(())
+}
