@@ -11,7 +11,8 @@ use trailwatch_aws::Config;
 use trailwatch_core::{EvaluationKind, ReasonCode, Status};
 use trailwatch_tests::fault::{Fault, FaultProxy, Rule};
 use trailwatch_tests::{
-    cloudtrail_trust, delivery_policy, endpoint, fixture_event, Account, TrailSpec,
+    cloudtrail_trust, delivery_policy, endpoint, fixture_event, trailwatch_binary, Account,
+    TrailSpec,
 };
 
 const HOME: &str = "us-east-1";
@@ -296,5 +297,57 @@ async fn a_change_in_a_member_account_is_rechecked_through_its_role() -> Result<
         .await
         .expect_err("the role refuses");
     assert!(refused.to_string().contains(&org.refusing.id), "{refused}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_scans_the_organisation_with_org() -> Result<()> {
+    let org = Organization::new().await?;
+    let mut command = std::process::Command::new(trailwatch_binary());
+    command
+        .args(["scan", "--org", "--role-name", READ_ROLE, "--regions", HOME])
+        .args(["--output", "json"])
+        .env_remove("AWS_PROFILE")
+        .env("AWS_ENDPOINT_URL", &org.proxy.endpoint);
+    for (key, value) in org.management.env() {
+        command.env(key, value);
+    }
+    // Blocking; the proxy answers the child on the runtime's other thread meanwhile.
+    let output = tokio::task::block_in_place(|| command.output())?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // The failing member's FAIL decides the exit code over the refusing member's ERROR.
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let document: Value = serde_json::from_slice(&output.stdout)?;
+    let accounts = document["accounts"].as_array().context("accounts")?;
+    assert_eq!(accounts.len(), 4, "{document:#}");
+    let by_id = |id: &str| {
+        accounts
+            .iter()
+            .find(|a| a["account_id"] == id)
+            .cloned()
+            .unwrap_or_default()
+    };
+    assert!(by_id(&org.failing.id)["report"]["summary"]["fail"]
+        .as_u64()
+        .is_some_and(|n| n > 0));
+    assert_eq!(by_id(&org.healthy.id)["report"]["summary"]["fail"], 0);
+    assert!(by_id(&org.refusing.id)["error"]
+        .as_str()
+        .is_some_and(|e| e.contains("AccessDenied")));
+    // Without --publish nothing is recorded anywhere.
+    assert!(org.failing.findings(HOME).await?.is_empty());
+    assert!(org.alerts().await?.is_empty());
+
+    // --org without a role name is a usage error that says what is missing.
+    let mut missing = std::process::Command::new(trailwatch_binary());
+    missing
+        .args(["scan", "--org"])
+        .env_remove("TRAILWATCH_ORG_ROLE_NAME");
+    for (key, value) in org.management.env() {
+        missing.env(key, value);
+    }
+    let output = tokio::task::block_in_place(|| missing.output())?;
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--role-name"));
     Ok(())
 }

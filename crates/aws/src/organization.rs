@@ -21,7 +21,7 @@ use aws_config::SdkConfig;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_credential_types::Credentials;
 use aws_sdk_organizations::types::{Account, AccountState, AccountStatus};
-use aws_sdk_sts::error::DisplayErrorContext;
+use aws_sdk_sts::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use futures::stream::{self, StreamExt};
 use serde::Serialize;
 use std::time::{Instant, UNIX_EPOCH};
@@ -142,7 +142,7 @@ pub async fn configuration_for(
         .set_external_id(config.external_id.clone())
         .send()
         .await
-        .map_err(|e| format!("could not assume {role_arn}: {}", DisplayErrorContext(&e)))?;
+        .map_err(|e| format!("could not assume {role_arn}: {}", short_error(&e)))?;
     let keys = assumed
         .credentials()
         .ok_or_else(|| format!("sts:AssumeRole of {role_arn} returned no credentials"))?;
@@ -159,6 +159,20 @@ pub async fn configuration_for(
         .to_builder()
         .credentials_provider(SharedCredentialsProvider::new(credentials))
         .build())
+}
+
+/// An AWS error as a person reads it: `AccessDenied: User … is not authorized …`. The full
+/// context (HTTP response and all) is for the debug log, not for a finding.
+fn short_error<E, R>(error: &SdkError<E, R>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match (error.code(), error.message()) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        (Some(code), None) => code.to_string(),
+        _ => DisplayErrorContext(error).to_string(),
+    }
 }
 
 /// What happened in one account.

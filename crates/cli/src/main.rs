@@ -16,6 +16,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 use trailwatch_aws::flow::{Outcome, Recheck, RecheckError, Services};
+use trailwatch_aws::organization::AccountRun;
 use trailwatch_aws::{load_sdk_config, scan_detailed, Config, RegionSelection, ScanError};
 use trailwatch_core::arn::Arn;
 use trailwatch_core::event;
@@ -45,6 +46,8 @@ enum Command {
         common: CommonArgs,
         #[command(flatten)]
         publish: PublishArgs,
+        #[command(flatten)]
+        organization: OrgArgs,
     },
     /// Evaluate one trail, named by name or ARN.
     Check {
@@ -90,6 +93,64 @@ struct CommonArgs {
     /// How many AWS requests run at once [default: TRAILWATCH_CONCURRENCY, else 8].
     #[arg(long)]
     concurrency: Option<usize>,
+}
+
+/// Every account of an AWS Organization, each through a read role.
+#[derive(Args)]
+struct OrgArgs {
+    /// Scan every active account of the organisation through its read role. Run it from the
+    /// management account or a delegated administrator.
+    #[arg(long)]
+    org: bool,
+    /// The read role's name in each account [default: TRAILWATCH_ORG_ROLE_NAME].
+    #[arg(long, requires = "org")]
+    role_name: Option<String>,
+    /// The external id the role's trust policy asks for [default: TRAILWATCH_ORG_EXTERNAL_ID].
+    #[arg(long, requires = "org")]
+    external_id: Option<String>,
+    /// Only these accounts, comma-separated [default: TRAILWATCH_ORG_ACCOUNTS, else all].
+    #[arg(long, requires = "org")]
+    accounts: Option<String>,
+    /// Never these accounts, comma-separated [default: TRAILWATCH_ORG_EXCLUDE_ACCOUNTS].
+    #[arg(long, requires = "org")]
+    exclude_accounts: Option<String>,
+    /// Accounts read at once [default: TRAILWATCH_ORG_CONCURRENCY, else 4].
+    #[arg(long, requires = "org")]
+    account_concurrency: Option<usize>,
+}
+
+impl OrgArgs {
+    /// The configuration with the organisation flags laid over the `TRAILWATCH_ORG_`
+    /// variables, validated as the functions validate them; organisation mode only with `--org`.
+    fn apply(self) -> anyhow::Result<Config> {
+        if !self.org {
+            let mut config = Config::from_env()?;
+            config.org = None;
+            return Ok(config);
+        }
+        let flags = [
+            ("TRAILWATCH_ORG_ROLE_NAME", self.role_name),
+            ("TRAILWATCH_ORG_EXTERNAL_ID", self.external_id),
+            ("TRAILWATCH_ORG_ACCOUNTS", self.accounts),
+            ("TRAILWATCH_ORG_EXCLUDE_ACCOUNTS", self.exclude_accounts),
+            (
+                "TRAILWATCH_ORG_CONCURRENCY",
+                self.account_concurrency.map(|n| n.to_string()),
+            ),
+        ];
+        let config = Config::from_lookup(|name| {
+            flags
+                .iter()
+                .find(|(variable, _)| *variable == name)
+                .and_then(|(_, value)| value.clone())
+                .or_else(|| std::env::var(name).ok())
+        })?;
+        anyhow::ensure!(
+            config.org.is_some(),
+            "--org needs the read role's name: --role-name NAME, or TRAILWATCH_ORG_ROLE_NAME"
+        );
+        Ok(config)
+    }
 }
 
 /// Recording findings and sending alerts: what the Lambda functions do on every run.
@@ -169,18 +230,22 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<u8> {
     // The TRAILWATCH_ variables, read as the Lambda functions read them; flags override.
-    let config = Config::from_env()?;
     match cli.command {
         Command::Scan {
             regions,
             common,
             publish,
-        } => evaluate(config, regions, None, None, common, Some(publish)).await,
+            organization,
+        } => {
+            let config = organization.apply()?;
+            evaluate(config, regions, None, None, common, Some(publish)).await
+        }
         Command::Check {
             trail,
             region,
             common,
         } => {
+            let config = single_account(Config::from_env()?);
             // One region: --region, else the ARN's, else the default chain's.
             let region = region.or_else(|| {
                 Arn::parse(&trail)
@@ -194,7 +259,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             regions,
             common,
             destinations,
-        } => replay(config, &event, regions, common, destinations).await,
+        } => replay(Config::from_env()?, &event, regions, common, destinations).await,
     }
 }
 
@@ -224,7 +289,21 @@ async fn evaluate(
         }) => (publish, Some(destinations)),
         None => (false, None),
     };
-    let config = with_flags(config, regions, &common, destinations)?;
+    let mut config = with_flags(config, regions, &common, destinations)?;
+    if config.org.is_some() {
+        if !publish {
+            // Scan only: nothing recorded, nothing sent, in any account.
+            config.security_hub = false;
+            config.sns_topic_arn = None;
+            config.ledger_table = None;
+        }
+        let services = Services::new(&sdk, &config, "trailwatch scan --org")?;
+        let spinner = output::spinner(std::io::stderr().is_terminal());
+        let result = services.run_organization().await;
+        spinner.finish_and_clear();
+        let runs = result.context("organisation mode is configured")??;
+        return print_organization(&runs, common.output, publish, common.fail_on);
+    }
     let mut services = Services::new(&sdk, &config, "trailwatch scan --publish")?;
     services.options.scope.trail = trail;
 
@@ -267,6 +346,96 @@ fn with_flags(
     Ok(config)
 }
 
+/// `check` and `scan` without `--org` read one account, whatever TRAILWATCH_ORG_ROLE_NAME says.
+fn single_account(mut config: Config) -> Config {
+    config.org = None;
+    config
+}
+
+/// Every account's report in turn (table), or one document (JSON, ASFF). The exit code is the
+/// worst over the accounts; an account that could not be read counts as an ERROR.
+fn print_organization(
+    runs: &[AccountRun],
+    format: OutputFormat,
+    published: bool,
+    fail_on: FailOn,
+) -> anyhow::Result<u8> {
+    let mut documents = Vec::new();
+    let mut findings = Vec::new();
+    // 1 (findings) wins over 3 (incomplete), as in `exit_code`.
+    let mut codes = Vec::new();
+    for run in runs {
+        match run {
+            AccountRun::Scanned { account, outcome } => {
+                codes.push(match published {
+                    true => publication_exit_code(outcome, fail_on),
+                    false => exit_code(&outcome.report, fail_on),
+                });
+                match format {
+                    OutputFormat::Table => {
+                        println!("Account {} ({})", account.id, account.name);
+                        println!("{}", output::table(&outcome.report, terminal_width()));
+                    }
+                    OutputFormat::Json => documents.push(serde_json::json!({
+                        "account_id": account.id, "name": account.name, "report": outcome.report,
+                    })),
+                    OutputFormat::Asff => findings.extend(
+                        outcome
+                            .report
+                            .evaluations
+                            .iter()
+                            .map(|e| finding::render(e, &outcome.context)),
+                    ),
+                }
+                if published {
+                    eprint!("{}: ", account.id);
+                    print_publication(outcome);
+                }
+            }
+            AccountRun::Unreachable {
+                account,
+                evaluation,
+            } => {
+                codes.push(EXIT_INCOMPLETE);
+                let reason = evaluation.reasons.first().map(|r| r.message.as_str());
+                match format {
+                    OutputFormat::Table => println!(
+                        "Account {} ({}): ERROR {}\n",
+                        account.id,
+                        account.name,
+                        reason.unwrap_or_default()
+                    ),
+                    OutputFormat::Json => documents.push(serde_json::json!({
+                        "account_id": account.id, "name": account.name, "error": reason,
+                        "evaluation": evaluation,
+                    })),
+                    // No finding: Security Hub takes one only from the account it is about.
+                    OutputFormat::Asff => eprintln!(
+                        "trailwatch: account {}: {}",
+                        account.id,
+                        reason.unwrap_or_default()
+                    ),
+                }
+            }
+        }
+    }
+    match format {
+        OutputFormat::Table => {}
+        OutputFormat::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "accounts": documents }))?
+        ),
+        OutputFormat::Asff => println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "Findings": findings }))?
+        ),
+    }
+    Ok([EXIT_FINDINGS, EXIT_INCOMPLETE]
+        .into_iter()
+        .find(|code| codes.contains(code))
+        .unwrap_or(0))
+}
+
 /// Like [`exit_code`], and 3 when findings or alerts could not all be published.
 fn publication_exit_code(outcome: &Outcome, fail_on: FailOn) -> u8 {
     match exit_code(&outcome.report, fail_on) {
@@ -305,7 +474,8 @@ async fn replay(
     let sdk = load_sdk_config(Some(change.region.clone())).await;
     let services = Services::new(&sdk, &config, "trailwatch replay")?;
     let spinner = output::spinner(std::io::stderr().is_terminal());
-    let result = services.recheck(&change).await;
+    // A member account's event is re-checked through its read role in organisation mode.
+    let result = services.recheck_in_organization(&change).await;
     spinner.finish_and_clear();
     eprintln!(
         "Event {}: {} by {} in {}",
