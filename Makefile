@@ -99,7 +99,7 @@ SAM := env SAM_CLI_TELEMETRY=0 AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-us-east
 # Every template: cfn-lint with no errors or warnings, SAM's own validation, and checkov with
 # no failed check (each skip is justified inline, next to the resource it concerns).
 lint-infra: infra-venv
-	$(INFRA_VENV)/bin/cfn-lint infra/template.yaml infra/region-forwarder.yaml
+	$(INFRA_VENV)/bin/cfn-lint infra/template.yaml infra/region-forwarder.yaml infra/member-account.yaml
 	cd infra && $(SAM) validate --lint --template template.yaml
 	$(CHECKOV_VENV)/bin/checkov --directory infra --framework cloudformation terraform \
 		--quiet --compact --skip-download

@@ -168,7 +168,12 @@ fn every_change_rule_carries_the_pattern_of_the_watched_calls() -> Result<()> {
     let expected = rule_pattern();
     let sam = cloudformation("template.yaml")?;
     let forwarder = cloudformation("region-forwarder.yaml")?;
+    let member = cloudformation("member-account.yaml")?;
     let patterns = [
+        (
+            "member-account.yaml ForwardRule",
+            resource(&member, "ForwardRule")["Properties"]["EventPattern"].clone(),
+        ),
         (
             "template.yaml ChangeRule",
             resource(&sam, "ChangeRule")["Properties"]["EventPattern"].clone(),
@@ -403,6 +408,11 @@ fn sam_and_terraform_grant_the_same_actions() -> Result<()> {
     }
     let key = &resource(&sam, "AlertsKey")["Properties"]["KeyPolicy"];
     assert_eq!(cloudformation_actions(key), terraform_policy("key")?);
+    let organization = &resource(&sam, "OrganizationPolicy")["Properties"]["PolicyDocument"];
+    assert_eq!(
+        cloudformation_actions(organization),
+        terraform_policy("organization")?
+    );
 
     let forwarder = cloudformation("region-forwarder.yaml")?;
     let forward = &resource(&forwarder, "ForwardRole")["Properties"]["Policies"][0];
@@ -446,7 +456,11 @@ fn all_cloudformation_actions(value: &Value, into: &mut Vec<String>) {
 #[test]
 fn no_template_grants_a_wildcard_action() -> Result<()> {
     let mut actions = Vec::new();
-    for name in ["template.yaml", "region-forwarder.yaml"] {
+    for name in [
+        "template.yaml",
+        "region-forwarder.yaml",
+        "member-account.yaml",
+    ] {
         all_cloudformation_actions(&cloudformation(name)?, &mut actions);
     }
     for module in ["modules/trailwatch", "modules/region-forwarder"] {
@@ -462,6 +476,46 @@ fn no_template_grants_a_wildcard_action() -> Result<()> {
     assert!(actions.len() > 40, "found only {actions:?}");
     let wildcards: Vec<_> = actions.iter().filter(|a| a.contains('*')).collect();
     assert!(wildcards.is_empty(), "wildcard actions: {wildcards:?}");
+    Ok(())
+}
+
+/// The member accounts' read role allows what the functions do to read an account and record
+/// its findings, and nothing of what they do centrally (alert, the ledger, the stack's key).
+#[test]
+fn the_member_read_role_grants_the_reads_and_the_records_only() -> Result<()> {
+    const CENTRAL_ONLY: [&str; 7] = [
+        "sns:Publish",
+        "dynamodb:UpdateItem",
+        "dynamodb:PutItem",
+        "dynamodb:DeleteItem",
+        "kms:Decrypt",
+        "kms:GenerateDataKey",
+        "organizations:ListAccounts",
+    ];
+    let member = cloudformation("member-account.yaml")?;
+    let read = &resource(&member, "ReadRole")["Properties"]["Policies"][0]["PolicyDocument"];
+    let expected: BTreeSet<String> = sam_evaluate_actions()?
+        .into_iter()
+        .filter(|a| !CENTRAL_ONLY.contains(&a.as_str()))
+        .collect();
+    assert_eq!(cloudformation_actions(read), expected);
+
+    // It trusts the central stack's two function roles, which template.yaml names to match.
+    let trust = &resource(&member, "ReadRole")["Properties"]["AssumeRolePolicyDocument"];
+    let principals =
+        trust["Statement"][0]["Condition"]["ArnEquals"]["aws:PrincipalArn"].to_string();
+    let sam = cloudformation("template.yaml")?;
+    for (role, suffix) in [
+        ("ScheduledScanRole", "-scheduled-scan"),
+        ("TrailChangeRole", "-trail-change"),
+    ] {
+        let name = resource(&sam, role)["Properties"]["RoleName"].to_string();
+        assert!(name.contains(suffix), "{role} is named {name}");
+        assert!(
+            principals.contains(&format!("${{CentralStackName}}{suffix}")),
+            "{principals}"
+        );
+    }
     Ok(())
 }
 

@@ -7,6 +7,10 @@
 //!   binary) as a child process through the fault proxy, with no faults: the proxy only counts
 //!   the calls. It writes `OUT_DIR/scan-<REGIONS>x<TRAILS>.json`: wall time, the child's peak
 //!   RSS (from `wait4`), API calls by operation, and the fewest calls that state needs.
+//! - `bench-scan org TRAILWATCH ACCOUNTS OUT_DIR` builds an organisation of ACCOUNTS accounts
+//!   (the management account and its members), each with one healthy multi-region trail, and
+//!   measures `TRAILWATCH scan --org` from the management account the same way, into
+//!   `OUT_DIR/org-<ACCOUNTS>.json`.
 //! - `bench-scan table OUT_DIR` writes criterion's estimates to `OUT_DIR/core.json` and prints
 //!   them and every `scan-*.json` as Markdown tables, for the README.
 
@@ -58,9 +62,14 @@ async fn main() -> Result<()> {
             }
             run(Path::new(binary), regions, trails, Path::new(out)).await
         }
+        ["org", binary, accounts, out] => {
+            let accounts: usize = accounts.parse().context("ACCOUNTS")?;
+            anyhow::ensure!(accounts >= 1, "ACCOUNTS must be at least 1");
+            organization(Path::new(binary), accounts, Path::new(out)).await
+        }
         ["table", out] => table(Path::new(out)),
         _ => bail!(
-            "usage: bench-scan run TRAILWATCH REGIONS TRAILS OUT_DIR | bench-scan table OUT_DIR"
+            "usage: bench-scan run TRAILWATCH REGIONS TRAILS OUT_DIR | bench-scan org TRAILWATCH ACCOUNTS OUT_DIR | bench-scan table OUT_DIR"
         ),
     }
 }
@@ -103,6 +112,62 @@ fn wait_with_peak_rss(child: std::process::Child) -> Result<(std::process::ExitS
     Ok((std::process::ExitStatus::from_raw(status), usage.ru_maxrss))
 }
 
+/// What one run of `trailwatch` cost.
+struct Measured {
+    wall_ms: f64,
+    peak_rss_kib: i64,
+    stdout: String,
+    by_operation: BTreeMap<String, u64>,
+}
+
+/// Runs `binary args` as `account`, through a fresh fault proxy that only counts the calls.
+async fn measure(binary: &Path, args: &[&str], account: &Account) -> Result<Measured> {
+    let proxy = FaultProxy::start(&endpoint()?).await?;
+    let errors_path =
+        std::env::temp_dir().join(format!("bench-scan-{}.stderr", std::process::id()));
+    let mut command = Command::new(binary);
+    command
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("AWS_ENDPOINT_URL", &proxy.endpoint)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        // A file, not a second pipe: draining two pipes one after the other can deadlock.
+        .stderr(Stdio::from(std::fs::File::create(&errors_path)?));
+    for (key, value) in account.env() {
+        command.env(key, value);
+    }
+    let started = Instant::now();
+    let child = command.spawn().context("starting trailwatch")?;
+    // Blocking; the proxy serves the child's calls on the runtime's other threads meanwhile.
+    let (peak_rss_kib, stdout) = tokio::task::spawn_blocking(move || -> Result<_> {
+        let mut child = child;
+        let mut stdout = String::new();
+        if let Some(mut pipe) = child.stdout.take() {
+            std::io::Read::read_to_string(&mut pipe, &mut stdout)?;
+        }
+        let (status, rss) = wait_with_peak_rss(child)?;
+        if !status.success() {
+            let errors = std::fs::read_to_string(&errors_path).unwrap_or_default();
+            bail!("trailwatch failed with {status}: {errors}");
+        }
+        Ok((rss, stdout))
+    })
+    .await??;
+    let wall_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let mut by_operation: BTreeMap<String, u64> = BTreeMap::new();
+    for (_, operation) in proxy.seen() {
+        *by_operation.entry(operation).or_insert(0) += 1;
+    }
+    Ok(Measured {
+        wall_ms,
+        peak_rss_kib,
+        stdout,
+        by_operation,
+    })
+}
+
 async fn run(binary: &Path, region_count: usize, trails: usize, out: &Path) -> Result<()> {
     anyhow::ensure!(
         binary.exists(),
@@ -115,48 +180,22 @@ async fn run(binary: &Path, region_count: usize, trails: usize, out: &Path) -> R
     seed(&account, regions, trails).await?;
     let seed_seconds = seeding.elapsed().as_secs_f64();
 
-    let proxy = FaultProxy::start(&endpoint()?).await?;
-    let errors_path =
-        std::env::temp_dir().join(format!("bench-scan-{}.stderr", std::process::id()));
-    let mut command = Command::new(binary);
-    command
-        .args([
-            "scan",
-            "--output",
-            "json",
-            "--fail-on",
-            "never",
-            "--regions",
-        ])
-        .arg(regions.join(","))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("AWS_ENDPOINT_URL", &proxy.endpoint)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        // A file, not a second pipe: draining two pipes one after the other can deadlock.
-        .stderr(Stdio::from(std::fs::File::create(&errors_path)?));
-    for (key, value) in account.env() {
-        command.env(key, value);
-    }
-    let started = Instant::now();
-    let child = command.spawn().context("starting trailwatch scan")?;
-    // Blocking; the proxy serves the child's calls on the runtime's other threads meanwhile.
-    let (peak_rss_kib, report) = tokio::task::spawn_blocking(move || -> Result<_> {
-        let mut child = child;
-        let mut report = String::new();
-        if let Some(mut stdout) = child.stdout.take() {
-            std::io::Read::read_to_string(&mut stdout, &mut report)?;
-        }
-        let (status, rss) = wait_with_peak_rss(child)?;
-        if !status.success() {
-            let errors = std::fs::read_to_string(&errors_path).unwrap_or_default();
-            bail!("trailwatch scan failed with {status}: {errors}");
-        }
-        Ok((rss, report))
-    })
-    .await??;
-    let wall_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let region_list = regions.join(",");
+    let scan = [
+        "scan",
+        "--output",
+        "json",
+        "--fail-on",
+        "never",
+        "--regions",
+        &region_list,
+    ];
+    let Measured {
+        wall_ms,
+        peak_rss_kib,
+        stdout: report,
+        by_operation,
+    } = measure(binary, &scan, &account).await?;
     let report: Value = serde_json::from_str(&report).context("the scan's JSON report")?;
     let summary = &report["summary"];
     anyhow::ensure!(
@@ -164,10 +203,6 @@ async fn run(binary: &Path, region_count: usize, trails: usize, out: &Path) -> R
         "every seeded trail is healthy, yet the scan says {summary}"
     );
 
-    let mut by_operation: BTreeMap<String, u64> = BTreeMap::new();
-    for (_, operation) in proxy.seen() {
-        *by_operation.entry(operation).or_insert(0) += 1;
-    }
     let calls: u64 = by_operation.values().sum();
     let total_trails = region_count * trails;
     // One DescribeTrails per region, one GetTrailStatus per trail, and one fetch per distinct
@@ -195,6 +230,91 @@ async fn run(binary: &Path, region_count: usize, trails: usize, out: &Path) -> R
     println!(
         "{region_count} regions x {trails} trails: {wall_ms:.0} ms, {calls} calls ({:.2} a trail, minimum {minimum}), peak RSS {peak_rss_kib} KiB -> {}",
         calls as f64 / total_trails as f64,
+        file.display()
+    );
+    Ok(())
+}
+
+/// The regions an organisation benchmark scans in every account.
+const ORG_REGIONS: [&str; 3] = ["us-east-1", "eu-west-1", "ap-southeast-2"];
+/// What `TRAILWATCH_ORG_CONCURRENCY` defaults to, recorded with the figures.
+const ORG_CONCURRENCY: usize = trailwatch_aws::organization::DEFAULT_ACCOUNT_CONCURRENCY;
+
+/// An organisation of `count` accounts (the management account and `count - 1` members), each
+/// with one healthy multi-region trail, scanned by `trailwatch scan --org`.
+async fn organization(binary: &Path, count: usize, out: &Path) -> Result<()> {
+    use aws_sdk_organizations::types::OrganizationFeatureSet;
+    anyhow::ensure!(binary.exists(), "{} is missing", binary.display());
+    let management = Account::fresh().await?;
+    let organizations = aws_sdk_organizations::Client::new(&management.sdk);
+    organizations
+        .create_organization()
+        .feature_set(OrganizationFeatureSet::All)
+        .send()
+        .await?;
+    let seeding = Instant::now();
+    let mut accounts = vec![management.clone()];
+    for index in 1..count {
+        let created = organizations
+            .create_account()
+            .account_name(format!("member-{index}"))
+            .email(format!("member-{index}@example.com"))
+            .send()
+            .await?;
+        let id = created
+            .create_account_status()
+            .and_then(|s| s.account_id())
+            .context("CreateAccount returned no id")?;
+        accounts.push(Account::existing(id).await?);
+    }
+    stream::iter(&accounts)
+        .map(|account| account.healthy_trail("audit", ORG_REGIONS[0], true))
+        .buffer_unordered(8)
+        .try_collect::<Vec<_>>()
+        .await?;
+    let seed_seconds = seeding.elapsed().as_secs_f64();
+
+    let regions = ORG_REGIONS.join(",");
+    let args = [
+        "scan",
+        "--org",
+        "--role-name",
+        "trailwatch-read",
+        "--regions",
+        &regions,
+        "--output",
+        "json",
+        "--fail-on",
+        "never",
+    ];
+    let measured = measure(binary, &args, &management).await?;
+    let document: Value = serde_json::from_str(&measured.stdout).context("the JSON document")?;
+    let scanned = document["accounts"].as_array().context("accounts")?;
+    anyhow::ensure!(
+        scanned.len() == count && scanned.iter().all(|a| a["report"]["summary"]["fail"] == 0),
+        "every account should be scanned and pass: {document}"
+    );
+    let calls: u64 = measured.by_operation.values().sum();
+    let result = json!({
+        "accounts": count,
+        "regions": ORG_REGIONS.len(),
+        "account_concurrency": ORG_CONCURRENCY,
+        "wall_ms": measured.wall_ms.round(),
+        "api_calls": calls,
+        "api_calls_per_account": (calls as f64 / count as f64 * 10.0).round() / 10.0,
+        "wall_ms_per_account": (measured.wall_ms / count as f64).round(),
+        "peak_rss_kib": measured.peak_rss_kib,
+        "by_operation": measured.by_operation,
+        "seed_seconds": (seed_seconds * 10.0).round() / 10.0,
+        "machine": machine(),
+    });
+    std::fs::create_dir_all(out)?;
+    let file = out.join(format!("org-{count}.json"));
+    std::fs::write(&file, serde_json::to_string_pretty(&result)?)?;
+    println!(
+        "{count} accounts: {:.0} ms, {calls} calls, peak RSS {} KiB -> {}",
+        measured.wall_ms,
+        measured.peak_rss_kib,
         file.display()
     );
     Ok(())
@@ -290,6 +410,32 @@ fn table(out: &Path) -> Result<()> {
         );
         for (operation, count) in largest["by_operation"].as_object().into_iter().flatten() {
             println!("| `{operation}` | {count} |");
+        }
+    }
+    let mut orgs: Vec<Value> = Vec::new();
+    for entry in std::fs::read_dir(out)? {
+        let path = entry?.path();
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        if name.starts_with("org-") && name.ends_with(".json") {
+            orgs.push(serde_json::from_str(&std::fs::read_to_string(&path)?)?);
+        }
+    }
+    orgs.sort_by_key(|r| r["accounts"].as_u64());
+    if !orgs.is_empty() {
+        println!(
+            "\n| accounts (3 regions each) | wall | a account | API calls | a account | peak RSS |"
+        );
+        println!("|---|---|---|---|---|---|");
+        for r in &orgs {
+            println!(
+                "| {} | {:.2} s | {} ms | {} | {} | {:.1} MiB |",
+                r["accounts"],
+                r["wall_ms"].as_f64().unwrap_or_default() / 1000.0,
+                r["wall_ms_per_account"],
+                r["api_calls"],
+                r["api_calls_per_account"],
+                r["peak_rss_kib"].as_f64().unwrap_or_default() / 1024.0,
+            );
         }
     }
     let machine = machine();

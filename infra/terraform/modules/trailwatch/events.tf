@@ -59,3 +59,28 @@ resource "aws_lambda_permission" "change" {
   source_account = local.account
   source_arn     = aws_cloudwatch_event_rule.change.arn
 }
+
+# Member accounts forward their trail changes here (infra/member-account.yaml); only accounts
+# of this organisation may put events on the bus.
+data "aws_iam_policy_document" "organisation_forwards_changes" {
+  statement {
+    sid = "trailwatch-organisation-forwards-changes"
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+    actions   = ["events:PutEvents"]
+    resources = ["arn:${local.partition}:events:${local.region}:${local.account}:event-bus/default"]
+    condition {
+      test     = "StringEquals"
+      variable = "aws:PrincipalOrgID"
+      values   = [var.organization_id]
+    }
+  }
+}
+
+resource "aws_cloudwatch_event_bus_policy" "organisation_forwards_changes" {
+  count          = var.organization_id == "" ? 0 : 1
+  event_bus_name = "default"
+  policy         = data.aws_iam_policy_document.organisation_forwards_changes.json
+}

@@ -112,6 +112,35 @@ resource "aws_iam_role_policy_attachment" "evaluate" {
   policy_arn = aws_iam_policy.evaluate.arn
 }
 
+# Organisation mode: list the accounts, and read each through its read role. ListAccounts has
+# no resource type; the role is the one name in every account.
+data "aws_iam_policy_document" "organization" {
+  statement {
+    sid       = "ListAccounts"
+    actions   = ["organizations:ListAccounts"]
+    resources = ["*"]
+  }
+  statement {
+    sid       = "ReadMemberAccounts"
+    actions   = ["sts:AssumeRole"]
+    resources = ["arn:${local.partition}:iam::*:role/${var.org_role_name}"]
+  }
+}
+
+resource "aws_iam_policy" "organization" {
+  count       = var.org_role_name == "" ? 0 : 1
+  name        = "${var.name}-organization"
+  description = "trailwatch lists the organisation's accounts and reads each through its role"
+  policy      = data.aws_iam_policy_document.organization.json
+  tags        = var.tags
+}
+
+resource "aws_iam_role_policy_attachment" "organization" {
+  for_each   = var.org_role_name == "" ? {} : local.functions
+  role       = aws_iam_role.function[each.key].name
+  policy_arn = aws_iam_policy.organization[0].arn
+}
+
 data "aws_iam_policy_document" "own_logs_and_dead_letters" {
   for_each = local.functions
   statement {

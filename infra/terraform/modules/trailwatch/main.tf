@@ -21,6 +21,9 @@ locals {
     TRAILWATCH_MAX_DELIVERY_AGE_HOURS = tostring(var.max_delivery_age_hours)
     TRAILWATCH_WARNINGS               = tostring(var.warnings)
     TRAILWATCH_LEDGER_TABLE           = aws_dynamodb_table.alert_ledger.name
+    # Empty means "not set": organisation mode stays off.
+    TRAILWATCH_ORG_ROLE_NAME   = var.org_role_name
+    TRAILWATCH_ORG_EXTERNAL_ID = var.org_external_id
   }
 }
 

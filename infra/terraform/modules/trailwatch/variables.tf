@@ -95,3 +95,30 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "org_role_name" {
+  description = "Organisation mode: the read role's name in every member account (modules of infra/member-account.yaml create it). Empty scans this account only."
+  type        = string
+  default     = ""
+  validation {
+    condition     = can(regex("^[\\w+=,.@-]{0,64}$", var.org_role_name))
+    error_message = "An IAM role name: up to 64 of letters, digits and +=,.@_-."
+  }
+}
+
+variable "org_external_id" {
+  description = "The external id the member accounts' read role asks for, if any."
+  type        = string
+  default     = ""
+  sensitive   = true
+}
+
+variable "organization_id" {
+  description = "Lets every account of this organisation (o-...) forward its trail changes to this region's default bus. Empty accepts no other account."
+  type        = string
+  default     = ""
+  validation {
+    condition     = can(regex("^(o-[a-z0-9]{10,32})?$", var.organization_id))
+    error_message = "An organisation id such as o-abcdefghij, or empty."
+  }
+}
