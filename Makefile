@@ -72,10 +72,13 @@ test: venv build-cli
 	@scripts/test-summary $(TEST_LOG)
 
 # Benchmarks, kept out of `make test`: criterion on the pure core, then the release binary
-# scanning moto seeded with REGIONS x TRAILS healthy trails, each shape on a fresh server.
+# scanning moto seeded with REGIONS x TRAILS healthy trails, and organisations of N accounts,
+# each shape on a fresh server.
 # The JSON lands in target/bench/ of the clone, with a Markdown summary in table.md.
 BENCH_DIR := target/bench
 BENCH_SHAPES := 3x3 17x3 17x20
+# Organisations of this many accounts, each with one healthy trail, scanned with --org.
+BENCH_ORGS := 1 10 50
 
 bench: venv
 	cargo bench --quiet -p trailwatch-core --bench core
@@ -85,6 +88,10 @@ bench: venv
 	for shape in $(BENCH_SHAPES); do \
 		scripts/with-moto $(CARGO_TARGET_DIR)/debug/bench-scan run \
 			$(CARGO_TARGET_DIR)/release/trailwatch $${shape%x*} $${shape#*x} $(BENCH_DIR) || exit 1; \
+	done
+	for accounts in $(BENCH_ORGS); do \
+		scripts/with-moto $(CARGO_TARGET_DIR)/debug/bench-scan org \
+			$(CARGO_TARGET_DIR)/release/trailwatch $$accounts $(BENCH_DIR) || exit 1; \
 	done
 	$(CARGO_TARGET_DIR)/debug/bench-scan table $(BENCH_DIR) | tee $(BENCH_DIR)/table.md
 
