@@ -77,7 +77,8 @@ test: venv build-cli
 # The JSON lands in target/bench/ of the clone, with a Markdown summary in table.md.
 BENCH_DIR := target/bench
 BENCH_SHAPES := 3x3 17x3 17x20
-# Organisations of this many accounts, each with one healthy trail, scanned with --org.
+# Organisations of this many accounts, each with one healthy trail, scanned with --org; the
+# largest again with 16 accounts at once, to see what concurrency costs in memory.
 BENCH_ORGS := 1 10 50
 
 bench: venv
@@ -93,6 +94,8 @@ bench: venv
 		scripts/with-moto $(CARGO_TARGET_DIR)/debug/bench-scan org \
 			$(CARGO_TARGET_DIR)/release/trailwatch $$accounts $(BENCH_DIR) || exit 1; \
 	done
+	BENCH_ACCOUNT_CONCURRENCY=16 scripts/with-moto $(CARGO_TARGET_DIR)/debug/bench-scan org \
+		$(CARGO_TARGET_DIR)/release/trailwatch 50 $(BENCH_DIR)
 	$(CARGO_TARGET_DIR)/debug/bench-scan table $(BENCH_DIR) | tee $(BENCH_DIR)/table.md
 
 lint: lint-infra

@@ -156,6 +156,33 @@ impl Account {
         Self::with_credentials(id, credentials).await
     }
 
+    /// Makes this account an organisation's management account, with one new member account
+    /// for each of `names`, and returns the members in that order.
+    pub async fn create_organization(&self, names: &[&str]) -> Result<Vec<Account>> {
+        use aws_sdk_organizations::types::OrganizationFeatureSet;
+        let organizations = aws_sdk_organizations::Client::new(&self.sdk);
+        organizations
+            .create_organization()
+            .feature_set(OrganizationFeatureSet::All)
+            .send()
+            .await?;
+        let mut members = Vec::new();
+        for name in names {
+            let created = organizations
+                .create_account()
+                .account_name(*name)
+                .email(format!("{name}@example.com"))
+                .send()
+                .await?;
+            let id = created
+                .create_account_status()
+                .and_then(|s| s.account_id())
+                .context("CreateAccount returned no id")?;
+            members.push(Account::existing(id).await?);
+        }
+        Ok(members)
+    }
+
     /// The emulator's default account, with the environment's credentials (the demo's).
     pub async fn from_environment() -> Result<Self> {
         endpoint()?;

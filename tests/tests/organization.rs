@@ -3,7 +3,6 @@
 //! `AssumeRole` with AccessDenied). The deployment runs in the management account.
 
 use anyhow::{Context, Result};
-use aws_sdk_organizations::types::OrganizationFeatureSet;
 use serde_json::Value;
 use trailwatch_aws::flow::{Recheck, Services};
 use trailwatch_aws::organization::AccountRun;
@@ -35,26 +34,9 @@ struct Organization {
 impl Organization {
     async fn new() -> Result<Self> {
         let management = Account::fresh().await?;
-        let organizations = aws_sdk_organizations::Client::new(&management.sdk);
-        organizations
-            .create_organization()
-            .feature_set(OrganizationFeatureSet::All)
-            .send()
+        let members = management
+            .create_organization(&["healthy", "failing", "refusing"])
             .await?;
-        let mut members = Vec::new();
-        for name in ["healthy", "failing", "refusing"] {
-            let created = organizations
-                .create_account()
-                .account_name(name)
-                .email(format!("{name}@example.com"))
-                .send()
-                .await?;
-            let id = created
-                .create_account_status()
-                .and_then(|s| s.account_id())
-                .context("CreateAccount returned no id")?;
-            members.push(Account::existing(id).await?);
-        }
         let [healthy, failing, refusing] =
             <[Account; 3]>::try_from(members).map_err(|_| anyhow::anyhow!("three members"))?;
         for account in [&management, &healthy, &failing, &refusing] {

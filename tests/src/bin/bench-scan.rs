@@ -10,7 +10,8 @@
 //! - `bench-scan org TRAILWATCH ACCOUNTS OUT_DIR` builds an organisation of ACCOUNTS accounts
 //!   (the management account and its members), each with one healthy multi-region trail, and
 //!   measures `TRAILWATCH scan --org` from the management account the same way, into
-//!   `OUT_DIR/org-<ACCOUNTS>.json`.
+//!   `OUT_DIR/org-<ACCOUNTS>-c<N>.json`, N being the accounts read at once
+//!   (`BENCH_ACCOUNT_CONCURRENCY`, else trailwatch's default).
 //! - `bench-scan table OUT_DIR` writes criterion's estimates to `OUT_DIR/core.json` and prints
 //!   them and every `scan-*.json` as Markdown tables, for the README.
 
@@ -237,36 +238,24 @@ async fn run(binary: &Path, region_count: usize, trails: usize, out: &Path) -> R
 
 /// The regions an organisation benchmark scans in every account.
 const ORG_REGIONS: [&str; 3] = ["us-east-1", "eu-west-1", "ap-southeast-2"];
-/// What `TRAILWATCH_ORG_CONCURRENCY` defaults to, recorded with the figures.
-const ORG_CONCURRENCY: usize = trailwatch_aws::organization::DEFAULT_ACCOUNT_CONCURRENCY;
+/// Accounts read at once: `BENCH_ACCOUNT_CONCURRENCY`, else trailwatch's default.
+fn account_concurrency() -> usize {
+    std::env::var("BENCH_ACCOUNT_CONCURRENCY")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(trailwatch_aws::organization::DEFAULT_ACCOUNT_CONCURRENCY)
+}
 
 /// An organisation of `count` accounts (the management account and `count - 1` members), each
 /// with one healthy multi-region trail, scanned by `trailwatch scan --org`.
 async fn organization(binary: &Path, count: usize, out: &Path) -> Result<()> {
-    use aws_sdk_organizations::types::OrganizationFeatureSet;
     anyhow::ensure!(binary.exists(), "{} is missing", binary.display());
     let management = Account::fresh().await?;
-    let organizations = aws_sdk_organizations::Client::new(&management.sdk);
-    organizations
-        .create_organization()
-        .feature_set(OrganizationFeatureSet::All)
-        .send()
-        .await?;
     let seeding = Instant::now();
+    let names: Vec<String> = (1..count).map(|i| format!("member-{i}")).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
     let mut accounts = vec![management.clone()];
-    for index in 1..count {
-        let created = organizations
-            .create_account()
-            .account_name(format!("member-{index}"))
-            .email(format!("member-{index}@example.com"))
-            .send()
-            .await?;
-        let id = created
-            .create_account_status()
-            .and_then(|s| s.account_id())
-            .context("CreateAccount returned no id")?;
-        accounts.push(Account::existing(id).await?);
-    }
+    accounts.extend(management.create_organization(&names).await?);
     stream::iter(&accounts)
         .map(|account| account.healthy_trail("audit", ORG_REGIONS[0], true))
         .buffer_unordered(8)
@@ -275,9 +264,12 @@ async fn organization(binary: &Path, count: usize, out: &Path) -> Result<()> {
     let seed_seconds = seeding.elapsed().as_secs_f64();
 
     let regions = ORG_REGIONS.join(",");
+    let concurrency = account_concurrency().to_string();
     let args = [
         "scan",
         "--org",
+        "--account-concurrency",
+        &concurrency,
         "--role-name",
         "trailwatch-read",
         "--regions",
@@ -298,7 +290,7 @@ async fn organization(binary: &Path, count: usize, out: &Path) -> Result<()> {
     let result = json!({
         "accounts": count,
         "regions": ORG_REGIONS.len(),
-        "account_concurrency": ORG_CONCURRENCY,
+        "account_concurrency": account_concurrency(),
         "wall_ms": measured.wall_ms.round(),
         "api_calls": calls,
         "api_calls_per_account": (calls as f64 / count as f64 * 10.0).round() / 10.0,
@@ -309,7 +301,7 @@ async fn organization(binary: &Path, count: usize, out: &Path) -> Result<()> {
         "machine": machine(),
     });
     std::fs::create_dir_all(out)?;
-    let file = out.join(format!("org-{count}.json"));
+    let file = out.join(format!("org-{count}-c{}.json", account_concurrency()));
     std::fs::write(&file, serde_json::to_string_pretty(&result)?)?;
     println!(
         "{count} accounts: {:.0} ms, {calls} calls, peak RSS {} KiB -> {}",
@@ -367,6 +359,19 @@ fn human_ns(ns: f64) -> String {
     }
 }
 
+/// Every `<prefix>*.json` result in `out`.
+fn results(out: &Path, prefix: &str) -> Result<Vec<Value>> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(out)? {
+        let path = entry?.path();
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        if name.starts_with(prefix) && name.ends_with(".json") {
+            found.push(serde_json::from_str(&std::fs::read_to_string(&path)?)?);
+        }
+    }
+    Ok(found)
+}
+
 fn table(out: &Path) -> Result<()> {
     let estimates = criterion_estimates()?;
     std::fs::create_dir_all(out)?;
@@ -379,14 +384,7 @@ fn table(out: &Path) -> Result<()> {
         println!("| `{name}` | {} |", human_ns(*ns));
     }
 
-    let mut runs: Vec<Value> = Vec::new();
-    for entry in std::fs::read_dir(out)? {
-        let path = entry?.path();
-        let name = path.file_name().unwrap_or_default().to_string_lossy();
-        if name.starts_with("scan-") && name.ends_with(".json") {
-            runs.push(serde_json::from_str(&std::fs::read_to_string(&path)?)?);
-        }
-    }
+    let mut runs = results(out, "scan-")?;
     runs.sort_by_key(|r| (r["trails"].as_u64(), r["regions"].as_u64()));
     println!("\n| regions × trails | wall | API calls | a trail | minimum | excess | peak RSS |");
     println!("|---|---|---|---|---|---|---|");
@@ -412,15 +410,8 @@ fn table(out: &Path) -> Result<()> {
             println!("| `{operation}` | {count} |");
         }
     }
-    let mut orgs: Vec<Value> = Vec::new();
-    for entry in std::fs::read_dir(out)? {
-        let path = entry?.path();
-        let name = path.file_name().unwrap_or_default().to_string_lossy();
-        if name.starts_with("org-") && name.ends_with(".json") {
-            orgs.push(serde_json::from_str(&std::fs::read_to_string(&path)?)?);
-        }
-    }
-    orgs.sort_by_key(|r| r["accounts"].as_u64());
+    let mut orgs = results(out, "org-")?;
+    orgs.sort_by_key(|r| (r["accounts"].as_u64(), r["account_concurrency"].as_u64()));
     if !orgs.is_empty() {
         println!(
             "\n| accounts (3 regions each) | wall | a account | API calls | a account | peak RSS |"

@@ -3,8 +3,9 @@ locals {
     "scheduled-scan" = {
       description = "Hourly check that every trail streams to CloudWatch Logs"
       zip         = local.scheduled_scan_zip
-      # A scan of ~20 regions takes seconds; the margin is for throttling and retries.
-      timeout = 300
+      # One account's scan takes seconds; an organisation of 1,000 accounts takes minutes
+      # (README, "Scale"). Lambda's most, since a run cut short scans nobody after the cut.
+      timeout = 900
       # A scan older than an hour is superseded by the next one.
       max_event_age = 3600
       dead_letters  = aws_sqs_queue.scan_dead_letters.arn
