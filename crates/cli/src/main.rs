@@ -114,7 +114,7 @@ struct OrgArgs {
     /// Never these accounts, comma-separated [default: TRAILWATCH_ORG_EXCLUDE_ACCOUNTS].
     #[arg(long, requires = "org")]
     exclude_accounts: Option<String>,
-    /// Accounts read at once [default: TRAILWATCH_ORG_CONCURRENCY, else 4].
+    /// Accounts read at once [default: TRAILWATCH_ORG_CONCURRENCY, else 8].
     #[arg(long, requires = "org")]
     account_concurrency: Option<usize>,
 }

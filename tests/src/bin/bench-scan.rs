@@ -414,13 +414,14 @@ fn table(out: &Path) -> Result<()> {
     orgs.sort_by_key(|r| (r["accounts"].as_u64(), r["account_concurrency"].as_u64()));
     if !orgs.is_empty() {
         println!(
-            "\n| accounts (3 regions each) | wall | a account | API calls | a account | peak RSS |"
+            "\n| accounts (3 regions each) | accounts at once | wall | a account | API calls | a account | peak RSS |"
         );
-        println!("|---|---|---|---|---|---|");
+        println!("|---|---|---|---|---|---|---|");
         for r in &orgs {
             println!(
-                "| {} | {:.2} s | {} ms | {} | {} | {:.1} MiB |",
+                "| {} | {} | {:.2} s | {} ms | {} | {} | {:.1} MiB |",
                 r["accounts"],
+                r["account_concurrency"],
                 r["wall_ms"].as_f64().unwrap_or_default() / 1000.0,
                 r["wall_ms_per_account"],
                 r["api_calls"],
