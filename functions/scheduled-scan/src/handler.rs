@@ -135,4 +135,40 @@ mod tests {
         assert!(!quiet.alert_sent, "nothing changed, nothing sent");
         Ok(())
     }
+
+    #[tokio::test]
+    async fn organisation_mode_scans_every_account_but_the_excluded() -> anyhow::Result<()> {
+        let management = Account::fresh().await?;
+        let members = management.create_organization(&["one", "two"]).await?;
+        for member in &members {
+            member.trail(TrailSpec::new("s3-only", "us-east-1")).await?;
+        }
+        let mut config = config(None);
+        config.security_hub = false;
+        config.org = Some(trailwatch_aws::organization::OrgConfig {
+            role_name: "trailwatch-read".into(),
+            external_id: None,
+            include: vec![],
+            // Excluded accounts are not read at all.
+            exclude: vec![members[1].id.clone()],
+            concurrency: 2,
+        });
+        let services = Services::new(&management.sdk, &config, "scheduled scan")?;
+        let event = LambdaEvent::new(serde_json::from_slice(SCHEDULED)?, Context::default());
+        let ScanResponse::Organization(summary) = handle(&services, event)
+            .await
+            .map_err(|e| anyhow::anyhow!(e.message))?
+        else {
+            anyhow::bail!("organisation mode, yet a one-account answer");
+        };
+        assert_eq!(summary.accounts, 2, "{summary:?}");
+        assert_eq!(summary.scanned, 2);
+        assert!(summary.unreachable.is_empty());
+        let mut scanned: Vec<&str> = summary.runs.iter().map(|r| r.account_id.as_str()).collect();
+        scanned.sort();
+        let mut expected = vec![management.id.as_str(), members[0].id.as_str()];
+        expected.sort();
+        assert_eq!(scanned, expected);
+        Ok(())
+    }
 }
