@@ -4,7 +4,8 @@
 //! the CLI's `replay`).
 //!
 //! Failures to record or to alert never hide the scan: they are returned in
-//! [`Outcome::failures`], each marked retryable or not, and a transition whose finding could not
+//! [`Outcome::failures`], each marked retryable or not. With the alert ledger, a retry alerts
+//! what this run could not and repeats nothing; without it, a transition whose finding could not
 //! be recorded is not alerted either (the next run would see it as new and alert again).
 
 use crate::config::ApiCallCounter;

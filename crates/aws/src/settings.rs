@@ -259,7 +259,7 @@ mod tests {
             ("TRAILWATCH_ORG_EXTERNAL_ID", "trailwatch-1234"),
             ("TRAILWATCH_ORG_ACCOUNTS", "111111111111, 222222222222"),
             ("TRAILWATCH_ORG_EXCLUDE_ACCOUNTS", "222222222222"),
-            ("TRAILWATCH_ORG_CONCURRENCY", "8"),
+            ("TRAILWATCH_ORG_CONCURRENCY", "16"),
         ])
         .unwrap();
         let org = c.org.expect("organisation mode");
@@ -267,7 +267,7 @@ mod tests {
         assert_eq!(org.external_id.as_deref(), Some("trailwatch-1234"));
         assert_eq!(org.include, vec!["111111111111", "222222222222"]);
         assert_eq!(org.exclude, vec!["222222222222"]);
-        assert_eq!(org.concurrency, 8);
+        assert_eq!(org.concurrency, 16);
         let defaults = config(&[("TRAILWATCH_ORG_ROLE_NAME", "r")]).unwrap();
         assert_eq!(
             defaults.org.map(|o| o.concurrency),

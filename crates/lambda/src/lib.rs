@@ -73,8 +73,9 @@ pub async fn cold_start(trigger: &str) -> Result<Services, Error> {
 }
 
 /// Prints the run's metrics as an EMF line and logs what could not be published; returns a
-/// retryable error when an outage kept findings or alerts from going out, so that EventBridge
-/// tries again (nothing unrecorded was alerted, so a retry cannot double an alert).
+/// retryable error when an outage kept findings or alerts from going out, so that Lambda tries
+/// again (the alert ledger, or without it the rule of alerting only what was recorded, keeps
+/// the retry from doubling an alert).
 pub fn finish(function: &str, outcome: &Outcome) -> Result<(), HandlerError> {
     println!(
         "{}",

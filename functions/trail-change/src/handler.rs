@@ -7,9 +7,12 @@
 //!   published (the same event would fail the same way);
 //! - a call trailwatch does not watch, a failed call, a trail or log group nobody uses: a
 //!   logged skip, nothing published;
-//! - an AWS fault (throttling, 5xx, a Security Hub outage): `Retryable` error, so EventBridge
-//!   retries and the dead-letter queue catches what never succeeds. Nothing unrecorded was
-//!   alerted, so a retry cannot double an alert.
+//! - an AWS fault (throttling, 5xx, a Security Hub outage): `Retryable` error, so Lambda
+//!   retries and the dead-letter queue catches what never succeeds. The alert ledger keeps a
+//!   retry from doubling an alert, or from losing one that SNS refused.
+//!
+//! In organisation mode, an event from a member account is re-checked through that account's
+//! read role.
 
 use lambda_runtime::LambdaEvent;
 use serde::Serialize;
