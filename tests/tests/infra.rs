@@ -606,3 +606,40 @@ async fn the_granted_actions_are_exactly_what_a_scan_and_a_recheck_call() -> Res
     );
     Ok(())
 }
+
+/// The organisation alarm watches a metric the scan really emits, under the same namespace and
+/// dimension, in both templates.
+#[test]
+fn the_unreachable_accounts_alarm_watches_what_the_scan_emits() -> Result<()> {
+    use trailwatch_core::metrics::{emf_organization_line, OrgMetrics, NAMESPACE};
+    let line: Value = serde_json::from_str(&emf_organization_line(
+        "scheduled-scan",
+        chrono::Utc::now(),
+        &OrgMetrics::default(),
+    ))?;
+    let sam = cloudformation("template.yaml")?;
+    let alarm = &resource(&sam, "UnreachableAccountsAlarm")["Properties"];
+    let metric = alarm["MetricName"].as_str().unwrap_or_default();
+    assert!(line[metric].is_u64(), "the scan emits no {metric}");
+    assert_eq!(alarm["Namespace"], NAMESPACE);
+    assert_eq!(alarm["Dimensions"][0]["Name"], "Function");
+    assert_eq!(alarm["Dimensions"][0]["Value"], line["Function"]);
+
+    let module = terraform("modules/trailwatch")?;
+    let terraform_alarm = &block(
+        &module,
+        "resource",
+        &["aws_cloudwatch_metric_alarm", "accounts_unreachable"],
+    )
+    .body;
+    assert_eq!(
+        literal(attribute(terraform_alarm, "metric_name"))?,
+        alarm["MetricName"]
+    );
+    assert_eq!(literal(attribute(terraform_alarm, "namespace"))?, NAMESPACE);
+    assert_eq!(
+        literal(attribute(terraform_alarm, "dimensions"))?,
+        json!({"Function": "scheduled-scan"})
+    );
+    Ok(())
+}

@@ -9,6 +9,7 @@ use std::time::Instant;
 use tracing::{error, info};
 use trailwatch_aws::flow::{RunSummary, Services};
 use trailwatch_aws::organization::{self, AccountRun, OrgSummary};
+use trailwatch_core::metrics::{emf_organization_line, OrgMetrics};
 use trailwatch_lambda::{finish, HandlerError};
 
 pub const FUNCTION: &str = "scheduled-scan";
@@ -48,7 +49,8 @@ pub async fn handle(
     Ok(ScanResponse::Account(outcome.summary()))
 }
 
-/// Each account's metrics line and failures, then one answer: retryable when an outage kept
+/// Each account's metrics line and failures, the organisation's line (`AccountsUnreachable`
+/// feeds the template's alarm), then one answer: retryable when an outage kept
 /// any account's findings or alerts from going out (the retry repeats nothing, see the
 /// ledger). An account that could not be reached at all is in the summary and the log; a
 /// retry would not fix its role.
@@ -72,6 +74,16 @@ fn finish_organization(runs: &[AccountRun], started: Instant) -> Result<OrgSumma
     }
     let elapsed = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     let summary = organization::summarize(runs, elapsed);
+    let metrics = OrgMetrics {
+        accounts: summary.accounts as u64,
+        accounts_scanned: summary.scanned as u64,
+        accounts_unreachable: summary.unreachable.len() as u64,
+        duration_ms: elapsed,
+    };
+    println!(
+        "{}",
+        emf_organization_line(FUNCTION, chrono::Utc::now(), &metrics)
+    );
     info!(
         accounts = summary.accounts,
         scanned = summary.scanned,

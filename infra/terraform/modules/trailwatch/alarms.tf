@@ -55,3 +55,23 @@ resource "aws_cloudwatch_metric_alarm" "dead_letters" {
   alarm_actions       = [aws_sns_topic.alerts.arn]
   tags                = var.tags
 }
+
+# Organisation mode: an account whose read role cannot be assumed is a blind spot. The scan
+# reports it on every run (AccountsUnreachable, from the function's metrics line).
+resource "aws_cloudwatch_metric_alarm" "accounts_unreachable" {
+  count               = var.org_role_name == "" ? 0 : 1
+  alarm_name          = "${var.name}-accounts-unreachable"
+  alarm_description   = "The hourly scan could not read at least one account of the organisation; its log and answer name each account and why."
+  namespace           = "trailwatch"
+  metric_name         = "AccountsUnreachable"
+  dimensions          = { Function = "scheduled-scan" }
+  statistic           = "Maximum"
+  period              = 3600
+  evaluation_periods  = 1
+  threshold           = 1
+  comparison_operator = "GreaterThanOrEqualToThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.alerts.arn]
+  ok_actions          = [aws_sns_topic.alerts.arn]
+  tags                = var.tags
+}
