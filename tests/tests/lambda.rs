@@ -5,7 +5,8 @@
 //!
 //! One story, in order, because each step starts from the state the last one left: a healthy
 //! trail is scanned, then broken one change at a time, each change followed by its event. A
-//! second test takes Security Hub down behind the fault proxy.
+//! second test takes Security Hub down behind the fault proxy; a third runs the scan over an
+//! organisation.
 
 use anyhow::{ensure, Result};
 use serde_json::{json, Value};
@@ -262,5 +263,59 @@ async fn a_security_hub_outage_fails_the_scan_as_retryable_without_alerting() ->
     assert_eq!(retried["alert_sent"], true, "{retried}");
     assert_eq!(retried["imported"], 2, "{retried}");
     assert_eq!(account.alerts(HOME, &queue).await?.len(), 1);
+    Ok(())
+}
+
+/// Organisation mode as deployed: the function lists the organisation, reads each member
+/// through its role, and answers with every account; a member whose role refuses is named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scheduled_scan_covers_an_organisation() -> Result<()> {
+    let management = Account::fresh().await?;
+    let members = management
+        .create_organization(&["member", "refusing"])
+        .await?;
+    members[0].trail(TrailSpec::new("s3-only", HOME)).await?;
+    let proxy = FaultProxy::start(&endpoint()?).await?;
+    proxy.add(
+        Rule::new(Fault::AccessDenied)
+            .on("AssumeRole")
+            .mentioning(&members[1].id),
+    );
+    let watch = LambdaWatch::start(
+        &management,
+        &[
+            ("AWS_ENDPOINT_URL", proxy.endpoint.as_str()),
+            ("TRAILWATCH_REGIONS", HOME),
+            ("TRAILWATCH_SECURITY_HUB", "false"),
+            ("TRAILWATCH_ORG_ROLE_NAME", "trailwatch-read"),
+        ],
+    )?;
+    let event = fixture_event("scheduled_event.json", &management.id)?;
+    let answer = tokio::task::block_in_place(|| watch.invoke("scheduled-scan", &event))?;
+    let summary = answer.response()?;
+    assert_eq!(summary["accounts"], 3, "{summary:#}\n{}", watch.logs());
+    assert_eq!(summary["scanned"], 2, "{summary:#}");
+    assert_eq!(
+        summary["unreachable"][0]["account_id"],
+        members[1].id.as_str(),
+        "{summary:#}"
+    );
+    let failing = summary["runs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|r| r["account_id"] == members[0].id.as_str())
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        failing["summary"]["fail"].as_u64().is_some_and(|n| n > 0),
+        "{summary:#}"
+    );
+    // The metrics line that the accounts-unreachable alarm reads.
+    assert!(
+        watch.logs().contains("\"AccountsUnreachable\":1"),
+        "{}",
+        watch.logs()
+    );
     Ok(())
 }
