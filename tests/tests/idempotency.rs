@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use trailwatch_aws::flow::{Recheck, Services};
 use trailwatch_aws::Config;
 use trailwatch_tests::fault::{Fault, FaultProxy, Rule};
-use trailwatch_tests::{endpoint, fixture_event, Account};
+use trailwatch_tests::{endpoint, fixture_event, Account, TrailSpec};
 
 const HOME: &str = "us-east-1";
 const TRAIL: &str = "audit";
@@ -254,5 +254,34 @@ async fn a_security_hub_outage_alerts_once_and_the_retry_records_it() -> Result<
     assert_eq!(status, "PASSED");
     assert_eq!(alerted.len(), 2, "{alerted:#?}");
     assert!(alerted.values().all(|&n| n == 1), "{alerted:#?}");
+    Ok(())
+}
+
+/// A trail the ledger has never seen fails while SNS is down: its claim has nothing to put
+/// back, so giving it back deletes it, and the retry alerts.
+#[tokio::test]
+async fn a_first_failure_that_sns_refused_is_alerted_by_the_retry() -> Result<()> {
+    let deployment = Deployment::new(true).await?;
+    deployment
+        .account
+        .trail(TrailSpec::new("s3-only", HOME))
+        .await?;
+    let proxy = FaultProxy::start(&endpoint()?).await?;
+    proxy.add(Rule::new(Fault::ServerError).on("Publish"));
+    let via = deployment.account.via(&proxy.endpoint).await;
+    let scan = deployment.services(&via, "scheduled scan")?;
+    let first = scan.run().await?;
+    assert!(first.alert.is_none(), "SNS is down");
+    proxy.clear();
+    let retry = scan.run().await?;
+    assert!(retry.alert.is_some(), "{:?}", retry.summary());
+    let alerted = deployment.alerted().await?;
+    assert_eq!(alerted.len(), 1, "{alerted:#?}");
+    assert!(
+        alerted
+            .iter()
+            .all(|(id, &n)| id.ends_with("trail/s3-only") && n == 1),
+        "{alerted:#?}"
+    );
     Ok(())
 }

@@ -199,46 +199,47 @@ impl AlertLedger {
     /// Undoes a won claim whose record or alert failed: puts back what it replaced, unless
     /// another run has claimed the finding since (then that run's claim stands).
     pub async fn release(&self, receipt: &Receipt) -> Result<(), LedgerError> {
+        // Only if the item is still this claim: a later run's claim stands.
         let ours = "#state = :state AND #observed = :observed";
-        let names = [("#state", STATE), ("#observed", OBSERVED_AT)];
-        let values = [
-            (":state", AttributeValue::S(receipt.state.clone())),
+        let names = HashMap::from([
+            ("#state".to_string(), STATE.to_string()),
+            ("#observed".to_string(), OBSERVED_AT.to_string()),
+        ]);
+        let values = HashMap::from([
             (
-                ":observed",
+                ":state".to_string(),
+                AttributeValue::S(receipt.state.clone()),
+            ),
+            (
+                ":observed".to_string(),
                 AttributeValue::N(receipt.observed_at.to_string()),
             ),
-        ];
+        ]);
         let result = match &receipt.previous {
-            Some(previous) => {
-                let mut put = self
-                    .client
-                    .put_item()
-                    .table_name(&self.table)
-                    .set_item(Some(previous.clone()))
-                    .condition_expression(ours);
-                for (name, attribute) in names {
-                    put = put.expression_attribute_names(name, attribute);
-                }
-                for (name, value) in values {
-                    put = put.expression_attribute_values(name, value);
-                }
-                put.send().await.map(|_| ()).map_err(release_failure)
-            }
-            None => {
-                let mut delete = self
-                    .client
-                    .delete_item()
-                    .table_name(&self.table)
-                    .key(KEY, AttributeValue::S(receipt.finding_id.clone()))
-                    .condition_expression(ours);
-                for (name, attribute) in names {
-                    delete = delete.expression_attribute_names(name, attribute);
-                }
-                for (name, value) in values {
-                    delete = delete.expression_attribute_values(name, value);
-                }
-                delete.send().await.map(|_| ()).map_err(release_failure)
-            }
+            Some(previous) => self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(previous.clone()))
+                .condition_expression(ours)
+                .set_expression_attribute_names(Some(names))
+                .set_expression_attribute_values(Some(values))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(release_failure),
+            None => self
+                .client
+                .delete_item()
+                .table_name(&self.table)
+                .key(KEY, AttributeValue::S(receipt.finding_id.clone()))
+                .condition_expression(ours)
+                .set_expression_attribute_names(Some(names))
+                .set_expression_attribute_values(Some(values))
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(release_failure),
         };
         match result {
             Ok(()) | Err((true, _)) => Ok(()),
