@@ -11,7 +11,7 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use trailwatch_aws::flow::{Recheck, Services};
-use trailwatch_aws::Config;
+use trailwatch_aws::{Config, FailureKind};
 use trailwatch_tests::fault::{Fault, FaultProxy, Rule};
 use trailwatch_tests::{endpoint, fixture_event, Account, TrailSpec};
 
@@ -197,16 +197,11 @@ async fn without_the_ledger_an_older_pass_overwrites_a_newer_fail() -> Result<()
     Ok(())
 }
 
-/// StopLogging, then a run whose `fault` keeps one destination down, then a retry with
-/// everything up. Returns the first run's failures, the trail's status after the first run,
-/// and how many times each finding was alerted over both runs.
-async fn an_outage_then_a_retry(
-    fault_on: &str,
-) -> Result<(
-    Vec<trailwatch_aws::Failure>,
-    String,
-    BTreeMap<String, usize>,
-)> {
+/// StopLogging, then a run with `fault_on` answering 500, then a retry with everything up.
+/// Checks what both outages share: the first run reports a retryable failure of `kind` and
+/// leaves the trail's finding PASSED (so the retry sees the transition again), the retry
+/// records FAILED, and each of the two transitions (trail, account) is alerted exactly once.
+async fn an_outage_then_a_retry(fault_on: &str, kind: FailureKind) -> Result<()> {
     let deployment = Deployment::new(true).await?;
     deployment.stop_logging().await?;
     let proxy = FaultProxy::start(&endpoint()?).await?;
@@ -214,47 +209,32 @@ async fn an_outage_then_a_retry(
     let via = deployment.account.via(&proxy.endpoint).await;
     let scan = deployment.services(&via, "scheduled scan")?;
     let first = scan.run().await?;
-    let status_after_outage = deployment.trail_status().await?;
+    assert!(
+        first.failures.iter().any(|f| f.kind == kind && f.retryable),
+        "{:#?}",
+        first.failures
+    );
+    assert_eq!(deployment.trail_status().await?, "PASSED");
     proxy.clear();
     let retry = scan.run().await?;
     assert!(retry.failures.is_empty(), "{:#?}", retry.failures);
     assert_eq!(deployment.trail_status().await?, "FAILED");
-    Ok((
-        first.failures,
-        status_after_outage,
-        deployment.alerted().await?,
-    ))
+    let alerted = deployment.alerted().await?;
+    assert_eq!(alerted.len(), 2, "{alerted:#?}");
+    assert!(alerted.values().all(|&n| n == 1), "{alerted:#?}");
+    Ok(())
 }
 
+/// SNS refuses: the claims go back and nothing is recorded, so the retry alerts.
 #[tokio::test]
 async fn an_sns_outage_leaves_the_transition_for_the_retry_to_alert() -> Result<()> {
-    let (failures, status, alerted) = an_outage_then_a_retry("Publish").await?;
-    assert!(
-        failures
-            .iter()
-            .any(|f| f.kind == trailwatch_aws::FailureKind::Alert && f.retryable),
-        "{failures:#?}"
-    );
-    // Not recorded either, so that the retry sees the transition again.
-    assert_eq!(status, "PASSED");
-    assert_eq!(alerted.len(), 2, "{alerted:#?}");
-    assert!(alerted.values().all(|&n| n == 1), "{alerted:#?}");
-    Ok(())
+    an_outage_then_a_retry("Publish", FailureKind::Alert).await
 }
 
+/// Security Hub refuses the import after the alert went out: the retry records, silently.
 #[tokio::test]
 async fn a_security_hub_outage_alerts_once_and_the_retry_records_it() -> Result<()> {
-    let (failures, status, alerted) = an_outage_then_a_retry("BatchImportFindings").await?;
-    assert!(
-        failures
-            .iter()
-            .any(|f| f.kind == trailwatch_aws::FailureKind::SecurityHub && f.retryable),
-        "{failures:#?}"
-    );
-    assert_eq!(status, "PASSED");
-    assert_eq!(alerted.len(), 2, "{alerted:#?}");
-    assert!(alerted.values().all(|&n| n == 1), "{alerted:#?}");
-    Ok(())
+    an_outage_then_a_retry("BatchImportFindings", FailureKind::SecurityHub).await
 }
 
 /// A trail the ledger has never seen fails while SNS is down: its claim has nothing to put
