@@ -333,3 +333,28 @@ async fn the_cli_scans_the_organisation_with_org() -> Result<()> {
     assert!(String::from_utf8_lossy(&output.stderr).contains("--role-name"));
     Ok(())
 }
+
+/// A warm trail-change function asks STS who it is once, not for every member event: two
+/// re-checks cost one central `GetCallerIdentity` plus one per member scan.
+#[tokio::test]
+async fn the_deployment_asks_who_it_is_once_per_cold_start() -> Result<()> {
+    let org = Organization::new().await?;
+    let trail_change = org.services("trail-change").await?;
+    let event = fixture_event("stop_logging.json", &org.healthy.id)?;
+    let change = trailwatch_core::event::parse(event.to_string().as_bytes())?;
+    for _ in 0..2 {
+        trail_change.recheck_in_organization(&change).await?;
+    }
+    let identities = org
+        .proxy
+        .seen()
+        .iter()
+        .filter(|(_, operation)| operation == "GetCallerIdentity")
+        .count();
+    assert_eq!(
+        identities,
+        1 + 2,
+        "one for the deployment, one per member scan"
+    );
+    Ok(())
+}

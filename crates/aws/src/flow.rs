@@ -12,7 +12,7 @@ use crate::config::ApiCallCounter;
 use crate::error::ScanError;
 use crate::inventory::{CloudTrailInventory, Inventory, Scope};
 use crate::ledger::{AlertLedger, Claim, LedgerError, Receipt};
-use crate::organization::{self, AccountRun, OrgConfig, OrgError, OrgServices};
+use crate::organization::{self, AccountRun, OrgConfig, OrgError};
 use crate::scan::{scan_detailed, ScanOptions, Scanned};
 use crate::security_hub::{FindingSink, SecurityHubSink, SinkError};
 use crate::settings::Config;
@@ -22,6 +22,7 @@ use chrono::{DateTime, Utc};
 use futures::stream::{self, StreamExt};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::OnceLock;
 use tracing::{info, warn};
 use trailwatch_core::alert::{self, AlertContext, AlertMessage};
 use trailwatch_core::event::{Change, Target};
@@ -150,8 +151,11 @@ pub struct Services {
     pub sdk: SdkConfig,
     /// Organisation mode, when configured.
     pub org: Option<OrgConfig>,
-    security_hub: bool,
+    /// Requests in flight within one account, for the member accounts' inventories.
     concurrency: usize,
+    /// This deployment's account and partition, asked of STS once per cold start: a warm
+    /// function re-checking member events does not ask again for every event.
+    identity: OnceLock<(String, String)>,
 }
 
 impl Services {
@@ -185,14 +189,38 @@ impl Services {
             },
             sdk: sdk.clone(),
             org: config.org.clone(),
-            security_hub: config.security_hub,
             concurrency: config.concurrency,
+            identity: OnceLock::new(),
         })
+    }
+
+    /// This deployment's account id and partition.
+    pub(crate) async fn caller(&self) -> Result<(String, String), OrgError> {
+        if let Some(known) = self.identity.get() {
+            return Ok(known.clone());
+        }
+        let found = organization::caller(&self.sdk).await?;
+        // Two callers racing here both ask STS and store the same answer; either wins.
+        Ok(self.identity.get_or_init(|| found).clone())
+    }
+
+    /// What reads and records in the account that `sdk` reaches (a member's read role): its
+    /// own inventory and Security Hub sink, configured like this deployment's. Alerts and
+    /// claims stay central, in [`Services::channel`] and [`Services::ledger`].
+    pub(crate) fn reading(
+        &self,
+        sdk: &SdkConfig,
+    ) -> (CloudTrailInventory, Option<SecurityHubSink>) {
+        let sink = self
+            .sink
+            .is_some()
+            .then(|| SecurityHubSink::new(sdk, ApiCallCounter::default()));
+        (CloudTrailInventory::new(sdk, self.concurrency), sink)
     }
 
     /// The STS session name member accounts see in their CloudTrail: `trailwatch-` and what
     /// runs (`trailwatch-scheduled-scan`).
-    fn session_name(&self) -> String {
+    pub(crate) fn session_name(&self) -> String {
         let what: String = self
             .publish
             .trigger
@@ -206,19 +234,7 @@ impl Services {
     /// organisation mode.
     pub async fn run_organization(&self) -> Option<Result<Vec<AccountRun>, OrgError>> {
         let org = self.org.as_ref()?;
-        let session = self.session_name();
-        let services = OrgServices {
-            sdk: &self.sdk,
-            org,
-            channel: self.channel.as_ref(),
-            ledger: self.ledger.as_ref(),
-            security_hub: self.security_hub,
-            concurrency: self.concurrency,
-            options: &self.options,
-            publish: &self.publish,
-            session: &session,
-        };
-        Some(Box::pin(organization::run(&services)).await)
+        Some(Box::pin(organization::run(self, org)).await)
     }
 
     /// [`recheck`] of a change in a member account: read and record through the member's read
@@ -229,7 +245,7 @@ impl Services {
             return self.recheck(change).await;
         };
         let (own_account, partition) =
-            organization::caller(&self.sdk)
+            self.caller()
                 .await
                 .map_err(|e| RecheckError::MemberUnreachable {
                     account: change.account.clone(),
@@ -251,10 +267,7 @@ impl Services {
             account: change.account.clone(),
             message,
         })?;
-        let inventory = CloudTrailInventory::new(&member, self.concurrency);
-        let sink = self
-            .security_hub
-            .then(|| SecurityHubSink::new(&member, ApiCallCounter::default()));
+        let (inventory, sink) = self.reading(&member);
         let destinations = Destinations {
             sink: sink.as_ref(),
             channel: self.channel.as_ref(),

@@ -10,13 +10,7 @@
 //!
 //! An account whose role cannot be assumed is one ERROR evaluation naming why; the others go on.
 
-use crate::config::ApiCallCounter;
-use crate::flow::{self, Destinations, Outcome, PublishOptions, RunSummary};
-use crate::inventory::CloudTrailInventory;
-use crate::ledger::AlertLedger;
-use crate::scan::ScanOptions;
-use crate::security_hub::SecurityHubSink;
-use crate::sns::SnsChannel;
+use crate::flow::{self, Destinations, Outcome, RunSummary, Services};
 use aws_config::SdkConfig;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_credential_types::Credentials;
@@ -217,21 +211,6 @@ pub fn unreachable_account(account: &str, region: &str, why: &str) -> Evaluation
     }
 }
 
-/// Everything one organisation run shares: the central channel and ledger, and the settings.
-pub struct OrgServices<'a> {
-    pub sdk: &'a SdkConfig,
-    pub org: &'a OrgConfig,
-    pub channel: Option<&'a SnsChannel>,
-    pub ledger: Option<&'a AlertLedger>,
-    pub security_hub: bool,
-    /// Requests in flight within one account.
-    pub concurrency: usize,
-    pub options: &'a ScanOptions,
-    pub publish: &'a PublishOptions,
-    /// The STS session name, which says who is asking (`trailwatch-scheduled-scan`).
-    pub session: &'a str,
-}
-
 /// What an organisation run did, as the function returns it.
 #[derive(Debug, Clone, Serialize)]
 pub struct OrgSummary {
@@ -250,45 +229,38 @@ pub struct UnreachableAccount {
     pub reason: String,
 }
 
-/// Scans and publishes every account of the organisation, `org.concurrency` at a time.
-pub async fn run(services: &OrgServices<'_>) -> Result<Vec<AccountRun>, OrgError> {
+/// Scans and publishes every account of the organisation, `org.concurrency` at a time, each
+/// through [`Services::reading`] with `services`' alerts and ledger.
+pub async fn run(services: &Services, org: &OrgConfig) -> Result<Vec<AccountRun>, OrgError> {
     let started = Instant::now();
-    let (own_account, partition) = caller(services.sdk).await?;
-    let accounts = active_accounts(services.sdk, services.org).await?;
+    let (own_account, partition) = services.caller().await?;
+    let accounts = active_accounts(&services.sdk, org).await?;
     info!(accounts = accounts.len(), "organisation run starting");
     let home_region = services
         .sdk
         .region()
         .map(|r| r.to_string())
         .unwrap_or_default();
-    let runs: Vec<AccountRun> = stream::iter(accounts)
-        .map(|account| {
-            let (own_account, partition, home_region) = (&own_account, &partition, &home_region);
-            async move {
-                let reached = configuration_for(
-                    services.sdk,
-                    services.org,
-                    partition,
-                    own_account,
-                    &account.id,
-                    services.session,
-                )
-                .await;
-                let sdk = match reached {
-                    Ok(sdk) => sdk,
-                    Err(why) => {
-                        warn!(account = %account.id, error = %why, "account unreachable");
-                        let evaluation = unreachable_account(&account.id, home_region, &why);
-                        return AccountRun::Unreachable {
-                            account,
-                            evaluation: Box::new(evaluation),
-                        };
-                    }
-                };
-                Box::pin(scan_one(services, &sdk, account, home_region)).await
+    let session = services.session_name();
+    let (own_account, partition, home_region, session) =
+        (&own_account, &partition, &home_region, &session);
+    let mut runs: Vec<AccountRun> = stream::iter(accounts)
+        .map(|account| async move {
+            let reached = configuration_for(
+                &services.sdk,
+                org,
+                partition,
+                own_account,
+                &account.id,
+                session,
+            )
+            .await;
+            match reached {
+                Ok(sdk) => Box::pin(scan_one(services, &sdk, account, home_region)).await,
+                Err(why) => unreachable(account, home_region, &why),
             }
         })
-        .buffer_unordered(services.org.concurrency.max(1))
+        .buffer_unordered(org.concurrency.max(1))
         .collect()
         .await;
     info!(
@@ -296,31 +268,37 @@ pub async fn run(services: &OrgServices<'_>) -> Result<Vec<AccountRun>, OrgError
         duration_ms = started.elapsed().as_millis() as u64,
         "organisation run finished"
     );
-    let mut runs = runs;
     runs.sort_by(|a, b| a.account().id.cmp(&b.account().id));
     Ok(runs)
 }
 
+/// An account that could not be read at all, logged and turned into its ERROR evaluation.
+fn unreachable(account: MemberAccount, home_region: &str, why: &str) -> AccountRun {
+    warn!(account = %account.id, error = %why, "account not evaluated");
+    let evaluation = unreachable_account(&account.id, home_region, why);
+    AccountRun::Unreachable {
+        account,
+        evaluation: Box::new(evaluation),
+    }
+}
+
 async fn scan_one(
-    services: &OrgServices<'_>,
+    services: &Services,
     sdk: &SdkConfig,
     account: MemberAccount,
     home_region: &str,
 ) -> AccountRun {
-    let inventory = CloudTrailInventory::new(sdk, services.concurrency);
-    let sink = services
-        .security_hub
-        .then(|| SecurityHubSink::new(sdk, ApiCallCounter::default()));
+    let (inventory, sink) = services.reading(sdk);
     let destinations = Destinations {
         sink: sink.as_ref(),
-        channel: services.channel,
-        ledger: services.ledger,
+        channel: services.channel.as_ref(),
+        ledger: services.ledger.as_ref(),
     };
     match Box::pin(flow::run(
         &inventory,
         destinations,
-        services.options,
-        services.publish,
+        &services.options,
+        &services.publish,
     ))
     .await
     {
@@ -328,15 +306,7 @@ async fn scan_one(
             account,
             outcome: Box::new(outcome),
         },
-        Err(error) => {
-            let why = error.to_string();
-            warn!(account = %account.id, error = %why, "account scan failed");
-            let evaluation = unreachable_account(&account.id, home_region, &why);
-            AccountRun::Unreachable {
-                account,
-                evaluation: Box::new(evaluation),
-            }
-        }
+        Err(error) => unreachable(account, home_region, &error.to_string()),
     }
 }
 
