@@ -1,5 +1,11 @@
 //! A fault-injecting HTTP proxy between the SDK and moto, for what moto cannot do on its own:
-//! AccessDenied in one region, throttling bursts, server errors, requests that hang or come late.
+//! AccessDenied in one region, throttling bursts, server errors, requests that hang, and
+//! requests held back until a test releases them.
+//!
+//! Races are staged with gates, never with waiting: a [`Gate`] holds matching requests until
+//! the test opens it, and [`FaultProxy::wait_for`] returns once the proxy has seen a given
+//! number of requests of an operation. Two runs can thus be made to overlap at an exact step,
+//! however fast or slow the machine.
 //!
 //! Each request's region and service come from its SigV4 credential scope, and its operation
 //! from `X-Amz-Target` (JSON protocols) or the `Action` form field (Query protocols). A request
@@ -12,9 +18,49 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+/// A guard against a test that would otherwise hang when an expected request never comes;
+/// nothing waits for it to run out.
+const HANG_GUARD: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Holds requests until it is opened. Clones share one gate.
+#[derive(Debug, Clone)]
+pub struct Gate(Arc<watch::Sender<bool>>);
+
+impl Gate {
+    pub fn new() -> Self {
+        Gate(Arc::new(watch::channel(false).0))
+    }
+
+    /// Lets every held request through, and every later one.
+    pub fn open(&self) {
+        self.0.send_replace(true);
+    }
+
+    async fn passed(&self) {
+        let mut open = self.0.subscribe();
+        // An error means the gate itself is gone, which lets the request through as well.
+        let _ = open.wait_for(|is_open| *is_open).await;
+    }
+}
+
+impl Default for Gate {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl PartialEq for Gate {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for Gate {}
 
 /// What to answer instead of forwarding.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Fault {
     AccessDenied,
     Throttling,
@@ -24,11 +70,9 @@ pub enum Fault {
     /// No answer at all: the connection stays open until the client gives up, as a request
     /// stuck in a network partition or an overloaded endpoint does.
     Timeout,
-    /// Forwards the request after holding it this long, so that a test can make two runs
-    /// overlap at a chosen step.
-    Delay {
-        seconds: u64,
-    },
+    /// Forwards the request once the gate is open, so that a test can make two runs overlap
+    /// at a chosen step.
+    Hold(Gate),
     /// Security Hub's `InvalidAccessException`: the hub is not enabled in the region.
     SecurityHubNotEnabled,
     /// Forwards a `BatchImportFindings` to moto, then reports its first finding as failed,
@@ -82,6 +126,8 @@ pub struct FaultProxy {
     rules: Arc<Mutex<Vec<Rule>>>,
     injected: Arc<Mutex<Vec<(String, String, Fault)>>>,
     seen: Arc<Mutex<Vec<Call>>>,
+    /// Bumped on every request, so that [`FaultProxy::wait_for`] wakes up to count again.
+    arrivals: watch::Sender<usize>,
 }
 
 /// One request the proxy saw.
@@ -156,19 +202,31 @@ impl FaultProxy {
         let rules: Arc<Mutex<Vec<Rule>>> = Arc::default();
         let injected: Arc<Mutex<Vec<(String, String, Fault)>>> = Arc::default();
         let seen: Arc<Mutex<Vec<Call>>> = Arc::default();
-        let (task_rules, task_injected, task_seen) =
-            (rules.clone(), injected.clone(), seen.clone());
+        let arrivals = watch::channel(0usize).0;
+        let (task_rules, task_injected, task_seen, task_arrivals) = (
+            rules.clone(),
+            injected.clone(),
+            seen.clone(),
+            arrivals.clone(),
+        );
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                let (rules, injected, seen, upstream) = (
+                let (rules, injected, seen, arrivals, upstream) = (
                     task_rules.clone(),
                     task_injected.clone(),
                     task_seen.clone(),
+                    task_arrivals.clone(),
                     upstream.clone(),
                 );
                 tokio::spawn(async move {
+                    let book = Book {
+                        rules: &rules,
+                        injected: &injected,
+                        seen: &seen,
+                        arrivals: &arrivals,
+                    };
                     // A broken connection fails only the request on it; the SDK reports it.
-                    let _ = serve(client, &upstream, &rules, &injected, &seen).await;
+                    let _ = serve(client, &upstream, book).await;
                 });
             }
         });
@@ -177,6 +235,7 @@ impl FaultProxy {
             rules,
             injected,
             seen,
+            arrivals,
         })
     }
 
@@ -187,6 +246,27 @@ impl FaultProxy {
     /// Drops every rule: from now on each request is forwarded as it comes.
     pub fn clear(&self) {
         self.rules.lock().expect("rules lock").clear();
+    }
+
+    /// Returns once the proxy has seen `count` requests of `operation` (held ones included).
+    /// Panics after a generous guard, so that a request that never comes fails the test
+    /// instead of hanging it.
+    pub async fn wait_for(&self, operation: &str, count: usize) {
+        let mut arrivals = self.arrivals.subscribe();
+        let counted = async {
+            loop {
+                let seen = self.seen().iter().filter(|(_, op)| op == operation).count();
+                if seen >= count {
+                    return;
+                }
+                if arrivals.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        tokio::time::timeout(HANG_GUARD, counted)
+            .await
+            .unwrap_or_else(|_| panic!("the proxy never saw {count} {operation} request(s)"));
     }
 
     /// Every request so far, as (region, operation), faulted or forwarded.
@@ -277,7 +357,7 @@ fn canned(request: &Request, fault: Fault) -> Vec<u8> {
         ),
         Fault::RejectFirstFinding => unreachable!("answered by rejecting_first_finding"),
         Fault::Timeout => unreachable!("answered by silence"),
-        Fault::Delay { .. } => unreachable!("forwarded late"),
+        Fault::Hold(_) => unreachable!("forwarded once released"),
     };
     let (content_type, body) = if request.is_json_protocol() {
         (
@@ -320,6 +400,15 @@ fn rejecting_first_finding(request: &Request) -> Result<Vec<u8>> {
     .into_bytes())
 }
 
+/// The proxy's shared books: its rules, and what it injected and saw.
+#[derive(Clone, Copy)]
+struct Book<'a> {
+    rules: &'a Mutex<Vec<Rule>>,
+    injected: &'a Mutex<Vec<(String, String, Fault)>>,
+    seen: &'a Mutex<Vec<Call>>,
+    arrivals: &'a watch::Sender<usize>,
+}
+
 fn matching_fault(
     rules: &Mutex<Vec<Rule>>,
     region: &str,
@@ -337,43 +426,36 @@ fn matching_fault(
     if let Some(n) = &mut rule.times {
         *n -= 1;
     }
-    Some(rule.fault)
+    Some(rule.fault.clone())
 }
 
-async fn serve(
-    mut client: TcpStream,
-    upstream: &str,
-    rules: &Mutex<Vec<Rule>>,
-    injected: &Mutex<Vec<(String, String, Fault)>>,
-    seen: &Mutex<Vec<Call>>,
-) -> Result<()> {
+async fn serve(mut client: TcpStream, upstream: &str, book: Book<'_>) -> Result<()> {
     let request = read_request(&mut client).await?;
     let (region, service) = request.scope();
     let operation = request.operation();
-    if let Ok(mut log) = seen.lock() {
+    if let Ok(mut log) = book.seen.lock() {
         log.push(Call {
             region: region.clone(),
             service,
             operation: operation.clone(),
         });
     }
-    let fault = matching_fault(rules, &region, &operation, &request.body);
-    if let Some(fault) = fault {
-        if let Ok(mut log) = injected.lock() {
-            log.push((region, operation, fault));
+    book.arrivals.send_modify(|n| *n += 1);
+    let fault = matching_fault(book.rules, &region, &operation, &request.body);
+    if let Some(fault) = &fault {
+        if let Ok(mut log) = book.injected.lock() {
+            log.push((region, operation, fault.clone()));
         }
         match fault {
             Fault::RejectFirstFinding => {}
-            Fault::Delay { seconds } => {
-                tokio::time::sleep(std::time::Duration::from_secs(seconds)).await;
-            }
+            Fault::Hold(gate) => gate.passed().await,
             Fault::Timeout => {
                 // Longer than any attempt timeout a test sets; the SDK hangs up first.
                 tokio::time::sleep(std::time::Duration::from_secs(120)).await;
                 return Ok(());
             }
             _ => {
-                client.write_all(&canned(&request, fault)).await?;
+                client.write_all(&canned(&request, fault.clone())).await?;
                 return Ok(());
             }
         }

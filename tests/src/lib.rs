@@ -608,10 +608,10 @@ impl Account {
             docs_url: trailwatch_core::finding::DEFAULT_DOCS_URL.into(),
             trigger: "integration test".into(),
         };
-        let destinations = trailwatch_aws::flow::Destinations {
+        let destinations = trailwatch_aws::Destinations {
             sink: sink.as_ref(),
             channel: channel.as_ref(),
-            ledger: None,
+            ledger: None::<&trailwatch_aws::DynamoDbLedger>,
         };
         Ok(trailwatch_aws::flow::run(&inventory, destinations, &options, &publish).await?)
     }
@@ -652,6 +652,7 @@ fn full_scan(regions: &[&str]) -> ScanOptions {
             trail: None,
         },
         max_delivery_age: chrono::Duration::hours(24),
+        gap_window: chrono::Duration::hours(24),
         warnings: true,
     }
 }

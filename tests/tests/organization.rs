@@ -4,9 +4,10 @@
 
 use anyhow::{Context, Result};
 use serde_json::Value;
-use trailwatch_aws::flow::{Recheck, Services};
+use trailwatch_aws::flow::Recheck;
 use trailwatch_aws::organization::AccountRun;
 use trailwatch_aws::Config;
+use trailwatch_aws::Services;
 use trailwatch_core::{EvaluationKind, ReasonCode, Status};
 use trailwatch_tests::fault::{Fault, FaultProxy, Rule};
 use trailwatch_tests::{

@@ -58,3 +58,17 @@ where
         Some("NoSuchEntity" | "NoSuchEntityException" | "ResourceNotFoundException")
     )
 }
+
+/// An AWS error as a person reads it: `AccessDenied: User … is not authorized …`. The full
+/// context (HTTP response and all) is for the debug log, not for a finding or a page.
+pub(crate) fn short_error<E, R>(error: &SdkError<E, R>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match (error.code(), error.message()) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        (Some(code), None) => code.to_string(),
+        _ => DisplayErrorContext(error).to_string(),
+    }
+}

@@ -1,8 +1,10 @@
 //! The AWS side of trailwatch: SDK configuration ([`config`]), collection of everything the
-//! rules read ([`inventory`]), the Security Hub sink ([`security_hub`]), the SNS channel
-//! ([`sns`]), the alert ledger that keeps overlapping runs from alerting twice ([`ledger`]), and
-//! the flows the CLI and the Lambda functions share: [`scan`] and [`flow`], and across an AWS
-//! Organization, [`organization`].
+//! rules read ([`inventory`]), and the three ports a run publishes through, each with its AWS
+//! adapter: the Security Hub sink ([`security_hub`]), the SNS channel ([`sns`]) and the alert
+//! ledger, the memory of what was paged ([`ledger`]). On top sit the publication pipeline
+//! ([`publication`]), the runs the CLI and the Lambda functions share ([`scan`], [`flow`], and
+//! across an AWS Organization, [`organization`]), and [`services`], which builds it all once
+//! from the configuration.
 //!
 //! Rules live in `trailwatch-core`; this crate only talks to AWS and maps SDK types into the
 //! core's snapshot types. A failed call never aborts a scan: it is recorded in the snapshot,
@@ -15,17 +17,20 @@ pub mod inventory;
 pub mod ledger;
 mod mapping;
 pub mod organization;
+pub mod publication;
 pub mod scan;
 pub mod security_hub;
+pub mod services;
 pub mod settings;
 pub mod sns;
 
 pub use config::{load_sdk_config, ApiCallCounter};
 pub use error::ScanError;
-pub use flow::{Failure, FailureKind, Outcome, PublishOptions};
 pub use inventory::{CloudTrailInventory, Inventory, RegionSelection, Scope, DEFAULT_CONCURRENCY};
-pub use ledger::{AlertLedger, Claim, LedgerError};
+pub use ledger::{DynamoDbLedger, Ledger, LedgerError};
+pub use publication::{Destinations, Failure, FailureKind, Outcome, PublishOptions};
 pub use scan::{scan, scan_detailed, ScanOptions, Scanned};
 pub use security_hub::{FindingSink, SecurityHubSink, SinkError};
+pub use services::Services;
 pub use settings::{Config, ConfigError};
 pub use sns::{AlertChannel, ChannelError, SnsChannel};

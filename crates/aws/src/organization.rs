@@ -10,12 +10,18 @@
 //!
 //! An account whose role cannot be assumed is one ERROR evaluation naming why; the others go on.
 
-use crate::flow::{self, Destinations, Outcome, RunSummary, Services};
+use crate::error::short_error;
+use crate::flow;
+use crate::publication::{Destinations, Outcome, RunSummary};
+use crate::services::Services;
 use aws_config::SdkConfig;
 use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_credential_types::Credentials;
+use aws_sdk_organizations::operation::list_accounts::ListAccountsError;
 use aws_sdk_organizations::types::{Account, AccountState, AccountStatus};
-use aws_sdk_sts::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_sts::error::SdkError;
+use aws_sdk_sts::operation::assume_role::AssumeRoleError;
+use aws_sdk_sts::operation::get_caller_identity::GetCallerIdentityError;
 use futures::stream::{self, StreamExt};
 use serde::Serialize;
 use std::time::{Instant, UNIX_EPOCH};
@@ -52,10 +58,18 @@ pub struct MemberAccount {
 
 #[derive(Debug, thiserror::Error)]
 pub enum OrgError {
-    #[error("the organisation's accounts could not be listed (organizations:ListAccounts, which works from the management account or a delegated administrator): {0}")]
-    List(String),
-    #[error("the deployment's own account could not be identified (sts:GetCallerIdentity): {0}")]
-    Identity(String),
+    #[error("the organisation's accounts could not be listed (organizations:ListAccounts, which works from the management account or a delegated administrator): {}", short_error(.0.as_ref()))]
+    List(#[source] Box<SdkError<ListAccountsError>>),
+    #[error("the deployment's own account could not be identified (sts:GetCallerIdentity): {}", short_error(.0.as_ref()))]
+    Identity(#[source] Box<SdkError<GetCallerIdentityError>>),
+    #[error("could not assume {role_arn}: {}", short_error(.source.as_ref()))]
+    AssumeRole {
+        role_arn: String,
+        #[source]
+        source: Box<SdkError<AssumeRoleError>>,
+    },
+    #[error("sts:AssumeRole of {role_arn} returned no credentials")]
+    NoCredentials { role_arn: String },
 }
 
 /// Whether an account can be read. AWS retired `Status` on 9 September 2026 in favour of
@@ -82,7 +96,7 @@ pub async fn active_accounts(
         .await
         .into_iter()
         .collect::<Result<_, _>>()
-        .map_err(|e| OrgError::List(DisplayErrorContext(&e).to_string()))?;
+        .map_err(|e| OrgError::List(Box::new(e)))?;
     let mut accounts: Vec<MemberAccount> = pages
         .iter()
         .flat_map(|page| page.accounts())
@@ -106,7 +120,7 @@ pub async fn caller(sdk: &SdkConfig) -> Result<(String, String), OrgError> {
         .get_caller_identity()
         .send()
         .await
-        .map_err(|e| OrgError::Identity(DisplayErrorContext(&e).to_string()))?;
+        .map_err(|e| OrgError::Identity(Box::new(e)))?;
     let account = identity.account().unwrap_or_default().to_string();
     let partition = identity
         .arn()
@@ -125,7 +139,7 @@ pub async fn configuration_for(
     own_account: &str,
     account: &str,
     session: &str,
-) -> Result<SdkConfig, String> {
+) -> Result<SdkConfig, OrgError> {
     if account == own_account {
         return Ok(sdk.clone());
     }
@@ -137,10 +151,13 @@ pub async fn configuration_for(
         .set_external_id(config.external_id.clone())
         .send()
         .await
-        .map_err(|e| format!("could not assume {role_arn}: {}", short_error(&e)))?;
-    let keys = assumed
-        .credentials()
-        .ok_or_else(|| format!("sts:AssumeRole of {role_arn} returned no credentials"))?;
+        .map_err(|source| OrgError::AssumeRole {
+            role_arn: role_arn.clone(),
+            source: Box::new(source),
+        })?;
+    let Some(keys) = assumed.credentials() else {
+        return Err(OrgError::NoCredentials { role_arn });
+    };
     let expiry = UNIX_EPOCH
         + std::time::Duration::from_secs(u64::try_from(keys.expiration().secs()).unwrap_or(0));
     let credentials = Credentials::new(
@@ -154,20 +171,6 @@ pub async fn configuration_for(
         .to_builder()
         .credentials_provider(SharedCredentialsProvider::new(credentials))
         .build())
-}
-
-/// An AWS error as a person reads it: `AccessDenied: User … is not authorized …`. The full
-/// context (HTTP response and all) is for the debug log, not for a finding.
-fn short_error<E, R>(error: &SdkError<E, R>) -> String
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    match (error.code(), error.message()) {
-        (Some(code), Some(message)) => format!("{code}: {message}"),
-        (Some(code), None) => code.to_string(),
-        _ => DisplayErrorContext(error).to_string(),
-    }
 }
 
 /// What happened in one account.
@@ -257,7 +260,7 @@ pub async fn run(services: &Services, org: &OrgConfig) -> Result<Vec<AccountRun>
             .await;
             match reached {
                 Ok(sdk) => Box::pin(scan_one(services, &sdk, account, home_region)).await,
-                Err(why) => unreachable(account, home_region, &why),
+                Err(why) => unreachable(account, home_region, &why.to_string()),
             }
         })
         .buffer_unordered(org.concurrency.max(1))

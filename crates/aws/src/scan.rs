@@ -1,4 +1,4 @@
-//! The scan flow: collect a snapshot, evaluate it, and report. The CLI and (later) the Lambda
+//! The scan flow: collect a snapshot, evaluate it, and report. The CLI and the Lambda
 //! functions all run this one function.
 
 use crate::error::ScanError;
@@ -14,6 +14,8 @@ use trailwatch_core::{evaluate_account, EvaluationKind, ScanReport, Settings};
 pub struct ScanOptions {
     pub scope: Scope,
     pub max_delivery_age: Duration,
+    /// How far back a stop of logging followed by a start is a `LOGGING_GAP`.
+    pub gap_window: Duration,
     pub warnings: bool,
 }
 
@@ -61,6 +63,7 @@ pub async fn scan_detailed<I: Inventory>(
     let snapshot = Box::pin(inventory.collect(&options.scope)).await?;
     let settings = Settings {
         max_delivery_age: options.max_delivery_age,
+        gap_window: options.gap_window,
         warnings: options.warnings,
         now: Utc::now(),
     };

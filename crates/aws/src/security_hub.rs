@@ -40,6 +40,12 @@ pub enum SinkError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    #[error("trailwatch may not read its findings in {region} (securityhub:GetFindings was denied: {}). Grant it securityhub:GetFindings on arn:aws:securityhub:{region}:ACCOUNT:hub/default (infra/template.yaml does); until then this run pages without Security Hub's memory there", DisplayErrorContext(.source))]
+    Denied {
+        region: String,
+        #[source]
+        source: SdkError<aws_sdk_securityhub::operation::get_findings::GetFindingsError>,
+    },
     #[error("reading trailwatch findings in {region} failed: {}", DisplayErrorContext(.source))]
     Read {
         region: String,
@@ -76,13 +82,18 @@ impl SinkError {
         match self {
             SinkError::Import { ids, .. } => ids.clone(),
             SinkError::Rejected { rejected, .. } => rejected.iter().map(|r| r.id.clone()).collect(),
-            SinkError::NotEnabled { .. } | SinkError::Read { .. } => vec![],
+            SinkError::NotEnabled { .. } | SinkError::Denied { .. } | SinkError::Read { .. } => {
+                vec![]
+            }
         }
     }
 
     /// Whether trying again later may succeed (an outage), as opposed to a setup problem.
     pub fn is_retryable(&self) -> bool {
-        !matches!(self, SinkError::NotEnabled { .. })
+        !matches!(
+            self,
+            SinkError::NotEnabled { .. } | SinkError::Denied { .. }
+        )
     }
 }
 
@@ -108,6 +119,14 @@ pub struct SecurityHubSink {
     sdk: SdkConfig,
     counter: ApiCallCounter,
     clients: Mutex<HashMap<String, aws_sdk_securityhub::Client>>,
+}
+
+/// `AccessDenied` in its spellings: a permission missing, which no retry fixes.
+fn is_denied<E: ProvideErrorMetadata>(error: &SdkError<E>) -> bool {
+    matches!(
+        error.code(),
+        Some("AccessDeniedException" | "AccessDenied" | "UnauthorizedOperation")
+    )
 }
 
 fn is_not_enabled<E: ProvideErrorMetadata>(error: &SdkError<E>) -> bool {
@@ -238,6 +257,12 @@ impl FindingSink for SecurityHubSink {
                 return Err(SinkError::NotEnabled {
                     region: region.to_string(),
                     source: Box::new(e),
+                })
+            }
+            Err(source) if is_denied(&source) => {
+                return Err(SinkError::Denied {
+                    region: region.to_string(),
+                    source,
                 })
             }
             Err(source) => {

@@ -20,6 +20,9 @@ pub struct Config {
     pub regions: RegionSelection,
     /// `TRAILWATCH_MAX_DELIVERY_AGE_HOURS`, default 24.
     pub max_delivery_age: Duration,
+    /// `TRAILWATCH_GAP_WINDOW_HOURS`, default 24: how far back a stop of logging that was
+    /// followed by a start is paged as `LOGGING_GAP`.
+    pub gap_window: Duration,
     /// `TRAILWATCH_WARNINGS`, default true.
     pub warnings: bool,
     /// `TRAILWATCH_CONCURRENCY`, default 8.
@@ -186,6 +189,19 @@ impl Config {
                 }
             },
         };
+        let gap_window = match get("TRAILWATCH_GAP_WINDOW_HOURS") {
+            None => Duration::hours(RuleSettings::DEFAULT_GAP_WINDOW_HOURS),
+            Some(text) => match text.trim().parse::<i64>() {
+                Ok(hours) if (1..=24 * 90).contains(&hours) => Duration::hours(hours),
+                _ => {
+                    return Err(ConfigError {
+                        variable: "TRAILWATCH_GAP_WINDOW_HOURS",
+                        value: text,
+                        reason: "expected whole hours from 1 to 2160".into(),
+                    })
+                }
+            },
+        };
         let concurrency = match get("TRAILWATCH_CONCURRENCY") {
             None => DEFAULT_CONCURRENCY,
             Some(text) => match text.trim().parse::<usize>() {
@@ -220,6 +236,7 @@ impl Config {
             security_hub,
             regions,
             max_delivery_age,
+            gap_window,
             warnings,
             concurrency,
             docs_url: get("TRAILWATCH_DOCS_URL").unwrap_or_else(|| DEFAULT_DOCS_URL.into()),
@@ -247,6 +264,7 @@ mod tests {
         assert!(c.security_hub && c.warnings);
         assert_eq!(c.regions, RegionSelection::All);
         assert_eq!(c.max_delivery_age, Duration::hours(24));
+        assert_eq!(c.gap_window, Duration::hours(24));
         assert_eq!(c.concurrency, DEFAULT_CONCURRENCY);
         assert_eq!(c.ledger_table, None);
         assert_eq!(c.org, None);
@@ -285,6 +303,7 @@ mod tests {
             ("TRAILWATCH_SECURITY_HUB", "false"),
             ("TRAILWATCH_REGIONS", "us-east-1,eu-west-1"),
             ("TRAILWATCH_MAX_DELIVERY_AGE_HOURS", "6"),
+            ("TRAILWATCH_GAP_WINDOW_HOURS", "48"),
             ("TRAILWATCH_WARNINGS", "no"),
             ("TRAILWATCH_CONCURRENCY", "4"),
             ("TRAILWATCH_LEDGER_TABLE", "trailwatch-alert-ledger"),
@@ -300,6 +319,7 @@ mod tests {
             RegionSelection::List(vec!["us-east-1".into(), "eu-west-1".into()])
         );
         assert_eq!(c.max_delivery_age, Duration::hours(6));
+        assert_eq!(c.gap_window, Duration::hours(48));
         assert_eq!(c.concurrency, 4);
         assert_eq!(c.ledger_table.as_deref(), Some("trailwatch-alert-ledger"));
     }
@@ -311,6 +331,7 @@ mod tests {
             ("TRAILWATCH_WARNINGS", "2"),
             ("TRAILWATCH_REGIONS", "us_east_1"),
             ("TRAILWATCH_MAX_DELIVERY_AGE_HOURS", "24h"),
+            ("TRAILWATCH_GAP_WINDOW_HOURS", "0"),
             ("TRAILWATCH_CONCURRENCY", "0"),
             ("TRAILWATCH_SNS_TOPIC_ARN", "alerts"),
             (

@@ -6,7 +6,8 @@
 
 use crate::arn::{LogGroupRef, RoleRef};
 use crate::evaluate::{Evaluation, EvaluationKind, TrailSummary};
-use crate::reason::{ReasonCode, Status};
+use crate::memory::{HubMemory, Remembered};
+use crate::reason::{Level, ReasonCode, Severity, Status};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -35,6 +36,9 @@ pub const RECORD_ARCHIVED: &str = "ARCHIVED";
 pub const FIELD_STATUS: &str = "trailwatch/Status";
 pub const FIELD_KIND: &str = "trailwatch/Kind";
 pub const FIELD_RESOURCE: &str = "trailwatch/ResourceId";
+/// The keys of the reasons that count (see `Reason::key`), comma-separated: the codes, and
+/// which stop of logging a `LOGGING_GAP` is about.
+pub const FIELD_REASON_KEYS: &str = "trailwatch/ReasonKeys";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -159,21 +163,47 @@ impl Finding {
         codes
     }
 
-    /// The verdict as an alert tells it: record state, compliance status, severity and reason
-    /// codes. Two runs that would alert the same thing about a finding produce the same text,
-    /// which is what the alert ledger compares. Every archived finding is the one state
-    /// [`RECORD_ARCHIVED`], whatever it last held, so that a trail's archive import and a
-    /// DeleteTrail alert about it claim the same thing.
-    pub fn alert_state(&self) -> String {
-        if self.record_state == RECORD_ARCHIVED {
-            return RECORD_ARCHIVED.to_string();
+    /// The keys of the reasons that count, as trailwatch wrote them; for a finding written
+    /// before keys existed, its FAIL and WARNING reason codes.
+    pub fn reason_keys(&self) -> Vec<String> {
+        match self.product_fields.get(FIELD_REASON_KEYS) {
+            Some(keys) => keys
+                .split(',')
+                .filter(|k| !k.is_empty())
+                .map(str::to_string)
+                .collect(),
+            None => self
+                .reason_codes()
+                .into_iter()
+                .filter(|c| {
+                    c.parse::<ReasonCode>()
+                        .is_ok_and(|c| matches!(c.level(), Level::Fail | Level::Warning))
+                })
+                .collect(),
         }
-        format!(
-            "{} {} {}",
-            self.compliance_status().unwrap_or("NONE"),
-            self.severity.label,
-            self.reason_codes().join(",")
-        )
+    }
+
+    /// The finding as memory compares it: archived, or its status, severity and reason keys.
+    /// A status or severity trailwatch never writes reads as failing, which can only cause a
+    /// page, never hold one back.
+    pub fn remembered(&self) -> Remembered {
+        if self.record_state == RECORD_ARCHIVED {
+            return Remembered::Archived;
+        }
+        let status = self
+            .compliance_status()
+            .and_then(status_of_compliance)
+            .unwrap_or(Status::Fail);
+        let severity = self.severity.label.parse().unwrap_or(Severity::High);
+        Remembered::verdict(status, severity, self.reason_keys())
+    }
+
+    /// What Security Hub remembers of the finding, with when it was last written.
+    pub fn hub_memory(&self) -> Option<HubMemory> {
+        Some(HubMemory {
+            state: self.remembered(),
+            updated_at: self.updated()?,
+        })
     }
 
     pub fn updated(&self) -> Option<DateTime<Utc>> {
@@ -210,6 +240,13 @@ pub fn compliance_status(status: Status) -> &'static str {
     }
 }
 
+/// The verdict a `Compliance.Status` stands for.
+pub fn status_of_compliance(word: &str) -> Option<Status> {
+    [Status::Pass, Status::Warning, Status::Fail, Status::Error]
+        .into_iter()
+        .find(|s| compliance_status(*s) == word)
+}
+
 /// Cuts `text` to at most `max` characters, ending with an ellipsis when cut.
 pub fn truncate(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
@@ -225,6 +262,7 @@ fn check_name(kind: EvaluationKind) -> &'static str {
         EvaluationKind::Trail => "cloudtrail-cloudwatch-logs",
         EvaluationKind::Account => "realtime-coverage",
         EvaluationKind::Region => "region-readable",
+        EvaluationKind::Monitor => "monitor-intact",
     }
 }
 
@@ -245,7 +283,9 @@ pub fn finding_id(evaluation: &Evaluation) -> String {
 pub fn finding_region(evaluation: &Evaluation, context: &FindingContext) -> String {
     match evaluation.kind {
         EvaluationKind::Trail => evaluation.region.clone(),
-        EvaluationKind::Account | EvaluationKind::Region => context.home_region.clone(),
+        EvaluationKind::Account | EvaluationKind::Region | EvaluationKind::Monitor => {
+            context.home_region.clone()
+        }
     }
 }
 
@@ -257,6 +297,7 @@ fn title(evaluation: &Evaluation) -> String {
     let subject = match (&evaluation.kind, &evaluation.trail) {
         (EvaluationKind::Trail, Some(t)) => format!("CloudTrail trail {}", t.name),
         (EvaluationKind::Region, _) => format!("CloudTrail trails in {}", evaluation.region),
+        (EvaluationKind::Monitor, _) => format!("trailwatch's own {}", evaluation.resource_id),
         _ => format!("Account {}", evaluation.account_id),
     };
     let verdict = match (evaluation.kind, evaluation.status) {
@@ -271,6 +312,7 @@ fn title(evaluation: &Evaluation) -> String {
         }
         (EvaluationKind::Region, Status::Error) => "could not be listed",
         (EvaluationKind::Region, _) => "are readable",
+        (EvaluationKind::Monitor, _) => "was changed",
         (_, Status::Error) => "could not be fully evaluated",
     };
     truncate(&format!("{subject} {verdict}"), TITLE_MAX)
@@ -357,6 +399,10 @@ pub fn remedy(code: ReasonCode, evaluation: &Evaluation) -> Option<String> {
         ManagementEventsExcluded => format!(
             "Give trail {name} an event selector that includes management events with ReadWriteType All or WriteOnly (aws cloudtrail put-event-selectors)."
         ),
+        LoggingGap => format!(
+            "Treat it as an incident until explained: find who called StopLogging and StartLogging on trail {name} (aws cloudtrail lookup-events --region {region} --lookup-attributes AttributeKey=EventName,AttributeValue=StopLogging) and review what they did in between; nothing needs restarting."
+        ),
+        MonitorTampered => "Find who changed trailwatch's own rule, function, topic or key in the CloudTrail event history, undo the change (redeploy the stack), and treat it as an incident until explained.".to_string(),
         LogFileValidationDisabled => format!(
             "Run: aws cloudtrail update-trail --name {name} --region {region} --enable-log-file-validation"
         ),
@@ -465,6 +511,10 @@ pub fn render(evaluation: &Evaluation, context: &FindingContext) -> Finding {
             ),
             (FIELD_KIND.to_string(), kind),
             (FIELD_RESOURCE.to_string(), evaluation.resource_id.clone()),
+            (
+                FIELD_REASON_KEYS.to_string(),
+                Remembered::of(evaluation).keys().join(","),
+            ),
         ]),
         resources: vec![resource],
         compliance: Some(Compliance {
@@ -479,7 +529,7 @@ pub fn render(evaluation: &Evaluation, context: &FindingContext) -> Finding {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::reason::{Level, Reason, Severity};
+    use crate::reason::Reason;
 
     fn context() -> FindingContext {
         FindingContext {
@@ -623,30 +673,29 @@ mod tests {
     }
 
     #[test]
-    fn alert_state_changes_with_what_an_alert_would_say_and_not_with_time() {
+    fn memory_reads_back_what_was_written_and_not_the_time() {
         let failing = render(&failing_trail(), &context());
         assert_eq!(
-            failing.alert_state(),
+            failing.remembered().to_string(),
             "FAILED MEDIUM CWL_RETENTION_UNSET,CWL_ROLE_PERMISSION_MISSING"
         );
+        assert_eq!(failing.remembered(), Remembered::of(&failing_trail()));
         let later = FindingContext {
             now: parse_time("2024-06-02T12:00:00Z").unwrap(),
             ..context()
         };
         assert_eq!(
-            render(&failing_trail(), &later).alert_state(),
-            failing.alert_state()
+            render(&failing_trail(), &later).remembered(),
+            failing.remembered()
         );
-        let mut fewer = failing_trail();
-        fewer.reasons.pop();
-        assert_ne!(
-            render(&fewer, &context()).alert_state(),
-            failing.alert_state()
-        );
+        // A finding from before the keys field: its FAIL and WARNING codes stand in.
+        let mut old = failing.clone();
+        old.product_fields.remove(FIELD_REASON_KEYS);
+        assert_eq!(old.remembered(), failing.remembered());
         let archived = Finding {
             record_state: RECORD_ARCHIVED.into(),
             ..failing
         };
-        assert_eq!(archived.alert_state(), RECORD_ARCHIVED);
+        assert_eq!(archived.remembered(), Remembered::Archived);
     }
 }

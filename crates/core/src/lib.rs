@@ -1,7 +1,7 @@
 //! The pure domain of trailwatch: what a scan saw ([`snapshot`]), the rules that turn it into
 //! verdicts ([`evaluate`]), the reason codes they give ([`reason`]), the IAM policy matcher
 //! ([`policy`]), the metric-filter pattern matcher ([`filter_pattern`]) and the report that the
-//! CLI prints ([`report`]).
+//! CLI prints ([`report`]), and what a run remembers and decides about pages ([`memory`]).
 //!
 //! Nothing here does I/O or knows the AWS SDK: adapters in `trailwatch-aws` fill the snapshot
 //! types, which are shaped like the AWS API responses, so every rule can be tested with JSON
@@ -13,6 +13,7 @@ pub mod evaluate;
 pub mod event;
 pub mod filter_pattern;
 pub mod finding;
+pub mod memory;
 pub mod metrics;
 pub mod policy;
 pub mod reason;

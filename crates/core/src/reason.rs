@@ -85,9 +85,26 @@ impl Severity {
         reasons
             .iter()
             .filter(|r| r.level != Level::Info)
-            .map(|r| r.code.severity())
+            .map(Reason::severity)
             .max()
             .unwrap_or(Severity::Informational)
+    }
+}
+
+impl std::str::FromStr for Severity {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        [
+            Severity::Informational,
+            Severity::Low,
+            Severity::Medium,
+            Severity::High,
+            Severity::Critical,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == text)
+        .ok_or_else(|| format!("{text:?} is not a severity label"))
     }
 }
 
@@ -116,6 +133,9 @@ pub enum ReasonCode {
     TamperAlarmMissing,
     ManagementEventsExcluded,
     LogFileValidationDisabled,
+    /// Logging was stopped and started again within the gap window: the events in between
+    /// reached neither S3 nor CloudWatch Logs.
+    LoggingGap,
     /// A policy statement that decides the outcome carries a condition trailwatch cannot evaluate.
     CwlRoleUnverifiable,
     // Trail level, INFO.
@@ -130,10 +150,12 @@ pub enum ReasonCode {
     OrgTrailCoverage,
     // Any level of evaluation.
     EvaluationIncomplete,
+    /// A call changed trailwatch itself: its rules, functions, topic or key.
+    MonitorTampered,
 }
 
 impl ReasonCode {
-    pub const ALL: [ReasonCode; 20] = [
+    pub const ALL: [ReasonCode; 22] = [
         ReasonCode::CwlNotConfigured,
         ReasonCode::CwlRoleNotConfigured,
         ReasonCode::LoggingStopped,
@@ -147,6 +169,7 @@ impl ReasonCode {
         ReasonCode::TamperAlarmMissing,
         ReasonCode::ManagementEventsExcluded,
         ReasonCode::LogFileValidationDisabled,
+        ReasonCode::LoggingGap,
         ReasonCode::CwlRoleUnverifiable,
         ReasonCode::CwlDeliveryPending,
         ReasonCode::CwlChecksDelegated,
@@ -154,6 +177,7 @@ impl ReasonCode {
         ReasonCode::NoRealtimeCoverage,
         ReasonCode::OrgTrailCoverage,
         ReasonCode::EvaluationIncomplete,
+        ReasonCode::MonitorTampered,
     ];
 
     pub fn level(self) -> Level {
@@ -168,8 +192,10 @@ impl ReasonCode {
             | CwlRoleMissing
             | CwlRoleTrustInvalid
             | CwlRolePermissionMissing
+            | LoggingGap
             | NoTrail
-            | NoRealtimeCoverage => Level::Fail,
+            | NoRealtimeCoverage
+            | MonitorTampered => Level::Fail,
             CwlRetentionUnset
             | TamperAlarmMissing
             | ManagementEventsExcluded
@@ -180,17 +206,33 @@ impl ReasonCode {
         }
     }
 
+    /// Whether the code tells of something past rather than a state now: a logging gap is over
+    /// once logging restarted. It never makes a trail unfit for coverage, and its going is not
+    /// a fix to page about.
+    pub fn is_historical(self) -> bool {
+        self == ReasonCode::LoggingGap
+    }
+
+    /// The severity of this code at its usual level.
     pub fn severity(self) -> Severity {
+        self.severity_at(self.level())
+    }
+
+    /// The severity of this code when it is raised at `level` (a few codes are FAIL or
+    /// WARNING depending on the evidence).
+    pub fn severity_at(self, level: Level) -> Severity {
         use ReasonCode::*;
-        match self {
-            // Stopped logging is the attacker's first move; no trail or no real-time coverage
-            // means nothing at all would page anyone.
-            LoggingStopped | NoTrail | NoRealtimeCoverage => Severity::High,
-            _ => match self.level() {
-                Level::Fail | Level::Error => Severity::Medium,
-                Level::Warning => Severity::Low,
-                Level::Info => Severity::Informational,
-            },
+        match (self, level) {
+            // Stopped logging, or a gap in it, is the attacker's first move; no trail or no
+            // real-time coverage means nothing at all would page anyone; a tampered monitor
+            // pages nobody from then on.
+            (
+                LoggingStopped | LoggingGap | NoTrail | NoRealtimeCoverage | MonitorTampered,
+                Level::Fail,
+            ) => Severity::High,
+            (_, Level::Fail | Level::Error) => Severity::Medium,
+            (_, Level::Warning) => Severity::Low,
+            (_, Level::Info) => Severity::Informational,
         }
     }
 
@@ -210,6 +252,7 @@ impl ReasonCode {
             TamperAlarmMissing => "TAMPER_ALARM_MISSING",
             ManagementEventsExcluded => "MANAGEMENT_EVENTS_EXCLUDED",
             LogFileValidationDisabled => "LOG_FILE_VALIDATION_DISABLED",
+            LoggingGap => "LOGGING_GAP",
             CwlRoleUnverifiable => "CWL_ROLE_UNVERIFIABLE",
             CwlDeliveryPending => "CWL_DELIVERY_PENDING",
             CwlChecksDelegated => "CWL_CHECKS_DELEGATED",
@@ -217,7 +260,19 @@ impl ReasonCode {
             NoRealtimeCoverage => "NO_REALTIME_COVERAGE",
             OrgTrailCoverage => "ORG_TRAIL_COVERAGE",
             EvaluationIncomplete => "EVALUATION_INCOMPLETE",
+            MonitorTampered => "MONITOR_TAMPERED",
         }
+    }
+}
+
+impl std::str::FromStr for ReasonCode {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        ReasonCode::ALL
+            .into_iter()
+            .find(|code| code.as_str() == text)
+            .ok_or_else(|| format!("{text:?} is not a trailwatch reason code"))
     }
 }
 
@@ -233,6 +288,11 @@ pub struct Reason {
     pub code: ReasonCode,
     pub level: Level,
     pub message: String,
+    /// Which occurrence of the condition this is, for a code that can recur as distinct
+    /// events: the stop time of `LOGGING_STOPPED` and `LOGGING_GAP`. The same code with another
+    /// occurrence is another thing to page about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub occurrence: Option<String>,
 }
 
 impl Reason {
@@ -241,6 +301,31 @@ impl Reason {
             code,
             level: code.level(),
             message: message.into(),
+            occurrence: None,
+        }
+    }
+
+    /// The same reason raised at another level than its code's usual one.
+    pub fn at_level(mut self, level: Level) -> Self {
+        self.level = level;
+        self
+    }
+
+    /// The same reason, naming which occurrence it is.
+    pub fn occurring(mut self, occurrence: impl Into<String>) -> Self {
+        self.occurrence = Some(occurrence.into());
+        self
+    }
+
+    pub fn severity(&self) -> Severity {
+        self.code.severity_at(self.level)
+    }
+
+    /// How memory tells reasons apart: the code, and `@occurrence` when there is one.
+    pub fn key(&self) -> String {
+        match &self.occurrence {
+            Some(occurrence) => format!("{}@{occurrence}", self.code),
+            None => self.code.as_str().to_string(),
         }
     }
 }

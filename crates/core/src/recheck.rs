@@ -10,7 +10,8 @@ use crate::arn::{Arn, LogGroupRef, RoleRef};
 use crate::evaluate::{Evaluation, EvaluationKind, TrailSummary};
 use crate::event::{Change, Target};
 
-use crate::reconcile::{Transition, TransitionKind};
+use crate::memory::Remembered;
+use crate::reconcile::Candidate;
 use std::collections::BTreeSet;
 
 /// The evaluations a change touched, out of a whole account's.
@@ -115,10 +116,10 @@ pub fn select(change: &Change, evaluations: &[Evaluation], partition: &str) -> F
     }
 }
 
-/// A DeleteTrail alert when nothing remembers the trail (Security Hub off, or not enabled in
-/// its region): without a finding to archive, the event itself is the only evidence, and a
-/// deleted trail must never go unreported.
-pub fn deletion_without_memory(change: &Change, trail_arn: &str) -> Transition {
+/// A DeleteTrail's page candidate, for when Security Hub does not remember the trail (off, or
+/// not enabled in its region): without a finding to archive, the event itself is the
+/// evidence, and a deleted trail must never go unreported.
+pub fn deletion_candidate(change: &Change, trail_arn: &str) -> Candidate {
     let parsed = Arn::parse(trail_arn);
     let region = parsed
         .as_ref()
@@ -144,13 +145,12 @@ pub fn deletion_without_memory(change: &Change, trail_arn: &str) -> Transition {
             s3_bucket_name: None,
         },
     );
-    Transition {
-        kind: TransitionKind::Deleted,
+    Candidate {
         finding_id: crate::finding::finding_id(&evaluation),
-        previous: None,
-        added: vec![],
-        removed: vec![],
         evaluation,
+        state: Remembered::Archived,
+        hub: None,
+        unrecorded: false,
     }
 }
 
@@ -160,6 +160,7 @@ mod tests {
     use crate::event::parse;
     use crate::reason::ReasonCode;
     use crate::reason::{Severity, Status};
+    use crate::reconcile::TransitionKind;
     use crate::test_support::trail_evaluation;
 
     macro_rules! fixture {
@@ -276,7 +277,9 @@ mod tests {
     fn a_forgotten_deletion_is_still_a_high_alert_for_that_trail() {
         let change = parse(fixture!("delete_trail.json")).unwrap();
         let arn = "arn:aws:cloudtrail:eu-west-1:111122223333:trail/legacy-archive";
-        let transition = deletion_without_memory(&change, arn);
+        let transition = deletion_candidate(&change, arn)
+            .hub_transition()
+            .expect("a deletion nothing remembers is paged");
         assert_eq!(transition.kind, TransitionKind::Deleted);
         assert_eq!(transition.severity(), Severity::High);
         assert_eq!(transition.evaluation.region, "eu-west-1");

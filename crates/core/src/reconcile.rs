@@ -1,17 +1,20 @@
 //! Reconciliation against prior state: which findings to import into Security Hub, which to
-//! archive, and which transitions deserve an alert.
+//! archive, and which findings this run may page about.
 //!
-//! Only changes are imported (status, reason set or severity), plus findings whose last update
+//! Only changes are imported (status, reason keys or severity), plus findings whose last update
 //! is older than the refresh interval, which keeps them alive in Security Hub and ingestion
-//! cost down. Alerts go out only on a transition: a new failure, a failure resolved, the
-//! reasons of a failure changed, or a trail deleted.
+//! cost down. Whether a finding is paged is [`crate::memory`]'s to decide, against the alert
+//! ledger or, without one, against what Security Hub held: each evaluated finding, and each
+//! trail gone since the last run, becomes a [`Candidate`] for that decision.
 
 use crate::evaluate::Evaluation;
 use crate::finding::{
-    self, format_time, Finding, FindingContext, FIELD_KIND, FIELD_RESOURCE, RECORD_ACTIVE,
-    RECORD_ARCHIVED,
+    self, compliance_status, format_time, Finding, FindingContext, FIELD_KIND, FIELD_RESOURCE,
+    RECORD_ACTIVE, RECORD_ARCHIVED,
 };
-use crate::reason::{Severity, Status};
+pub use crate::memory::TransitionKind;
+use crate::memory::{transition, HubMemory, Remembered, Shift};
+use crate::reason::Severity;
 use chrono::Duration;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -20,34 +23,16 @@ use std::collections::{BTreeMap, BTreeSet};
 /// findings from integrations that stop updating them).
 pub const REFRESH_AFTER_HOURS: i64 = 24;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TransitionKind {
-    NewFailure,
-    Resolved,
-    Changed,
-    Deleted,
-}
-
-impl TransitionKind {
-    pub fn label(self) -> &'static str {
-        match self {
-            TransitionKind::NewFailure => "NEW FAILURE",
-            TransitionKind::Resolved => "RESOLVED",
-            TransitionKind::Changed => "CHANGED",
-            TransitionKind::Deleted => "TRAIL DELETED",
-        }
-    }
-}
-
 /// One change worth telling a person about.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Transition {
     pub kind: TransitionKind,
     pub finding_id: String,
-    /// The compliance status Security Hub held before (`FAILED`, `PASSED`, …), if any.
+    /// The compliance status remembered before (`FAILED`, `PASSED`, …), if any.
     pub previous: Option<String>,
-    /// Reason codes that appeared and disappeared since the previous finding.
+    /// Reason codes that appeared and disappeared since then. A code that stayed but names
+    /// another occurrence (a second stop of logging) counts as appeared; the evaluation's
+    /// reasons say which occurrence.
     pub added: Vec<String>,
     pub removed: Vec<String>,
     /// The evaluation now; for a deleted trail, one rebuilt from its last finding.
@@ -55,20 +40,79 @@ pub struct Transition {
 }
 
 impl Transition {
+    /// The transition of `candidate` that `shift` describes, against a memory of `prior`.
+    pub fn new(candidate: &Candidate, shift: Shift, prior: Option<&Remembered>) -> Self {
+        Transition {
+            kind: shift.kind,
+            finding_id: candidate.finding_id.clone(),
+            previous: prior.map(|p| match p.status() {
+                Some(status) => compliance_status(status).to_string(),
+                None => crate::memory::ARCHIVED.to_string(),
+            }),
+            added: codes_of(&shift.added),
+            removed: codes_of(&shift.removed),
+            evaluation: candidate.evaluation.clone(),
+        }
+    }
+
     pub fn severity(&self) -> Severity {
         match self.kind {
-            TransitionKind::Deleted => Severity::High,
+            TransitionKind::Deleted | TransitionKind::MonitorTampered => Severity::High,
             _ => self.evaluation.severity,
         }
     }
 }
 
+/// The reason codes that `keys` name, in order, each once.
+fn codes_of(keys: &[String]) -> Vec<String> {
+    let mut codes: Vec<String> = Vec::new();
+    for key in keys {
+        let code = key.split('@').next().unwrap_or(key).to_string();
+        if !codes.contains(&code) {
+            codes.push(code);
+        }
+    }
+    codes
+}
+
 /// What Security Hub held before this run, per region. A region in `unknown` has no state
-/// (Security Hub off, or not enabled there): its failures are reported as new every time.
+/// (Security Hub off, not enabled there, or not readable): nothing there is remembered.
 #[derive(Debug, Clone, Default)]
 pub struct PriorFindings {
     pub by_region: BTreeMap<String, Vec<Finding>>,
     pub unknown: BTreeSet<String>,
+}
+
+/// A finding this run may page about: what it is now, and what Security Hub held.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Candidate {
+    pub finding_id: String,
+    /// The evaluation an alert shows; for a deleted trail, rebuilt from its last finding.
+    pub evaluation: Evaluation,
+    pub state: Remembered,
+    /// Security Hub's active finding, unless its region is unknown.
+    pub hub: Option<HubMemory>,
+    /// Security Hub never records this candidate (a page about the monitor itself).
+    pub unrecorded: bool,
+}
+
+impl Candidate {
+    /// A candidate for `evaluation` as it is now, with what Security Hub held of it.
+    pub fn of(evaluation: &Evaluation, hub: Option<HubMemory>) -> Self {
+        Candidate {
+            finding_id: finding::finding_id(evaluation),
+            evaluation: evaluation.clone(),
+            state: Remembered::of(evaluation),
+            hub,
+            unrecorded: false,
+        }
+    }
+
+    /// Whether Security Hub alone says this candidate is worth a page, and why.
+    pub fn hub_transition(&self) -> Option<Transition> {
+        let prior = self.hub.as_ref().map(|h| &h.state);
+        transition(prior, &self.state).map(|shift| Transition::new(self, shift, prior))
+    }
 }
 
 /// What this run must do.
@@ -76,7 +120,8 @@ pub struct PriorFindings {
 pub struct Plan {
     /// New and changed findings, stale refreshes and archives, each with its target region.
     pub imports: Vec<Finding>,
-    pub transitions: Vec<Transition>,
+    /// Every evaluated finding, and every trail gone since the last run.
+    pub candidates: Vec<Candidate>,
     /// Findings left alone because nothing changed.
     pub unchanged: usize,
 }
@@ -99,13 +144,10 @@ pub struct Scope {
     pub vanished: Vanished,
 }
 
-fn is_failing(status: Option<&str>) -> bool {
-    status == Some("FAILED")
-}
-
 fn changed(prior: &Finding, new: &Finding) -> bool {
     prior.compliance_status() != new.compliance_status()
         || prior.reason_codes() != new.reason_codes()
+        || prior.reason_keys() != new.reason_keys()
         || prior.severity.label != new.severity.label
 }
 
@@ -148,7 +190,7 @@ fn evaluation_of_deleted(prior: &Finding) -> Evaluation {
     )
 }
 
-/// Decides imports and transitions for `evaluations` against `prior`.
+/// Decides imports and paging candidates for `evaluations` against `prior`.
 pub fn plan(
     evaluations: &[Evaluation],
     prior: &PriorFindings,
@@ -167,60 +209,18 @@ pub fn plan(
 
     for evaluation in evaluations {
         let mut new = finding::render(evaluation, context);
-        let stateless = prior.unknown.contains(&new.region);
-        let previous = if stateless {
-            None
-        } else {
-            known.get(new.id.as_str()).copied()
+        let previous = match prior.unknown.contains(&new.region) {
+            true => None,
+            false => known.get(new.id.as_str()).copied(),
         };
-        let now_failing = evaluation.status == Status::Fail;
-        let new_codes = new.reason_codes();
-
+        result.candidates.push(Candidate::of(
+            evaluation,
+            previous.and_then(Finding::hub_memory),
+        ));
         let Some(previous) = previous else {
-            if now_failing {
-                result.transitions.push(Transition {
-                    kind: TransitionKind::NewFailure,
-                    finding_id: new.id.clone(),
-                    previous: None,
-                    added: new_codes,
-                    removed: vec![],
-                    evaluation: evaluation.clone(),
-                });
-            }
             result.imports.push(new);
             continue;
         };
-
-        let was_failing = is_failing(previous.compliance_status());
-        let old_codes = previous.reason_codes();
-        let added: Vec<String> = new_codes
-            .iter()
-            .filter(|c| !old_codes.contains(c))
-            .cloned()
-            .collect();
-        let removed: Vec<String> = old_codes
-            .iter()
-            .filter(|c| !new_codes.contains(c))
-            .cloned()
-            .collect();
-        let kind = match (was_failing, now_failing) {
-            (false, true) => Some(TransitionKind::NewFailure),
-            // FAIL to ERROR is not a resolution: trailwatch just cannot see any more.
-            (true, false) if evaluation.status != Status::Error => Some(TransitionKind::Resolved),
-            (true, true) if new_codes != old_codes => Some(TransitionKind::Changed),
-            _ => None,
-        };
-        if let Some(kind) = kind {
-            result.transitions.push(Transition {
-                kind,
-                finding_id: new.id.clone(),
-                previous: previous.compliance_status().map(str::to_string),
-                added,
-                removed,
-                evaluation: evaluation.clone(),
-            });
-        }
-
         let stale = previous
             .updated()
             .is_none_or(|updated| context.now - updated >= refresh_after);
@@ -251,13 +251,12 @@ pub fn plan(
         };
         match kind {
             Some("trail") if region_seen && in_scope => {
-                result.transitions.push(Transition {
-                    kind: TransitionKind::Deleted,
+                result.candidates.push(Candidate {
                     finding_id: previous.id.clone(),
-                    previous: previous.compliance_status().map(str::to_string),
-                    added: vec![],
-                    removed: previous.reason_codes(),
                     evaluation: evaluation_of_deleted(previous),
+                    state: Remembered::Archived,
+                    hub: previous.hub_memory(),
+                    unrecorded: false,
                 });
                 result.imports.push(archived(previous, context));
             }
@@ -287,8 +286,8 @@ fn archived(previous: &Finding, context: &FindingContext) -> Finding {
     finding
 }
 
-/// Evaluations whose finding could not be recorded must not be alerted on either: the next
-/// run would see them as new and alert again.
+/// Without the alert ledger, a transition whose finding could not be recorded must not be
+/// alerted on either: the next run would see it as new and alert again.
 pub fn drop_unrecorded(transitions: &mut Vec<Transition>, failed_ids: &BTreeSet<String>) {
     transitions.retain(|t| !failed_ids.contains(&t.finding_id));
 }
@@ -319,6 +318,14 @@ mod tests {
         }
     }
 
+    /// The transitions Security Hub alone would page, as a run without the ledger decides.
+    fn transitions(plan: &Plan) -> Vec<Transition> {
+        plan.candidates
+            .iter()
+            .filter_map(Candidate::hub_transition)
+            .collect()
+    }
+
     /// Runs a plan and returns what Security Hub would hold afterwards.
     fn run(evaluations: &[Evaluation], prior: &[Finding], at: &str) -> (Plan, Vec<Finding>) {
         let priors = PriorFindings {
@@ -342,8 +349,8 @@ mod tests {
         ];
         let (plan, _) = run(&evaluations, &[], "2024-06-01T12:00:00Z");
         assert_eq!(plan.imports.len(), 2);
-        assert_eq!(plan.transitions.len(), 1);
-        assert_eq!(plan.transitions[0].kind, TransitionKind::NewFailure);
+        assert_eq!(transitions(&plan).len(), 1);
+        assert_eq!(transitions(&plan)[0].kind, TransitionKind::NewFailure);
     }
 
     #[test]
@@ -355,7 +362,7 @@ mod tests {
         let (_, stored) = run(&evaluations, &[], "2024-06-01T12:00:00Z");
         let (plan, _) = run(&evaluations, &stored, "2024-06-01T13:00:00Z");
         assert!(plan.imports.is_empty(), "{:#?}", plan.imports);
-        assert!(plan.transitions.is_empty());
+        assert!(transitions(&plan).is_empty());
         assert_eq!(plan.unchanged, 2);
     }
 
@@ -365,7 +372,7 @@ mod tests {
         let (_, stored) = run(&evaluations, &[], "2024-06-01T12:00:00Z");
         let (plan, _) = run(&evaluations, &stored, "2024-06-02T12:00:00Z");
         assert_eq!(plan.imports.len(), 1);
-        assert!(plan.transitions.is_empty());
+        assert!(transitions(&plan).is_empty());
         assert_eq!(plan.imports[0].created_at, "2024-06-01T12:00:00.000Z");
         assert_eq!(plan.imports[0].updated_at, "2024-06-02T12:00:00.000Z");
     }
@@ -378,8 +385,8 @@ mod tests {
             "2024-06-01T12:00:00Z",
         );
         let (plan, _) = run(&[trail("t", &[])], &stored, "2024-06-01T12:05:00Z");
-        assert_eq!(plan.transitions.len(), 1);
-        let t = &plan.transitions[0];
+        assert_eq!(transitions(&plan).len(), 1);
+        let t = &transitions(&plan)[0].clone();
         assert_eq!(t.kind, TransitionKind::Resolved);
         assert_eq!(t.removed, vec!["LOGGING_STOPPED"]);
         assert_eq!(plan.imports[0].compliance_status(), Some("PASSED"));
@@ -401,13 +408,13 @@ mod tests {
             &stored,
             "2024-06-01T12:05:00Z",
         );
-        assert_eq!(plan.transitions.len(), 1);
-        assert_eq!(plan.transitions[0].kind, TransitionKind::Changed);
-        assert_eq!(plan.transitions[0].added, vec!["LOGGING_STOPPED"]);
+        assert_eq!(transitions(&plan).len(), 1);
+        assert_eq!(transitions(&plan)[0].kind, TransitionKind::Changed);
+        assert_eq!(transitions(&plan)[0].added, vec!["LOGGING_STOPPED"]);
     }
 
     #[test]
-    fn fail_to_error_is_not_called_resolved() {
+    fn fail_to_error_is_lost_sight_not_a_resolution() {
         let (_, stored) = run(
             &[trail("t", &[ReasonCode::LoggingStopped])],
             &[],
@@ -418,7 +425,10 @@ mod tests {
             &stored,
             "2024-06-01T12:05:00Z",
         );
-        assert!(plan.transitions.is_empty());
+        let paged = transitions(&plan);
+        assert_eq!(paged.len(), 1);
+        assert_eq!(paged[0].kind, TransitionKind::LostSight);
+        assert_eq!(paged[0].previous.as_deref(), Some("FAILED"));
         assert_eq!(plan.imports[0].compliance_status(), Some("NOT_AVAILABLE"));
     }
 
@@ -428,10 +438,15 @@ mod tests {
         let (plan, _) = run(&[], &stored, "2024-06-01T12:05:00Z");
         assert_eq!(plan.imports.len(), 1);
         assert_eq!(plan.imports[0].record_state, RECORD_ARCHIVED);
-        assert_eq!(plan.transitions[0].kind, TransitionKind::Deleted);
-        assert_eq!(plan.transitions[0].severity(), Severity::High);
+        assert_eq!(transitions(&plan)[0].kind, TransitionKind::Deleted);
+        assert_eq!(transitions(&plan)[0].severity(), Severity::High);
         assert_eq!(
-            plan.transitions[0].evaluation.trail.as_ref().unwrap().name,
+            transitions(&plan)[0]
+                .evaluation
+                .trail
+                .as_ref()
+                .unwrap()
+                .name,
             "gone"
         );
     }
@@ -482,8 +497,8 @@ mod tests {
         assert_eq!(plan.imports.len(), 1, "only the named trail is archived");
         assert_eq!(plan.imports[0].record_state, RECORD_ARCHIVED);
         assert!(plan.imports[0].id.ends_with("trail/gone"));
-        assert_eq!(plan.transitions.len(), 1);
-        assert_eq!(plan.transitions[0].kind, TransitionKind::Deleted);
+        assert_eq!(transitions(&plan).len(), 1);
+        assert_eq!(transitions(&plan)[0].kind, TransitionKind::Deleted);
     }
 
     #[test]
@@ -510,7 +525,7 @@ mod tests {
             &scope(),
             &context("2024-06-01T12:00:00Z"),
         );
-        assert_eq!(plan.transitions.len(), 1);
-        assert_eq!(plan.transitions[0].kind, TransitionKind::NewFailure);
+        assert_eq!(transitions(&plan).len(), 1);
+        assert_eq!(transitions(&plan)[0].kind, TransitionKind::NewFailure);
     }
 }

@@ -6,8 +6,8 @@
 use lambda_runtime::{Diagnostic, Error};
 use std::time::Instant;
 use tracing::{error, info};
-use trailwatch_aws::flow::{Outcome, Services};
 use trailwatch_aws::{load_sdk_config, Config};
+use trailwatch_aws::{Outcome, Services};
 use trailwatch_core::metrics::emf_line;
 
 /// A failed invocation. `Retryable` is an AWS fault that may pass (throttling, an outage);

@@ -7,8 +7,9 @@ use serde::Serialize;
 use serde_json::Value;
 use std::time::Instant;
 use tracing::{error, info};
-use trailwatch_aws::flow::{RunSummary, Services};
 use trailwatch_aws::organization::{self, AccountRun, OrgSummary};
+use trailwatch_aws::publication::RunSummary;
+use trailwatch_aws::Services;
 use trailwatch_core::metrics::{emf_organization_line, OrgMetrics};
 use trailwatch_lambda::{finish, HandlerError};
 

@@ -19,7 +19,9 @@ use serde::Serialize;
 use serde_json::Value;
 use std::time::Instant;
 use tracing::{error, info};
-use trailwatch_aws::flow::{Recheck, RunSummary, Services};
+use trailwatch_aws::flow::Recheck;
+use trailwatch_aws::publication::RunSummary;
+use trailwatch_aws::Services;
 use trailwatch_core::event;
 use trailwatch_lambda::{finish, HandlerError};
 

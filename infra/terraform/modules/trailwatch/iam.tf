@@ -62,10 +62,10 @@ data "aws_iam_policy_document" "evaluate" {
     actions   = ["sns:Publish"]
     resources = [aws_sns_topic.alerts.arn]
   }
-  # Claim a finding's new state; give the claim back when recording or alerting fails.
+  # The memory of pages: read what was paged, claim a page, confirm or give it back.
   statement {
     sid       = "ClaimTransitions"
-    actions   = ["dynamodb:DeleteItem", "dynamodb:PutItem", "dynamodb:UpdateItem"]
+    actions   = ["dynamodb:BatchGetItem", "dynamodb:UpdateItem"]
     resources = [aws_dynamodb_table.alert_ledger.arn]
   }
   # The topic, the dead-letter queues and the ledger are encrypted with the module's key.

@@ -1,0 +1,199 @@
+//! Everything a run needs, built once from the `TRAILWATCH_` configuration: the inventory,
+//! the Security Hub sink, the SNS channel and the alert ledger, and organisation mode. The
+//! Lambda functions build [`Services`] at their cold start and the CLI at its start, so the
+//! three cannot drift apart.
+
+use crate::config::ApiCallCounter;
+use crate::error::ScanError;
+use crate::flow::{self, Recheck, RecheckError};
+use crate::inventory::{CloudTrailInventory, Scope};
+use crate::ledger::DynamoDbLedger;
+use crate::organization::{self, AccountRun, OrgConfig, OrgError};
+use crate::publication::{Destinations, Outcome, PublishOptions};
+use crate::scan::ScanOptions;
+use crate::security_hub::SecurityHubSink;
+use crate::settings::Config;
+use crate::sns::{ChannelError, SnsChannel};
+use aws_config::SdkConfig;
+use std::sync::OnceLock;
+use trailwatch_core::event::Change;
+
+/// Everything a run needs, built once from the `TRAILWATCH_` configuration: at a Lambda cold
+/// start, or by the CLI. Both functions and `trailwatch replay` build it here, so they cannot
+/// drift apart.
+pub struct Services {
+    pub inventory: CloudTrailInventory,
+    pub sink: Option<SecurityHubSink>,
+    pub channel: Option<SnsChannel>,
+    pub ledger: Option<DynamoDbLedger>,
+    pub options: ScanOptions,
+    pub publish: PublishOptions,
+    /// The deployment's own credentials and region, from which member accounts are reached.
+    pub sdk: SdkConfig,
+    /// Organisation mode, when configured.
+    pub org: Option<OrgConfig>,
+    /// Requests in flight within one account, for the member accounts' inventories.
+    concurrency: usize,
+    /// This deployment's account and partition, asked of STS once per cold start: a warm
+    /// function re-checking member events does not ask again for every event.
+    identity: OnceLock<(String, String)>,
+}
+
+impl Services {
+    /// `trigger` names what runs, as alerts say it (`scheduled scan`, `trail-change`).
+    pub fn new(sdk: &SdkConfig, config: &Config, trigger: &str) -> Result<Self, ChannelError> {
+        Ok(Self {
+            inventory: CloudTrailInventory::new(sdk, config.concurrency),
+            sink: config
+                .security_hub
+                .then(|| SecurityHubSink::new(sdk, ApiCallCounter::default())),
+            channel: config
+                .sns_topic_arn
+                .as_deref()
+                .map(|topic| SnsChannel::new(sdk, topic, ApiCallCounter::default()))
+                .transpose()?,
+            ledger: config
+                .ledger_table
+                .as_deref()
+                .map(|table| DynamoDbLedger::new(sdk, table, trigger, ApiCallCounter::default())),
+            options: ScanOptions {
+                scope: Scope {
+                    regions: config.regions.clone(),
+                    trail: None,
+                },
+                max_delivery_age: config.max_delivery_age,
+                gap_window: config.gap_window,
+                warnings: config.warnings,
+            },
+            publish: PublishOptions {
+                docs_url: config.docs_url.clone(),
+                trigger: trigger.to_string(),
+            },
+            sdk: sdk.clone(),
+            org: config.org.clone(),
+            concurrency: config.concurrency,
+            identity: OnceLock::new(),
+        })
+    }
+
+    /// This deployment's account id and partition.
+    pub(crate) async fn caller(&self) -> Result<(String, String), OrgError> {
+        if let Some(known) = self.identity.get() {
+            return Ok(known.clone());
+        }
+        let found = organization::caller(&self.sdk).await?;
+        // Two callers racing here both ask STS and store the same answer; either wins.
+        Ok(self.identity.get_or_init(|| found).clone())
+    }
+
+    /// What reads and records in the account that `sdk` reaches (a member's read role): its
+    /// own inventory and Security Hub sink, configured like this deployment's. Alerts and
+    /// claims stay central, in [`Services::channel`] and [`Services::ledger`].
+    pub(crate) fn reading(
+        &self,
+        sdk: &SdkConfig,
+    ) -> (CloudTrailInventory, Option<SecurityHubSink>) {
+        let sink = self
+            .sink
+            .is_some()
+            .then(|| SecurityHubSink::new(sdk, ApiCallCounter::default()));
+        (CloudTrailInventory::new(sdk, self.concurrency), sink)
+    }
+
+    /// The STS session name member accounts see in their CloudTrail: `trailwatch-` and what
+    /// runs (`trailwatch-scheduled-scan`).
+    pub(crate) fn session_name(&self) -> String {
+        let what: String = self
+            .publish
+            .trigger
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        format!("trailwatch-{what}").chars().take(64).collect()
+    }
+
+    /// Every account of the organisation, as [`organization::run`] does it; `None` outside
+    /// organisation mode.
+    pub async fn run_organization(&self) -> Option<Result<Vec<AccountRun>, OrgError>> {
+        let org = self.org.as_ref()?;
+        Some(Box::pin(organization::run(self, org)).await)
+    }
+
+    /// [`recheck`] of a change in a member account: read and record through the member's read
+    /// role, alert centrally. Outside organisation mode, or for this deployment's own account,
+    /// the same as [`Services::recheck`].
+    pub async fn recheck_in_organization(&self, change: &Change) -> Result<Recheck, RecheckError> {
+        let Some(org) = &self.org else {
+            return self.recheck(change).await;
+        };
+        let (own_account, partition) =
+            self.caller()
+                .await
+                .map_err(|source| RecheckError::MemberUnreachable {
+                    account: change.account.clone(),
+                    source: Box::new(source),
+                })?;
+        if change.account == own_account {
+            return self.recheck(change).await;
+        }
+        let member = organization::configuration_for(
+            &self.sdk,
+            org,
+            &partition,
+            &own_account,
+            &change.account,
+            &self.session_name(),
+        )
+        .await
+        .map_err(|source| RecheckError::MemberUnreachable {
+            account: change.account.clone(),
+            source: Box::new(source),
+        })?;
+        let (inventory, sink) = self.reading(&member);
+        let destinations = Destinations {
+            sink: sink.as_ref(),
+            channel: self.channel.as_ref(),
+            ledger: self.ledger.as_ref(),
+        };
+        Box::pin(flow::recheck(
+            &inventory,
+            destinations,
+            &self.options,
+            &self.publish,
+            change,
+        ))
+        .await
+    }
+
+    /// Where this deployment records and alerts.
+    pub fn destinations(&self) -> Destinations<'_, SecurityHubSink, SnsChannel, DynamoDbLedger> {
+        Destinations {
+            sink: self.sink.as_ref(),
+            channel: self.channel.as_ref(),
+            ledger: self.ledger.as_ref(),
+        }
+    }
+
+    /// [`run`] with these services.
+    pub async fn run(&self) -> Result<Outcome, ScanError> {
+        Box::pin(flow::run(
+            &self.inventory,
+            self.destinations(),
+            &self.options,
+            &self.publish,
+        ))
+        .await
+    }
+
+    /// [`recheck`] with these services.
+    pub async fn recheck(&self, change: &Change) -> Result<Recheck, RecheckError> {
+        Box::pin(flow::recheck(
+            &self.inventory,
+            self.destinations(),
+            &self.options,
+            &self.publish,
+            change,
+        ))
+        .await
+    }
+}
