@@ -19,8 +19,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 use trailwatch_aws::{
-    load_sdk_config, ApiCallCounter, CloudTrailInventory, Outcome, PublishOptions, RegionSelection,
-    ScanOptions, Scope, SecurityHubSink, SnsChannel,
+    load_sdk_config, ApiCallCounter, CloudTrailInventory, Config, Outcome, PublishOptions,
+    RegionSelection, ScanOptions, Scope, SecurityHubSink, Services, SnsChannel,
 };
 use trailwatch_core::ScanReport;
 
@@ -705,4 +705,152 @@ pub fn fixture_event(name: &str, account: &str) -> Result<Value> {
     Ok(serde_json::from_str(
         &text.replace(FIXTURE_ACCOUNT, account),
     )?)
+}
+
+/// The region the deployments of the race and attack tests run in, and their one trail.
+pub const HOME: &str = "us-east-1";
+pub const TRAIL: &str = "audit";
+pub const LEDGER: &str = "trailwatch-alert-ledger";
+
+/// A deployment as the templates make it, in a fresh account: Security Hub, an alerts topic
+/// with a queue subscribed, optionally the alert ledger, and one healthy multi-region trail
+/// `audit` already recorded as passing, as after an hourly scan.
+pub struct Deployment {
+    pub account: Account,
+    pub topic: String,
+    pub queue: String,
+    /// The alert ledger's table, when the deployment has one.
+    pub ledger: Option<String>,
+}
+
+impl Deployment {
+    pub async fn new(with_ledger: bool) -> Result<Self> {
+        let account = Account::fresh().await?;
+        account.enable_security_hub(HOME).await?;
+        let (topic, queue) = account.topic_with_queue(HOME, "trailwatch-alerts").await?;
+        account.healthy_trail(TRAIL, HOME, true).await?;
+        let ledger = match with_ledger {
+            true => Some(account.ledger_table(HOME, LEDGER).await?),
+            false => None,
+        };
+        let deployment = Self {
+            account,
+            topic,
+            queue,
+            ledger,
+        };
+        let first = deployment.services(&deployment.account, "scheduled scan")?;
+        let outcome = first.run().await?;
+        anyhow::ensure!(
+            outcome.alert.is_none() && outcome.imported == 2,
+            "the first scan should record two passing findings: {:?}",
+            outcome.summary()
+        );
+        Ok(deployment)
+    }
+
+    /// The functions' services, configured as the template configures them, reaching AWS
+    /// through `via` (the account itself, or the account through a proxy).
+    pub fn services(&self, via: &Account, trigger: &str) -> Result<Services> {
+        self.services_with(via, trigger, &[])
+    }
+
+    /// [`Deployment::services`] with more `TRAILWATCH_` variables set.
+    pub fn services_with(
+        &self,
+        via: &Account,
+        trigger: &str,
+        more: &[(&str, &str)],
+    ) -> Result<Services> {
+        let config = Config::from_lookup(|name| match name {
+            "TRAILWATCH_REGIONS" => Some(HOME.into()),
+            "TRAILWATCH_SNS_TOPIC_ARN" => Some(self.topic.clone()),
+            "TRAILWATCH_LEDGER_TABLE" => self.ledger.clone(),
+            _ => more
+                .iter()
+                .find(|(variable, _)| *variable == name)
+                .map(|(_, value)| value.to_string()),
+        })?;
+        Ok(Services::new(&via.sdk, &config, trigger)?)
+    }
+
+    /// Stops the trail and returns the StopLogging event EventBridge delivers for it, timed
+    /// when CloudTrail recorded the stop, as a real event is.
+    pub async fn stop_logging(&self) -> Result<trailwatch_core::event::Change> {
+        let cloudtrail = self.account.cloudtrail(HOME);
+        cloudtrail.stop_logging().name(TRAIL).send().await?;
+        let stopped = cloudtrail
+            .get_trail_status()
+            .name(TRAIL)
+            .send()
+            .await?
+            .stop_logging_time()
+            .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), 0))
+            .context("a stop time")?;
+        let mut event = fixture_event("stop_logging.json", &self.account.id)?;
+        event["detail"]["eventTime"] = stopped
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            .into();
+        Ok(trailwatch_core::event::parse(event.to_string().as_bytes())?)
+    }
+
+    /// The machine-readable records of every page sent since the last look, oldest first.
+    pub async fn pages(&self) -> Result<Vec<Value>> {
+        self.account
+            .alerts(HOME, &self.queue)
+            .await?
+            .iter()
+            .map(|envelope| {
+                let message = envelope["Message"].as_str().context("an SNS Message")?;
+                Ok(serde_json::from_str(message)?)
+            })
+            .collect()
+    }
+
+    /// Stops the trail and starts it again; returns the stop time CloudTrail recorded. When
+    /// `after` is given, repeats until the stop time is later than it: the emulator keeps
+    /// whole seconds, so two stops within one second share a time.
+    pub async fn stop_and_start(
+        &self,
+        after: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<chrono::DateTime<chrono::Utc>> {
+        let cloudtrail = self.account.cloudtrail(HOME);
+        // Bounded: each round takes milliseconds, and a new second comes within one.
+        for _ in 0..10_000 {
+            cloudtrail.stop_logging().name(TRAIL).send().await?;
+            cloudtrail.start_logging().name(TRAIL).send().await?;
+            let status = cloudtrail.get_trail_status().name(TRAIL).send().await?;
+            let stopped = status
+                .stop_logging_time()
+                .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), 0))
+                .context("a stop time")?;
+            if after.is_none_or(|earlier| stopped > earlier) {
+                return Ok(stopped);
+            }
+        }
+        bail!("the emulator never recorded a later stop time")
+    }
+
+    /// How many times each finding was paged, over every alert sent so far.
+    pub async fn paged(&self) -> Result<BTreeMap<String, usize>> {
+        let mut counts = BTreeMap::new();
+        for envelope in self.account.alerts(HOME, &self.queue).await? {
+            let records: Value =
+                serde_json::from_str(envelope["Message"].as_str().context("an SNS Message")?)?;
+            for transition in records["transitions"].as_array().into_iter().flatten() {
+                let id = transition["finding_id"].as_str().context("finding_id")?;
+                *counts.entry(id.to_string()).or_insert(0) += 1;
+            }
+        }
+        Ok(counts)
+    }
+
+    pub async fn trail_status(&self) -> Result<String> {
+        let finding = self.account.trail_finding(HOME, TRAIL).await?;
+        Ok(finding
+            .compliance()
+            .and_then(|c| c.status())
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default())
+    }
 }

@@ -13,101 +13,15 @@
 //! `for i in $(seq 20); do cargo test -p trailwatch-tests --test idempotency || break; done`.
 
 use anyhow::{Context, Result};
-use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use tokio::sync::Notify;
 use trailwatch_aws::flow::Recheck;
 use trailwatch_aws::sns::{AlertChannel, ChannelError};
-use trailwatch_aws::{Config, Destinations, DynamoDbLedger, FailureKind, Services};
+use trailwatch_aws::{Destinations, DynamoDbLedger, FailureKind, Services};
 use trailwatch_core::alert::AlertMessage;
 use trailwatch_tests::fault::{Fault, FaultProxy, Gate, Rule};
-use trailwatch_tests::{endpoint, fixture_event, Account, TrailSpec};
-
-const HOME: &str = "us-east-1";
-const TRAIL: &str = "audit";
-const LEDGER: &str = "trailwatch-alert-ledger";
-
-/// An account whose healthy trail is already recorded as passing, as after an hourly scan.
-struct Deployment {
-    account: Account,
-    topic: String,
-    queue: String,
-    ledger: Option<String>,
-}
-
-impl Deployment {
-    async fn new(with_ledger: bool) -> Result<Self> {
-        let account = Account::fresh().await?;
-        account.enable_security_hub(HOME).await?;
-        let (topic, queue) = account.topic_with_queue(HOME, "trailwatch-alerts").await?;
-        account.healthy_trail(TRAIL, HOME, true).await?;
-        let ledger = match with_ledger {
-            true => Some(account.ledger_table(HOME, LEDGER).await?),
-            false => None,
-        };
-        let deployment = Self {
-            account,
-            topic,
-            queue,
-            ledger,
-        };
-        let first = deployment.services(&deployment.account, "scheduled scan")?;
-        let outcome = first.run().await?;
-        anyhow::ensure!(
-            outcome.alert.is_none() && outcome.imported == 2,
-            "the first scan should record two passing findings: {:?}",
-            outcome.summary()
-        );
-        Ok(deployment)
-    }
-
-    /// The functions' services, configured as the template configures them, reaching AWS
-    /// through `via` (the account itself, or the account through a proxy).
-    fn services(&self, via: &Account, trigger: &str) -> Result<Services> {
-        let config = Config::from_lookup(|name| match name {
-            "TRAILWATCH_REGIONS" => Some(HOME.into()),
-            "TRAILWATCH_SNS_TOPIC_ARN" => Some(self.topic.clone()),
-            "TRAILWATCH_LEDGER_TABLE" => self.ledger.clone(),
-            _ => None,
-        })?;
-        Ok(Services::new(&via.sdk, &config, trigger)?)
-    }
-
-    async fn stop_logging(&self) -> Result<trailwatch_core::event::Change> {
-        self.account
-            .cloudtrail(HOME)
-            .stop_logging()
-            .name(TRAIL)
-            .send()
-            .await?;
-        let event = fixture_event("stop_logging.json", &self.account.id)?;
-        Ok(trailwatch_core::event::parse(event.to_string().as_bytes())?)
-    }
-
-    /// How many times each finding was paged, over every alert sent so far.
-    async fn paged(&self) -> Result<BTreeMap<String, usize>> {
-        let mut counts = BTreeMap::new();
-        for envelope in self.account.alerts(HOME, &self.queue).await? {
-            let records: Value =
-                serde_json::from_str(envelope["Message"].as_str().context("an SNS Message")?)?;
-            for transition in records["transitions"].as_array().into_iter().flatten() {
-                let id = transition["finding_id"].as_str().context("finding_id")?;
-                *counts.entry(id.to_string()).or_insert(0) += 1;
-            }
-        }
-        Ok(counts)
-    }
-
-    async fn trail_status(&self) -> Result<String> {
-        let finding = self.account.trail_finding(HOME, TRAIL).await?;
-        Ok(finding
-            .compliance()
-            .and_then(|c| c.status())
-            .map(|s| s.as_str().to_string())
-            .unwrap_or_default())
-    }
-}
+use trailwatch_tests::{endpoint, Deployment, TrailSpec, HOME};
 
 /// StopLogging; then the hourly scan and the StopLogging re-check both read their memory
 /// before either writes: the proxy holds every write (the ledger's claims, or without the

@@ -13,6 +13,7 @@ use hcl::{Block, Body, Expression, ObjectKey};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use trailwatch_aws::Config;
 use trailwatch_core::event::rule_pattern;
 use trailwatch_tests::fault::FaultProxy;
 use trailwatch_tests::{endpoint, fixture_event, workspace_dir, Account, TrailSpec};
@@ -640,5 +641,389 @@ fn the_unreachable_accounts_alarm_watches_what_the_scan_emits() -> Result<()> {
         literal(attribute(terraform_alarm, "dimensions"))?,
         json!({"Function": "scheduled-scan"})
     );
+    Ok(())
+}
+
+// --- The guard: changes to trailwatch itself ----------------------------------------------------
+
+/// A template value with its intrinsics resolved as CloudFormation would for stack `stack` in
+/// `account`, us-east-1: `!Sub` of pseudo parameters and of `resources`' attributes, `!Ref` and
+/// `!GetAtt` from `resources` (logical id, or `Id.Attribute`, to its value).
+fn resolve(value: &Value, stack: &str, account: &str, resources: &BTreeMap<&str, String>) -> Value {
+    let substitute = |text: &str| {
+        let mut text = text
+            .replace("${AWS::StackName}", stack)
+            .replace("${AWS::AccountId}", account)
+            .replace("${AWS::Region}", "us-east-1")
+            .replace("${AWS::Partition}", "aws");
+        for (name, resolved) in resources {
+            text = text.replace(&format!("${{{name}}}"), resolved);
+        }
+        text
+    };
+    match value {
+        Value::Object(map) if map.len() == 1 => {
+            let (key, inner) = map.iter().next().unwrap();
+            match (key.as_str(), inner) {
+                ("!Sub", Value::String(text)) => Value::String(substitute(text)),
+                ("!Ref" | "!GetAtt", Value::String(name)) => Value::String(
+                    resources
+                        .get(name.as_str())
+                        .cloned()
+                        .unwrap_or_else(|| panic!("no value for {key} {name}")),
+                ),
+                _ => json!({ key.clone(): resolve(inner, stack, account, resources) }),
+            }
+        }
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), resolve(v, stack, account, resources)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|v| resolve(v, stack, account, resources))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+/// An "AWS API Call via CloudTrail" event of `source`, as EventBridge delivers it.
+fn api_call(account: &str, source: &str, name: &str, parameters: Value) -> Value {
+    json!({
+        "Source": format!("aws.{source}"),
+        "DetailType": "AWS API Call via CloudTrail",
+        "Detail": json!({
+            "eventVersion": "1.09",
+            "userIdentity": {"type": "IAMUser", "arn": format!("arn:aws:iam::{account}:user/mallory")},
+            "eventTime": "2026-12-01T10:00:00Z",
+            "eventSource": format!("{source}.amazonaws.com"),
+            "eventName": name,
+            "awsRegion": "us-east-1",
+            "sourceIPAddress": "203.0.113.7",
+            "requestParameters": parameters,
+        }).to_string(),
+    })
+}
+
+/// The SAM guard rule, as deployed for stack `tw`, on the emulator with an SQS queue in place
+/// of its SNS topic (moto delivers rule targets to SQS, not SNS): calls on trailwatch's own
+/// rules, functions, topics and key reach it, transformed into a chat-apps notification that
+/// names the caller, and the same calls on anything else do not.
+#[tokio::test]
+async fn the_guard_rule_pages_calls_on_trailwatch_itself_and_nothing_else() -> Result<()> {
+    use aws_config::Region;
+    let account = Account::fresh().await?;
+    let sam = cloudformation("template.yaml")?;
+    let key_id = "1234abcd-12ab-34cd-56ef-1234567890ab";
+    let key_arn = format!("arn:aws:kms:us-east-1:{}:key/{key_id}", account.id);
+    let alerts = format!("arn:aws:sns:us-east-1:{}:tw-alerts", account.id);
+    let guard = format!("arn:aws:sns:us-east-1:{}:tw-guard", account.id);
+    let resources = BTreeMap::from([
+        ("AlertsKey", key_id.to_string()),
+        ("AlertsKey.Arn", key_arn.clone()),
+        ("AlertsTopic", alerts.clone()),
+        ("GuardTopic", guard.clone()),
+        (
+            "ChangeDeadLetterQueue.Arn",
+            format!("arn:aws:sqs:us-east-1:{}:tw-trail-change-dlq", account.id),
+        ),
+    ]);
+    let rule = resolve(
+        &resource(&sam, "GuardRule")["Properties"],
+        "tw",
+        &account.id,
+        &resources,
+    );
+
+    let sdk = account
+        .sdk
+        .to_builder()
+        .region(Region::new("us-east-1"))
+        .build();
+    let events = aws_sdk_eventbridge::Client::new(&sdk);
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let queue = sqs.create_queue().queue_name("guard").send().await?;
+    let queue_url = queue.queue_url().context("a queue URL")?.to_string();
+    let queue_arn = format!("arn:aws:sqs:us-east-1:{}:guard", account.id);
+    let name = rule["Name"].as_str().context("a named rule")?;
+    events
+        .put_rule()
+        .name(name)
+        .event_pattern(rule["EventPattern"].to_string())
+        .send()
+        .await?;
+    let transformer = &rule["Targets"][0]["InputTransformer"];
+    let paths: std::collections::HashMap<String, String> =
+        serde_json::from_value(transformer["InputPathsMap"].clone())?;
+    events
+        .put_targets()
+        .rule(name)
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("guard-queue")
+                .arn(&queue_arn)
+                .input_transformer(
+                    aws_sdk_eventbridge::types::InputTransformer::builder()
+                        .set_input_paths_map(Some(paths))
+                        .input_template(transformer["InputTemplate"].as_str().unwrap_or_default())
+                        .build()?,
+                )
+                .build()?,
+        )
+        .send()
+        .await?;
+
+    let calls = [
+        ("events", "DisableRule", json!({"name": "tw-change"}), true),
+        (
+            "events",
+            "RemoveTargets",
+            json!({"rule": "tw-schedule", "ids": ["scheduled-scan"]}),
+            true,
+        ),
+        (
+            "events",
+            "DisableRule",
+            json!({"name": "someone-elses"}),
+            false,
+        ),
+        (
+            "lambda",
+            "DeleteFunction20150331",
+            json!({"functionName": "tw-trail-change"}),
+            true,
+        ),
+        (
+            "lambda",
+            "PutFunctionConcurrency20171031",
+            json!({"functionName": format!("arn:aws:lambda:us-east-1:{}:function:tw-scheduled-scan", account.id),
+                   "reservedConcurrentExecutions": 0}),
+            true,
+        ),
+        (
+            "lambda",
+            "DeleteFunction20150331",
+            json!({"functionName": "other"}),
+            false,
+        ),
+        (
+            "sns",
+            "SetTopicAttributes",
+            json!({"topicArn": alerts, "attributeName": "KmsMasterKeyId"}),
+            true,
+        ),
+        (
+            "sns",
+            "DeleteTopic",
+            json!({"topicArn": format!("arn:aws:sns:us-east-1:{}:other", account.id)}),
+            false,
+        ),
+        ("kms", "DisableKey", json!({"keyId": key_id}), true),
+        (
+            "kms",
+            "ScheduleKeyDeletion",
+            json!({"keyId": key_arn, "pendingWindowInDays": 7}),
+            true,
+        ),
+        (
+            "kms",
+            "PutKeyPolicy",
+            json!({"keyId": "alias/tw-alerts", "policyName": "default"}),
+            true,
+        ),
+        ("kms", "DisableKey", json!({"keyId": "another-key"}), false),
+    ];
+    for (source, name, parameters, _) in &calls {
+        let call = api_call(&account.id, source, name, parameters.clone());
+        events
+            .put_events()
+            .entries(
+                aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+                    .source(call["Source"].as_str().unwrap_or_default())
+                    .detail_type(call["DetailType"].as_str().unwrap_or_default())
+                    .detail(call["Detail"].as_str().unwrap_or_default())
+                    .build(),
+            )
+            .send()
+            .await?;
+    }
+    let mut paged = Vec::new();
+    loop {
+        let received = sqs
+            .receive_message()
+            .queue_url(&queue_url)
+            .max_number_of_messages(10)
+            .send()
+            .await?;
+        if received.messages().is_empty() {
+            break;
+        }
+        for message in received.messages() {
+            let body: Value = serde_json::from_str(message.body().unwrap_or("null"))?;
+            assert_eq!(body["version"], "1.0", "{body}");
+            assert_eq!(body["source"], "custom", "{body}");
+            let description = body["content"]["description"].as_str().unwrap_or_default();
+            assert!(
+                description.contains(&format!("arn:aws:iam::{}:user/mallory", account.id))
+                    && description.contains("203.0.113.7"),
+                "{description}"
+            );
+            paged.push(
+                body["content"]["title"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            );
+            sqs.delete_message()
+                .queue_url(&queue_url)
+                .receipt_handle(message.receipt_handle().unwrap_or_default())
+                .send()
+                .await?;
+        }
+    }
+    let expected: Vec<String> = calls
+        .iter()
+        .filter(|(_, _, _, ours)| *ours)
+        .map(|(_, name, _, _)| format!("trailwatch itself was changed: {name} in {}", account.id))
+        .collect();
+    paged.sort();
+    let mut expected_sorted = expected.clone();
+    expected_sorted.sort();
+    assert_eq!(paged, expected_sorted);
+    Ok(())
+}
+
+/// The guard's page reads the same in Terraform as in SAM: the same fields of the event, into
+/// the same notification.
+#[test]
+fn sam_and_terraform_guard_rules_page_the_same_notification() -> Result<()> {
+    let sam = cloudformation("template.yaml")?;
+    let transformer = &resource(&sam, "GuardRule")["Properties"]["Targets"][0]["InputTransformer"];
+    let sam_template: Value =
+        serde_json::from_str(transformer["InputTemplate"].as_str().unwrap_or_default())?;
+    let module = terraform("modules/trailwatch")?;
+    let target = &block(
+        &module,
+        "resource",
+        &["aws_cloudwatch_event_target", "guard"],
+    )
+    .body;
+    let terraform_transformer = &block(target, "input_transformer", &[]).body;
+    let terraform_template: Value = serde_json::from_str(
+        literal(attribute(terraform_transformer, "input_template"))?
+            .as_str()
+            .unwrap_or_default(),
+    )?;
+    assert_eq!(terraform_template, sam_template);
+    assert_eq!(
+        literal(attribute(terraform_transformer, "input_paths"))?,
+        transformer["InputPathsMap"]
+    );
+    // Its own key, not the alerts key: a page about the alerts key must not need it.
+    let topic = &resource(&sam, "GuardTopic")["Properties"];
+    assert_eq!(topic["KmsMasterKeyId"], json!({"!Ref": "GuardKey"}));
+    Ok(())
+}
+
+/// What the templates tell trail-change are trailwatch's own resources covers each rule,
+/// function, topic and key they create, and nothing else.
+#[test]
+fn the_monitor_resources_name_every_piece_of_trailwatch() -> Result<()> {
+    let sam = cloudformation("template.yaml")?;
+    let account = "111122223333";
+    let resources = BTreeMap::from([
+        (
+            "AlertsKey.Arn",
+            format!("arn:aws:kms:us-east-1:{account}:key/alerts-key"),
+        ),
+        (
+            "GuardKey.Arn",
+            format!("arn:aws:kms:us-east-1:{account}:key/guard-key"),
+        ),
+    ]);
+    let monitor = resolve(
+        &sam["Globals"]["Function"]["Environment"]["Variables"]["TRAILWATCH_MONITOR_RESOURCES"],
+        "tw",
+        account,
+        &resources,
+    );
+    let config = Config::from_lookup(|name| {
+        (name == "TRAILWATCH_MONITOR_RESOURCES")
+            .then(|| monitor.as_str().map(str::to_string))
+            .flatten()
+    })?;
+    let owned = |kind: &str| format!("arn:aws:{kind}");
+    for arn in [
+        "events:us-east-1:111122223333:rule/tw-schedule",
+        "events:us-east-1:111122223333:rule/tw-change",
+        "events:us-east-1:111122223333:rule/tw-guard",
+        "lambda:us-east-1:111122223333:function:tw-scheduled-scan",
+        "lambda:us-east-1:111122223333:function:tw-trail-change",
+        "sns:us-east-1:111122223333:tw-alerts",
+        "sns:us-east-1:111122223333:tw-guard",
+        "kms:us-east-1:111122223333:key/alerts-key",
+        "kms:us-east-1:111122223333:key/guard-key",
+    ] {
+        assert!(config.monitor.owns(&owned(arn)), "{arn} is not covered");
+    }
+    for arn in [
+        "events:us-east-1:111122223333:rule/another-stack-change",
+        "kms:us-east-1:111122223333:key/someone-elses",
+        "sns:us-east-1:444455556666:tw-alerts",
+    ] {
+        assert!(!config.monitor.owns(&owned(arn)), "{arn} is covered");
+    }
+    // The rule names the patterns rely on.
+    for (rule, name) in [
+        ("ScheduleRule", "tw-schedule"),
+        ("ChangeRule", "tw-change"),
+        ("GuardRule", "tw-guard"),
+    ] {
+        let resolved = resolve(
+            &resource(&sam, rule)["Properties"]["Name"],
+            "tw",
+            account,
+            &resources,
+        );
+        assert_eq!(resolved, name, "{rule}");
+    }
+    let module = terraform("modules/trailwatch")?;
+    let environment = local(&module, "environment");
+    assert!(object_entry(environment, "TRAILWATCH_MONITOR_RESOURCES").is_some());
+    Ok(())
+}
+
+/// The blind-spot alarms watch the Errors metric the functions' EMF line carries, by function.
+#[test]
+fn the_blind_spot_alarms_watch_what_the_functions_emit() -> Result<()> {
+    use trailwatch_core::metrics::{emf_line, RunMetrics, NAMESPACE};
+    let sam = cloudformation("template.yaml")?;
+    for (alarm, function) in [
+        ("ScheduledScanOwnErrorsAlarm", "scheduled-scan"),
+        ("TrailChangeOwnErrorsAlarm", "trail-change"),
+    ] {
+        let line: Value = serde_json::from_str(&emf_line(
+            function,
+            chrono::Utc::now(),
+            &RunMetrics::default(),
+        ))?;
+        let alarm = &resource(&sam, alarm)["Properties"];
+        let metric = alarm["MetricName"].as_str().unwrap_or_default();
+        assert!(line[metric].is_u64(), "{function} emits no {metric}");
+        assert_eq!(alarm["Namespace"], NAMESPACE);
+        assert_eq!(alarm["Dimensions"][0]["Value"], line["Function"]);
+    }
+    let module = terraform("modules/trailwatch")?;
+    let alarm = &block(
+        &module,
+        "resource",
+        &["aws_cloudwatch_metric_alarm", "blind_spots"],
+    )
+    .body;
+    assert_eq!(literal(attribute(alarm, "namespace"))?, NAMESPACE);
+    assert_eq!(literal(attribute(alarm, "metric_name"))?, "Errors");
     Ok(())
 }

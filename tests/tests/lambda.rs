@@ -8,7 +8,7 @@
 //! second test takes Security Hub down behind the fault proxy; a third runs the scan over an
 //! organisation.
 
-use anyhow::{ensure, Result};
+use anyhow::{ensure, Context, Result};
 use serde_json::{json, Value};
 use trailwatch_tests::fault::{Fault, FaultProxy, Rule};
 use trailwatch_tests::lambda::LambdaWatch;
@@ -167,11 +167,21 @@ async fn both_functions_under_cargo_lambda_watch() -> Result<()> {
     assert_eq!(kind, "changed");
     assert_eq!(added, ["CWL_NOT_CONFIGURED"]);
 
-    // StopLogging: the alert names who, from where, when, and what.
+    // StopLogging: the alert names who, from where, when, and what. The event carries the time
+    // CloudTrail recorded for the stop, as a real one does.
     cloudtrail.stop_logging().name(TRAIL).send().await?;
-    watch
-        .invoke("trail-change", &event("stop_logging.json")?)?
-        .response()?;
+    let stopped = cloudtrail
+        .get_trail_status()
+        .name(TRAIL)
+        .send()
+        .await?
+        .stop_logging_time()
+        .and_then(|t| chrono::DateTime::from_timestamp(t.secs(), 0))
+        .context("a stop time")?
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let mut stop = event("stop_logging.json")?;
+    stop["detail"]["eventTime"] = stopped.clone().into();
+    watch.invoke("trail-change", &stop)?.response()?;
     let alert = only_alert(&account, &queue).await?;
     let cause = &records(&alert)["cause"];
     assert_eq!(
@@ -179,7 +189,7 @@ async fn both_functions_under_cargo_lambda_watch() -> Result<()> {
         format!("arn:aws:sts::{}:assumed-role/ci-deploy/mallory", account.id)
     );
     assert_eq!(cause["actor"]["source_ip_address"], "198.51.100.23");
-    assert_eq!(cause["actor"]["event_time"], "2026-11-25T03:14:07Z");
+    assert_eq!(cause["actor"]["event_time"], stopped.as_str());
     assert_eq!(cause["request_parameters"]["name"], TRAIL);
     let (kind, added) = trail_transition(&alert);
     assert_eq!(kind, "changed");

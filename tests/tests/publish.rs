@@ -7,7 +7,9 @@ use std::process::Command;
 use trailwatch_aws::FailureKind;
 use trailwatch_core::reconcile::TransitionKind;
 use trailwatch_tests::fault::{Fault, FaultProxy, Rule};
-use trailwatch_tests::{endpoint, trailwatch_binary, venv_dir, Account, TrailSpec};
+use trailwatch_tests::{
+    delivery_policy, endpoint, trailwatch_binary, venv_dir, Account, TrailSpec,
+};
 
 const HOME: &str = "us-east-1";
 
@@ -84,21 +86,22 @@ async fn first_scan_imports_every_evaluation_and_sends_one_digest_then_nothing()
 #[tokio::test]
 async fn fixing_a_trail_passes_its_finding_and_sends_resolved() -> Result<()> {
     let (acct, topic, queue) = account_with_hub_and_topic().await?;
-    let trail = acct.healthy_trail("paused", HOME, true).await?;
-    acct.cloudtrail(HOME)
-        .stop_logging()
-        .name(&trail.name)
-        .send()
-        .await?;
+    let trail = acct.healthy_trail("broken", HOME, true).await?;
+    // The delivery policy names the log group without `:*`: delivery fails.
+    let put_policy = |resource: &str| {
+        acct.iam()
+            .put_role_policy()
+            .role_name(&trail.role_name)
+            .policy_name("delivery")
+            .policy_document(delivery_policy(resource).to_string())
+            .send()
+    };
+    put_policy(trail.log_group_arn.trim_end_matches(":*")).await?;
     acct.publish(&[HOME], Some(&topic), true).await?;
     let before = acct.findings(HOME).await?;
     acct.alerts(HOME, &queue).await?;
 
-    acct.cloudtrail(HOME)
-        .start_logging()
-        .name(&trail.name)
-        .send()
-        .await?;
+    put_policy(&trail.log_group_arn).await?;
     let outcome = acct.publish(&[HOME], Some(&topic), true).await?;
 
     let kinds_now: Vec<_> = outcome.transitions.iter().map(|t| t.kind).collect();
@@ -113,7 +116,7 @@ async fn fixing_a_trail_passes_its_finding_and_sends_resolved() -> Result<()> {
             compliance(f) == "FAILED" && f.id().unwrap().contains("/cloudtrail-cloudwatch-logs/")
         })
         .map(|(id, _)| id.clone())
-        .context("the stopped trail's finding")?;
+        .context("the broken trail's finding")?;
     assert_eq!(compliance(&after[&id]), "PASSED");
     assert_eq!(
         after[&id].created_at(),

@@ -7,17 +7,18 @@
 //! [`Outcome::failures`], each marked retryable or not.
 
 use crate::error::ScanError;
-use crate::inventory::{Inventory, Scope};
+use crate::inventory::{Inventory, LookedUp, Scope};
 use crate::ledger::Ledger;
 use crate::organization::OrgError;
 use crate::publication::{self, Destinations, Outcome, Publication, PublishOptions};
-use crate::scan::{scan_detailed, ScanOptions};
+use crate::scan::{scan_detailed, scan_listed, ScanOptions, Scanned, Started};
 use crate::security_hub::FindingSink;
 use crate::sns::AlertChannel;
+use std::collections::BTreeSet;
+use tracing::warn;
 use trailwatch_core::event::{Change, Target};
-use trailwatch_core::recheck;
+use trailwatch_core::recheck::{self, MonitorResources, Resolution};
 use trailwatch_core::reconcile::Vanished;
-use trailwatch_core::EvaluationKind;
 
 /// Scans, records findings and pages through `destinations`.
 pub async fn run<I, S, C, L>(
@@ -88,15 +89,23 @@ impl RecheckError {
 
 /// Re-checks what `change` touched, plus the account's coverage, and publishes like [`run`].
 ///
-/// The whole account is read, not only the touched trail: the account verdict depends on every
-/// trail's status, so reading less would mean publishing a coverage verdict built on guesses.
-/// Only the touched trails and the account are reconciled, so nothing else is imported,
-/// archived or alerted.
+/// In stages, each reading only what the next needs:
+/// 1. the trail listing (`DescribeTrails` in every monitored region);
+/// 2. a call on trailwatch itself (`monitor`) is paged HIGH at once, with nothing else read;
+/// 3. what the event concerns, from the listing and at most one targeted read (which roles
+///    hold a policy, which log groups feed an alarm, which groups a key encrypts); an event
+///    that concerns no trail is a logged skip, decided before any full read;
+/// 4. the rest of the account, since its coverage verdict depends on every trail.
+///
+/// Only the concerned trails and the account are reconciled, so nothing else is imported,
+/// archived or paged. A StopLogging event pages HIGH even when the trail logs again by now:
+/// the event itself proves the gap ([`recheck::stop_evidence`]).
 pub async fn recheck<I, S, C, L>(
     inventory: &I,
     destinations: Destinations<'_, S, C, L>,
     options: &ScanOptions,
     publish: &PublishOptions,
+    monitor: &MonitorResources,
     change: &Change,
 ) -> Result<Recheck, RecheckError>
 where
@@ -112,47 +121,84 @@ where
         },
         ..options.clone()
     };
-    let scanned = Box::pin(scan_detailed(inventory, &options))
+    let started = Started::now(inventory);
+    let listing = Box::pin(inventory.list(&options.scope))
         .await
         .map_err(Box::new)?;
-    if change.account != scanned.report.account_id {
+    if change.account != listing.account_id {
         return Err(RecheckError::WrongAccount {
             event_account: change.account.clone(),
-            account: scanned.report.account_id.clone(),
+            account: listing.account_id.clone(),
         });
     }
+    let partition = listing.partition.clone();
+
+    if let Some(resource) = recheck::resource_arn(change, &partition) {
+        if monitor.owns(&resource) {
+            warn!(resource = %resource, event_name = %change.actor.event_name, "trailwatch itself was changed");
+            let page = recheck::monitor_page(change, &resource, &listing.home_region);
+            let scanned = Scanned::listed(listing, started, inventory);
+            let publication = Publication {
+                evaluations: Vec::new(),
+                vanished: Vanished::Only(BTreeSet::new()),
+                deleted_by_event: None,
+                event_pages: vec![page],
+                cause: Some(change.clone()),
+            };
+            let outcome = Box::pin(publication::publish(
+                scanned,
+                publication,
+                destinations,
+                publish,
+            ))
+            .await;
+            return Ok(Recheck::Published(Box::new(outcome)));
+        }
+    }
+
     if let Some(region) = recheck::target_region(change) {
-        if !scanned.report.regions.contains(&region) {
+        let Some(listed) = listing.regions.iter().find(|r| r.region == region) else {
             return Ok(Recheck::Skipped {
                 reason: format!("{region} is not among the monitored regions (TRAILWATCH_REGIONS)"),
             });
-        }
-        if !scanned.readable_regions.contains(&region) {
-            let message = scanned
-                .report
-                .evaluations
-                .iter()
-                .find(|e| e.kind == EvaluationKind::Region && e.region == region)
-                .and_then(|e| e.reasons.first())
-                .map_or_else(|| "unknown error".to_string(), |r| r.message.clone());
-            return Err(RecheckError::RegionUnreadable { region, message });
-        }
-    }
-    let focus = recheck::select(change, &scanned.report.evaluations, &scanned.partition);
-    let deleted = matches!(change.target, Target::Trail { deleted: true, .. });
-    let gone_by_deletion = deleted && focus.missing_trail.is_some();
-    if !focus.touched_a_trail() && !gone_by_deletion {
-        let reason = match &change.target {
-            Target::Trail { name_or_arn, .. } => format!(
-                "trail {name_or_arn} does not exist (any more); its DeleteTrail event or the next scheduled scan closes its finding"
-            ),
-            Target::LogGroup { name } => {
-                format!("no trail in {} delivers to log group {name}", change.region)
-            }
-            Target::Role { name } => format!("no trail delivers through role {name}"),
         };
-        return Ok(Recheck::Skipped { reason });
+        if let Err(why) = &listed.trails {
+            return Err(RecheckError::RegionUnreadable {
+                region,
+                message: why.describe(),
+            });
+        }
     }
+
+    let views = listing.views();
+    let concerned = match recheck::resolve(change, &views, &listing.account_id, &partition) {
+        Resolution::Skip(reason) => return Ok(Recheck::Skipped { reason }),
+        Resolution::Trails(trails) => trails,
+        Resolution::Lookup(lookup) => match Box::pin(inventory.look_up(&lookup)).await {
+            Ok(LookedUp::Roles(roles)) => recheck::trails_using(&views, &roles),
+            Ok(LookedUp::Groups(groups)) => recheck::trails_delivering_to(&views, &groups),
+            Err(why) => {
+                // Unsure what it concerns: re-check everything it may concern.
+                warn!(error = %why.describe(), "targeted read failed; re-checking every trail the event may concern");
+                lookup.unanswered(&views)
+            }
+        },
+    };
+    if concerned.is_empty() {
+        return Ok(Recheck::Skipped {
+            reason: format!(
+                "{} {} concerns no trail this account judges",
+                change.actor.event_source, change.actor.event_name
+            ),
+        });
+    }
+
+    let scanned = Box::pin(scan_listed(inventory, listing, &options, started))
+        .await
+        .map_err(Box::new)?;
+    let mut focus = recheck::select(change, &scanned.report.evaluations, &partition, &concerned);
+    recheck::stop_evidence(change, &mut focus.evaluations, &partition);
+    let deleted = matches!(change.target, Target::Trail { deleted: true, .. });
     let deleted_by_event = match (&focus.missing_trail, deleted) {
         (Some(arn), true) => Some(recheck::deletion_candidate(change, arn)),
         _ => None,

@@ -16,6 +16,7 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use tracing::{debug, instrument, warn};
 use trailwatch_core::arn::{Arn, LogGroupRef, RoleRef};
+use trailwatch_core::recheck::{same_key, Lookup};
 use trailwatch_core::snapshot::{
     LogGroup, LogGroupSnapshot, MetricAlarm, MetricFilter, NamedPolicy, RegionSnapshot, Role,
     RoleSnapshot, TrailDetails,
@@ -64,12 +65,45 @@ pub struct Scope {
     pub trail: Option<String>,
 }
 
+/// The account and its trails as `DescribeTrails` listed them, region by region: the first
+/// step of every scan, and all a re-check reads before it knows what an event concerns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listing {
+    pub account_id: String,
+    pub partition: String,
+    /// The region the scan runs from; account-level findings are filed there.
+    pub home_region: String,
+    pub regions: Vec<RegionSnapshot>,
+}
+
+impl Listing {
+    /// The trails once shadow copies are folded away.
+    pub fn views(&self) -> Vec<TrailView> {
+        unique_trails(&self.regions, &self.account_id)
+    }
+}
+
+/// What a targeted read found (see [`Lookup`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LookedUp {
+    Roles(BTreeSet<RoleRef>),
+    Groups(BTreeSet<LogGroupRef>),
+}
+
 /// The port the scan flow collects through; [`CloudTrailInventory`] is the AWS adapter.
 pub trait Inventory {
-    fn collect(
+    /// The account and its trails in every region of `scope`.
+    fn list(&self, scope: &Scope) -> impl Future<Output = Result<Listing, ScanError>> + Send;
+
+    /// Everything else the rules read, for the trails `listing` holds.
+    fn collect_listed(
         &self,
+        listing: Listing,
         scope: &Scope,
     ) -> impl Future<Output = Result<AccountSnapshot, ScanError>> + Send;
+
+    /// One targeted read that decides what an event concerns.
+    fn look_up(&self, lookup: &Lookup) -> impl Future<Output = Observed<LookedUp>> + Send;
 
     /// AWS API operations made so far.
     fn api_calls(&self) -> u64;
@@ -228,36 +262,18 @@ impl CloudTrailInventory {
 
     #[instrument(skip(self), fields(group = %group.name, region = %group.region))]
     async fn log_group(&self, group: &LogGroupRef) -> GroupLookup {
-        let logs = &self.clients(&group.region).logs;
-        let mut pages = logs
-            .describe_log_groups()
-            .log_group_name_prefix(&group.name)
-            .into_paginator()
-            .items()
-            .send();
-        let mut found = None;
-        while let Some(item) = pages.next().await {
-            match item {
-                Ok(g) if g.log_group_name() == Some(group.name.as_str()) => {
-                    found = mapping::log_group(&g);
-                    break;
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    return GroupLookup {
-                        group: Err(unavailable("DescribeLogGroups", &e)),
-                        metric_filters: Ok(vec![]),
-                    }
+        let found = match self.describe_group(group).await {
+            Ok(Some(found)) => found,
+            other => {
+                return GroupLookup {
+                    group: other,
+                    metric_filters: Ok(vec![]),
                 }
             }
-        }
-        if found.is_none() {
-            return GroupLookup {
-                group: Ok(None),
-                metric_filters: Ok(vec![]),
-            };
-        }
-        let metric_filters = logs
+        };
+        let metric_filters = self
+            .clients(&group.region)
+            .logs
             .describe_metric_filters()
             .log_group_name(&group.name)
             .into_paginator()
@@ -268,9 +284,32 @@ impl CloudTrailInventory {
             .map(|fs| fs.iter().map(mapping::metric_filter).collect())
             .map_err(|e| unavailable("DescribeMetricFilters", &e));
         GroupLookup {
-            group: Ok(found),
+            group: Ok(Some(found)),
             metric_filters,
         }
+    }
+
+    /// The group itself, asked for by name prefix: in a region with thousands of groups, paging
+    /// through all of them costs more than asking for the one a trail uses.
+    async fn describe_group(&self, group: &LogGroupRef) -> Observed<Option<LogGroup>> {
+        let mut pages = self
+            .clients(&group.region)
+            .logs
+            .describe_log_groups()
+            .log_group_name_prefix(&group.name)
+            .into_paginator()
+            .items()
+            .send();
+        while let Some(item) = pages.next().await {
+            match item {
+                Ok(g) if g.log_group_name() == Some(group.name.as_str()) => {
+                    return Ok(mapping::log_group(&g))
+                }
+                Ok(_) => {}
+                Err(e) => return Err(unavailable("DescribeLogGroups", &e)),
+            }
+        }
+        Ok(None)
     }
 
     #[instrument(skip(self))]
@@ -392,6 +431,91 @@ impl CloudTrailInventory {
     }
 }
 
+impl CloudTrailInventory {
+    /// Whether `role` holds managed policy `policy`: attached, or as its permissions boundary.
+    async fn holds_policy(&self, role: &RoleRef, policy: &str) -> Observed<bool> {
+        let (got, attached) = futures::join!(
+            self.iam.get_role().role_name(&role.name).send(),
+            self.iam
+                .list_attached_role_policies()
+                .role_name(&role.name)
+                .into_paginator()
+                .items()
+                .send()
+                .collect::<Result<Vec<_>, _>>()
+        );
+        let boundary = match got {
+            Ok(out) => out
+                .role()
+                .and_then(|r| r.permissions_boundary())
+                .and_then(|b| b.permissions_boundary_arn())
+                .map(str::to_string),
+            Err(e) if is_not_found(&e) => return Ok(false),
+            Err(e) => return Err(unavailable("GetRole", &e)),
+        };
+        let attached = attached.map_err(|e| unavailable("ListAttachedRolePolicies", &e))?;
+        Ok(boundary.as_deref() == Some(policy)
+            || attached.iter().any(|p| p.policy_arn() == Some(policy)))
+    }
+
+    /// The groups among `groups` with a metric filter on a metric one of `alarms` watches. An
+    /// alarm on metric math, whose metrics cannot be followed to a filter, counts for all.
+    async fn alarmed_groups(
+        &self,
+        region: &str,
+        alarms: &[String],
+        groups: &BTreeSet<LogGroupRef>,
+    ) -> Observed<BTreeSet<LogGroupRef>> {
+        let clients = self.clients(region);
+        let found = clients
+            .cloudwatch
+            .describe_alarms()
+            .set_alarm_names(Some(alarms.to_vec()))
+            .send()
+            .await
+            .map_err(|e| unavailable("DescribeAlarms", &e))?;
+        let mut metrics = BTreeSet::new();
+        for alarm in found.metric_alarms() {
+            match (alarm.metric_name(), alarm.namespace()) {
+                (Some(name), Some(namespace)) => {
+                    metrics.insert((name.to_string(), namespace.to_string()));
+                }
+                _ => return Ok(groups.clone()),
+            }
+        }
+        let mut alarmed = BTreeSet::new();
+        for (name, namespace) in metrics {
+            let filters = clients
+                .logs
+                .describe_metric_filters()
+                .metric_name(&name)
+                .metric_namespace(&namespace)
+                .into_paginator()
+                .items()
+                .send()
+                .collect::<Result<Vec<_>, _>>()
+                .await
+                .map_err(|e| unavailable("DescribeMetricFilters", &e))?;
+            alarmed.extend(
+                groups
+                    .iter()
+                    .filter(|g| {
+                        filters
+                            .iter()
+                            .any(|f| f.log_group_name() == Some(g.name.as_str()))
+                    })
+                    .cloned(),
+            );
+        }
+        Ok(alarmed)
+    }
+
+    /// The KMS key a log group is encrypted with, if any.
+    async fn group_key(&self, group: &LogGroupRef) -> Observed<Option<String>> {
+        Ok(self.describe_group(group).await?.and_then(|g| g.kms_key_id))
+    }
+}
+
 /// Keeps only the trail the caller asked for, by name or ARN, in every region's listing.
 fn narrow_to_trail(regions: &mut [RegionSnapshot], wanted: &str) {
     for region in regions {
@@ -406,7 +530,46 @@ impl Inventory for CloudTrailInventory {
         self.counter.count()
     }
 
-    async fn collect(&self, scope: &Scope) -> Result<AccountSnapshot, ScanError> {
+    async fn look_up(&self, lookup: &Lookup) -> Observed<LookedUp> {
+        match lookup {
+            Lookup::PolicyHolders { policy, roles } => {
+                let answers: Vec<Observed<Option<RoleRef>>> = stream::iter(roles.iter().cloned())
+                    .map(|role| async move {
+                        self.holds_policy(&role, policy)
+                            .await
+                            .map(|holds| holds.then_some(role))
+                    })
+                    .buffer_unordered(self.concurrency)
+                    .collect()
+                    .await;
+                let holders = answers.into_iter().collect::<Observed<Vec<_>>>()?;
+                Ok(LookedUp::Roles(holders.into_iter().flatten().collect()))
+            }
+            Lookup::AlarmedGroups {
+                region,
+                alarms,
+                groups,
+            } => self
+                .alarmed_groups(region, alarms, groups)
+                .await
+                .map(LookedUp::Groups),
+            Lookup::GroupKeys { key, groups } => {
+                let answers: Vec<Observed<Option<LogGroupRef>>> =
+                    stream::iter(groups.iter().cloned())
+                        .map(|group| async move {
+                            let keyed = self.group_key(&group).await?;
+                            Ok(keyed.filter(|k| same_key(k, key)).map(|_| group))
+                        })
+                        .buffer_unordered(self.concurrency)
+                        .collect()
+                        .await;
+                let keyed = answers.into_iter().collect::<Observed<Vec<_>>>()?;
+                Ok(LookedUp::Groups(keyed.into_iter().flatten().collect()))
+            }
+        }
+    }
+
+    async fn list(&self, scope: &Scope) -> Result<Listing, ScanError> {
         let home_region = self.sdk.region().ok_or(ScanError::NoRegion)?.to_string();
         let identity = self.sts.get_caller_identity().send().await?;
         let account_id = identity.account().unwrap_or_default().to_string();
@@ -420,13 +583,31 @@ impl Inventory for CloudTrailInventory {
             RegionSelection::List(list) => list.clone(),
             RegionSelection::All => self.enabled_regions().await?,
         };
-        debug!(account = %account_id, regions = regions.len(), "collecting");
-
-        let mut region_snapshots: Vec<RegionSnapshot> = stream::iter(regions)
+        debug!(account = %account_id, regions = regions.len(), "listing");
+        let regions: Vec<RegionSnapshot> = stream::iter(regions)
             .map(|r| self.describe_trails(r))
             .buffered(self.concurrency)
             .collect()
             .await;
+        Ok(Listing {
+            account_id,
+            partition,
+            home_region,
+            regions,
+        })
+    }
+
+    async fn collect_listed(
+        &self,
+        listing: Listing,
+        scope: &Scope,
+    ) -> Result<AccountSnapshot, ScanError> {
+        let Listing {
+            account_id,
+            partition,
+            home_region,
+            regions: mut region_snapshots,
+        } = listing;
         if let Some(wanted) = &scope.trail {
             narrow_to_trail(&mut region_snapshots, wanted);
             if unique_trails(&region_snapshots, &account_id).is_empty() {

@@ -93,6 +93,9 @@ pub(crate) fn log_group(g: &aws_sdk_cloudwatchlogs::types::LogGroup) -> Option<L
         log_group_name: owned(g.log_group_name())?,
         arn: owned(g.arn()),
         retention_in_days: g.retention_in_days(),
+        creation_time: g.creation_time(),
+        log_group_class: g.log_group_class().map(|c| c.as_str().to_string()),
+        kms_key_id: owned(g.kms_key_id()),
     })
 }
 

@@ -2,7 +2,7 @@
 //! functions all run this one function.
 
 use crate::error::ScanError;
-use crate::inventory::{Inventory, Scope};
+use crate::inventory::{Inventory, Listing, Scope};
 use chrono::{DateTime, Duration, Utc};
 use std::collections::BTreeSet;
 use std::time::Instant;
@@ -43,6 +43,31 @@ impl Scanned {
     }
 }
 
+impl Scanned {
+    /// A scan that stopped at the listing: no trail evaluated, for a page that needs none.
+    pub fn listed<I: Inventory>(listing: Listing, started: Started, inventory: &I) -> Self {
+        let readable_regions = listing
+            .regions
+            .iter()
+            .filter(|r| r.trails.is_ok())
+            .map(|r| r.region.clone())
+            .collect();
+        Scanned {
+            report: ScanReport::new(
+                started.at,
+                listing.account_id,
+                listing.regions.into_iter().map(|r| r.region).collect(),
+                Vec::new(),
+                inventory.api_calls() - started.calls_before,
+                u64::try_from(started.clock.elapsed().as_millis()).unwrap_or(u64::MAX),
+            ),
+            partition: listing.partition,
+            home_region: listing.home_region,
+            readable_regions,
+        }
+    }
+}
+
 /// Scans one account. With a trail in the scope, only that trail's evaluation is reported:
 /// account coverage needs every region, which a single-trail check does not read.
 pub async fn scan<I: Inventory>(
@@ -52,15 +77,48 @@ pub async fn scan<I: Inventory>(
     Ok(scan_detailed(inventory, options).await?.report)
 }
 
+/// When and where a scan started: its clock, and the API calls made before it.
+#[derive(Debug, Clone, Copy)]
+pub struct Started {
+    at: DateTime<Utc>,
+    clock: Instant,
+    calls_before: u64,
+}
+
+impl Started {
+    pub fn now<I: Inventory>(inventory: &I) -> Self {
+        Started {
+            at: Utc::now(),
+            clock: Instant::now(),
+            calls_before: inventory.api_calls(),
+        }
+    }
+}
+
 /// [`scan`], keeping the partition, home region and readable regions for the publish flow.
 pub async fn scan_detailed<I: Inventory>(
     inventory: &I,
     options: &ScanOptions,
 ) -> Result<Scanned, ScanError> {
-    let started = Instant::now();
-    let calls_before = inventory.api_calls();
-    let scanned_at = Utc::now();
-    let snapshot = Box::pin(inventory.collect(&options.scope)).await?;
+    let started = Started::now(inventory);
+    let listing = Box::pin(inventory.list(&options.scope)).await?;
+    Box::pin(scan_listed(inventory, listing, options, started)).await
+}
+
+/// The rest of a scan once its trails are listed: a re-check lists first, and reads the rest
+/// only when the event concerns some trail.
+pub async fn scan_listed<I: Inventory>(
+    inventory: &I,
+    listing: Listing,
+    options: &ScanOptions,
+    started: Started,
+) -> Result<Scanned, ScanError> {
+    let Started {
+        at: scanned_at,
+        clock,
+        calls_before,
+    } = started;
+    let snapshot = Box::pin(inventory.collect_listed(listing, &options.scope)).await?;
     let settings = Settings {
         max_delivery_age: options.max_delivery_age,
         gap_window: options.gap_window,
@@ -77,7 +135,7 @@ pub async fn scan_detailed<I: Inventory>(
         snapshot.regions.iter().map(|r| r.region.clone()).collect(),
         evaluations,
         inventory.api_calls() - calls_before,
-        u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX),
     );
     info!(
         account = %report.account_id,

@@ -17,6 +17,7 @@ use crate::sns::{ChannelError, SnsChannel};
 use aws_config::SdkConfig;
 use std::sync::OnceLock;
 use trailwatch_core::event::Change;
+use trailwatch_core::recheck::MonitorResources;
 
 /// Everything a run needs, built once from the `TRAILWATCH_` configuration: at a Lambda cold
 /// start, or by the CLI. Both functions and `trailwatch replay` build it here, so they cannot
@@ -28,6 +29,8 @@ pub struct Services {
     pub ledger: Option<DynamoDbLedger>,
     pub options: ScanOptions,
     pub publish: PublishOptions,
+    /// trailwatch's own rules, functions, topics and key: a change to them pages HIGH.
+    pub monitor: MonitorResources,
     /// The deployment's own credentials and region, from which member accounts are reached.
     pub sdk: SdkConfig,
     /// Organisation mode, when configured.
@@ -65,6 +68,7 @@ impl Services {
                 gap_window: config.gap_window,
                 warnings: config.warnings,
             },
+            monitor: config.monitor.clone(),
             publish: PublishOptions {
                 docs_url: config.docs_url.clone(),
                 trigger: trigger.to_string(),
@@ -160,6 +164,7 @@ impl Services {
             destinations,
             &self.options,
             &self.publish,
+            &self.monitor,
             change,
         ))
         .await
@@ -192,6 +197,7 @@ impl Services {
             self.destinations(),
             &self.options,
             &self.publish,
+            &self.monitor,
             change,
         ))
         .await

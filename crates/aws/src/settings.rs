@@ -9,6 +9,7 @@ use crate::organization::{OrgConfig, DEFAULT_ACCOUNT_CONCURRENCY};
 use chrono::Duration;
 use trailwatch_core::evaluate::Settings as RuleSettings;
 use trailwatch_core::finding::DEFAULT_DOCS_URL;
+use trailwatch_core::recheck::MonitorResources;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -32,6 +33,10 @@ pub struct Config {
     /// `TRAILWATCH_LEDGER_TABLE`: the DynamoDB table that keeps overlapping runs from alerting
     /// twice (see `ledger`); unset means no ledger, which is fine for one run at a time.
     pub ledger_table: Option<String>,
+    /// `TRAILWATCH_MONITOR_RESOURCES`: trailwatch's own rules, functions, topics and key, as
+    /// comma-separated ARN patterns (`*` and `?` wildcards). A call that disables, deletes or
+    /// rewrites one of them pages HIGH.
+    pub monitor: MonitorResources,
     /// Organisation mode, when `TRAILWATCH_ORG_ROLE_NAME` is set (see `organization`).
     pub org: Option<OrgConfig>,
 }
@@ -225,6 +230,24 @@ impl Config {
             }
             other => other,
         };
+        let monitor = MonitorResources {
+            patterns: get("TRAILWATCH_MONITOR_RESOURCES")
+                .map(|text| {
+                    text.split(',')
+                        .map(str::trim)
+                        .filter(|p| !p.is_empty())
+                        .map(str::to_string)
+                        .collect::<Vec<_>>()
+                })
+                .unwrap_or_default(),
+        };
+        if let Some(bad) = monitor.patterns.iter().find(|p| !p.starts_with("arn:")) {
+            return Err(ConfigError {
+                variable: "TRAILWATCH_MONITOR_RESOURCES",
+                value: bad.clone(),
+                reason: "expected comma-separated ARNs or ARN patterns (arn:aws:events:REGION:ACCOUNT:rule/NAME, …)".into(),
+            });
+        }
         let org = match get("TRAILWATCH_ORG_ROLE_NAME") {
             None => None,
             Some(role_name) => Some(org_config(role_name, &get)?),
@@ -232,6 +255,7 @@ impl Config {
         Ok(Self {
             sns_topic_arn,
             ledger_table,
+            monitor,
             org,
             security_hub,
             regions,
@@ -307,6 +331,10 @@ mod tests {
             ("TRAILWATCH_WARNINGS", "no"),
             ("TRAILWATCH_CONCURRENCY", "4"),
             ("TRAILWATCH_LEDGER_TABLE", "trailwatch-alert-ledger"),
+            (
+                "TRAILWATCH_MONITOR_RESOURCES",
+                "arn:aws:events:us-east-1:111122223333:rule/tw-*, arn:aws:sns:us-east-1:111122223333:tw-alerts",
+            ),
         ])
         .unwrap();
         assert_eq!(
@@ -322,6 +350,10 @@ mod tests {
         assert_eq!(c.gap_window, Duration::hours(48));
         assert_eq!(c.concurrency, 4);
         assert_eq!(c.ledger_table.as_deref(), Some("trailwatch-alert-ledger"));
+        assert!(c
+            .monitor
+            .owns("arn:aws:events:us-east-1:111122223333:rule/tw-changes"));
+        assert_eq!(c.monitor.patterns.len(), 2);
     }
 
     #[test]
@@ -339,6 +371,7 @@ mod tests {
                 "arn:aws:dynamodb:us-east-1:111122223333:index/x",
             ),
             ("TRAILWATCH_LEDGER_TABLE", "ab"),
+            ("TRAILWATCH_MONITOR_RESOURCES", "tw-changes"),
             (
                 "TRAILWATCH_ORG_ROLE_NAME",
                 "arn:aws:iam::111111111111:role/x",

@@ -85,6 +85,10 @@ struct CommonArgs {
     /// [default: TRAILWATCH_MAX_DELIVERY_AGE_HOURS, else 24h].
     #[arg(long, value_parser = humantime::parse_duration)]
     max_delivery_age: Option<Duration>,
+    /// How far back a stop of logging that was followed by a start is reported as LOGGING_GAP,
+    /// like `24h` [default: TRAILWATCH_GAP_WINDOW_HOURS, else 24h].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    gap_window: Option<Duration>,
     /// Lowest status that makes the exit code 1.
     #[arg(long, value_enum, default_value_t = FailOn::Fail)]
     fail_on: FailOn,
@@ -335,6 +339,10 @@ fn with_flags(
     if let Some(age) = common.max_delivery_age {
         config.max_delivery_age =
             chrono::Duration::from_std(age).context("--max-delivery-age is too large")?;
+    }
+    if let Some(window) = common.gap_window {
+        config.gap_window =
+            chrono::Duration::from_std(window).context("--gap-window is too large")?;
     }
     config.regions = regions.unwrap_or(config.regions);
     config.warnings = config.warnings && !common.no_warnings;

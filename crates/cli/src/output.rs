@@ -52,6 +52,7 @@ pub fn table(report: &ScanReport, width: Option<u16>) -> String {
         let resource = match (&evaluation.kind, &evaluation.trail) {
             (EvaluationKind::Trail, Some(trail)) => format!("trail {}", trail.name),
             (EvaluationKind::Region, _) => format!("region {}", evaluation.region),
+            (EvaluationKind::Monitor, _) => format!("trailwatch {}", evaluation.resource_id),
             _ => format!("account {}", evaluation.account_id),
         };
         let reasons = if evaluation.reasons.is_empty() {

@@ -63,6 +63,15 @@ pub struct ApiCall {
     pub error_message: Option<String>,
     #[serde(default)]
     pub request_parameters: Option<Value>,
+    /// The resources the call named, with their ARNs: how a KMS event says which key, whatever
+    /// form of id the caller passed.
+    #[serde(default)]
+    pub resources: Option<Value>,
+    /// CloudTrail's `requestID`, the id a record falls back on when it has no `eventID`.
+    #[serde(default, rename = "requestID")]
+    pub request_id: Option<String>,
+    #[serde(default, rename = "eventID")]
+    pub event_id: Option<String>,
 }
 
 /// What a change touched, and so what to re-check.
@@ -71,10 +80,24 @@ pub struct ApiCall {
 pub enum Target {
     /// A trail by name or ARN; `deleted` for DeleteTrail.
     Trail { name_or_arn: String, deleted: bool },
-    /// Every trail that delivers to this log group.
+    /// Every trail that delivers to this log group: the group itself, its metric filters, its
+    /// key, its retention.
     LogGroup { name: String },
-    /// Every trail whose delivery role this is.
+    /// Every trail whose delivery role this is: its policies, trust and boundary.
     Role { name: String },
+    /// Every trail whose delivery role holds this managed policy, attached or as boundary.
+    Policy { arn: String },
+    /// Every trail whose tamper alarm may be one of these.
+    Alarms { names: Vec<String> },
+    /// Every trail whose log group this KMS key encrypts; or trailwatch's own key. The key as
+    /// the event's `resources` name it (an ARN), else as the caller passed it.
+    Key { id: String },
+    /// An EventBridge rule, watched when it is trailwatch's own.
+    Rule { name: String, bus: Option<String> },
+    /// A Lambda function (name, or full or partial ARN), watched when it is trailwatch's own.
+    Function { name: String },
+    /// An SNS topic: trailwatch's own, or one a tamper alarm may page.
+    Topic { arn: String },
 }
 
 /// Who did what, for the alert: the questions an on-call engineer asks first.
@@ -141,8 +164,10 @@ impl EventError {
     }
 }
 
-/// The calls the EventBridge rule matches, by event source.
-pub const WATCHED: [(&str, &[&str]); 3] = [
+/// The calls the EventBridge rule matches, by event source: everything that can break a
+/// trail's delivery to CloudWatch Logs or the alarm on it, and what can blind trailwatch
+/// itself. Lambda names its events after the API version (`DeleteFunction20150331`).
+pub const WATCHED: [(&str, &[&str]); 8] = [
     (
         "cloudtrail.amazonaws.com",
         &[
@@ -154,7 +179,21 @@ pub const WATCHED: [(&str, &[&str]); 3] = [
             "PutEventSelectors",
         ],
     ),
-    ("logs.amazonaws.com", &["DeleteLogGroup"]),
+    (
+        "logs.amazonaws.com",
+        &[
+            "DeleteLogGroup",
+            "DeleteMetricFilter",
+            "PutMetricFilter",
+            "AssociateKmsKey",
+            "DisassociateKmsKey",
+            "DeleteRetentionPolicy",
+        ],
+    ),
+    (
+        "monitoring.amazonaws.com",
+        &["DeleteAlarms", "DisableAlarmActions", "PutMetricAlarm"],
+    ),
     (
         "iam.amazonaws.com",
         &[
@@ -164,8 +203,26 @@ pub const WATCHED: [(&str, &[&str]); 3] = [
             "AttachRolePolicy",
             "DetachRolePolicy",
             "UpdateAssumeRolePolicy",
+            "CreatePolicyVersion",
+            "SetDefaultPolicyVersion",
+            "DeletePolicyVersion",
+            "PutRolePermissionsBoundary",
+            "DeleteRolePermissionsBoundary",
         ],
     ),
+    (
+        "kms.amazonaws.com",
+        &["DisableKey", "ScheduleKeyDeletion", "PutKeyPolicy"],
+    ),
+    (
+        "events.amazonaws.com",
+        &["DisableRule", "DeleteRule", "RemoveTargets"],
+    ),
+    (
+        "lambda.amazonaws.com",
+        &["DeleteFunction20150331", "PutFunctionConcurrency20171031"],
+    ),
+    ("sns.amazonaws.com", &["DeleteTopic", "SetTopicAttributes"]),
 ];
 
 /// The EventBridge pattern that delivers exactly the [`WATCHED`] calls, and only successful
@@ -205,6 +262,40 @@ fn parameter(call: &ApiCall, names: &[&'static str]) -> Option<String> {
         .map(str::to_string)
 }
 
+/// A list parameter such as `alarmNames`, or a single one such as `alarmName`.
+fn parameter_list(call: &ApiCall, list: &str, single: &str) -> Vec<String> {
+    let Some(parameters) = call.request_parameters.as_ref() else {
+        return vec![];
+    };
+    let mut names: Vec<String> = parameters
+        .get(list)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .filter(|v| !v.trim().is_empty())
+        .map(str::to_string)
+        .collect();
+    if let Some(one) = parameters.get(single).and_then(Value::as_str) {
+        names.push(one.to_string());
+    }
+    names
+}
+
+/// The key a KMS call was about: the ARN among the event's resources, else the `keyId` the
+/// caller passed (an id, an ARN or an alias).
+fn kms_key(call: &ApiCall) -> Option<String> {
+    call.resources
+        .as_ref()
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|r| r.get("type").and_then(Value::as_str) != Some("AWS::KMS::Alias"))
+        .find_map(|r| r.get("ARN").and_then(Value::as_str))
+        .map(str::to_string)
+        .or_else(|| parameter(call, &["keyId"]))
+}
+
 /// Parses and classifies one event.
 pub fn parse(bytes: &[u8]) -> Result<Change, EventError> {
     if bytes.len() > MAX_EVENT_BYTES {
@@ -235,38 +326,96 @@ fn parse_value(value: Value) -> Result<Change, EventError> {
     classify(event)
 }
 
-/// Parses an EventBridge event, or a bare CloudTrail record as the console's event history and
-/// `aws cloudtrail lookup-events` (its `CloudTrailEvent` field) give it, which is what an
-/// incident responder has at hand. A record is wrapped in the envelope EventBridge would have
-/// put around it.
+/// Parses an EventBridge event, or a CloudTrail record in the forms other tools publish it,
+/// which is what an incident responder has at hand:
+///
+/// - a bare record, as the console's event history shows it;
+/// - `aws cloudtrail lookup-events` output, whose events carry the record as a JSON string in
+///   `CloudTrailEvent` (one event, or `{"Events": [one]}`);
+/// - a CloudTrail log file from S3, `{"Records": [one]}`.
+///
+/// A record is wrapped in the envelope EventBridge would have put around it. Only what the
+/// re-check needs is required; a record without `eventID` is named by its `requestID`, and one
+/// without `recipientAccountId` by its caller's account.
 pub fn parse_event_or_record(bytes: &[u8]) -> Result<Change, EventError> {
     if bytes.len() > MAX_EVENT_BYTES {
         return Err(EventError::TooLarge(bytes.len()));
     }
     let value: Value =
         serde_json::from_slice(bytes).map_err(|e| EventError::Malformed(e.to_string()))?;
-    let is_record = value.get("detail").is_none() && value.get("eventSource").is_some();
-    if !is_record {
-        return parse_value(value);
+    let record = match unwrap_record(value)? {
+        Unwrapped::Event(event) => return parse_value(event),
+        Unwrapped::Record(record) => record,
+    };
+    if !record.is_object() {
+        return Err(EventError::Malformed(
+            "the record is not a JSON object".into(),
+        ));
     }
     let call: ApiCall =
-        serde_json::from_value(value.clone()).map_err(|e| EventError::Malformed(e.to_string()))?;
+        serde_json::from_value(record.clone()).map_err(|e| EventError::Malformed(e.to_string()))?;
     let service = call
         .event_source
         .as_deref()
         .and_then(|s| s.split('.').next())
         .unwrap_or_default();
+    let caller_account = call
+        .user_identity
+        .as_ref()
+        .and_then(|u| u.get("accountId"))
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let id = call
+        .event_id
+        .clone()
+        .or_else(|| call.request_id.clone())
+        .filter(|id| !id.trim().is_empty());
     classify(ChangeEvent {
-        id: value
-            .get("eventID")
-            .and_then(Value::as_str)
-            .map(str::to_string),
+        id,
         detail_type: Some(DETAIL_TYPE.into()),
         source: Some(format!("aws.{service}")),
-        account: call.recipient_account_id.clone(),
+        account: call.recipient_account_id.clone().or(caller_account),
         region: call.aws_region.clone(),
         time: call.event_time.clone(),
         detail: Some(call),
+    })
+}
+
+enum Unwrapped {
+    Event(Value),
+    Record(Value),
+}
+
+/// The one event or record inside whatever wraps it.
+fn unwrap_record(value: Value) -> Result<Unwrapped, EventError> {
+    let single = |list: &Value, what: &str| -> Result<Value, EventError> {
+        match list.as_array().map(Vec::as_slice) {
+            Some([one]) => Ok(one.clone()),
+            Some(many) => Err(EventError::Malformed(format!(
+                "{what} holds {} entries; replay one at a time (for example with jq '.{what}[0]')",
+                many.len()
+            ))),
+            None => Err(EventError::Malformed(format!("`{what}` is not a list"))),
+        }
+    };
+    if let Some(records) = value.get("Records") {
+        return unwrap_record(single(records, "Records")?);
+    }
+    if let Some(events) = value.get("Events") {
+        return unwrap_record(single(events, "Events")?);
+    }
+    if let Some(embedded) = value.get("CloudTrailEvent") {
+        let text = embedded
+            .as_str()
+            .ok_or_else(|| EventError::Malformed("`CloudTrailEvent` is not a string".into()))?;
+        let record: Value =
+            serde_json::from_str(text).map_err(|e| EventError::Malformed(e.to_string()))?;
+        return Ok(Unwrapped::Record(record));
+    }
+    let is_record = value.get("detail").is_none() && value.get("eventSource").is_some();
+    Ok(match is_record {
+        true => Unwrapped::Record(value),
+        false => Unwrapped::Event(value),
     })
 }
 
@@ -310,22 +459,7 @@ pub fn classify(event: ChangeEvent) -> Result<Change, EventError> {
             event_name,
         });
     }
-    let target = match event_source.as_str() {
-        "cloudtrail.amazonaws.com" => Target::Trail {
-            // PutEventSelectors names the trail `trailName`; the others `name`.
-            name_or_arn: parameter(&call, &["name", "trailName"])
-                .ok_or(EventError::Missing("detail.requestParameters.name"))?,
-            deleted: event_name == "DeleteTrail",
-        },
-        "logs.amazonaws.com" => Target::LogGroup {
-            name: parameter(&call, &["logGroupName"])
-                .ok_or(EventError::Missing("detail.requestParameters.logGroupName"))?,
-        },
-        _ => Target::Role {
-            name: parameter(&call, &["roleName"])
-                .ok_or(EventError::Missing("detail.requestParameters.roleName"))?,
-        },
-    };
+    let target = target_of(&call, &event_source, &event_name)?;
     let account = event
         .account
         .or_else(|| call.recipient_account_id.clone())
@@ -346,13 +480,18 @@ pub fn classify(event: ChangeEvent) -> Result<Change, EventError> {
             "region {region:?} is not an AWS region name"
         )));
     }
-    let actor = Actor {
-        arn: call
-            .user_identity
+    let identity = |key: &str| {
+        call.user_identity
             .as_ref()
-            .and_then(|u| u.get("arn"))
+            .and_then(|u| u.get(key))
             .and_then(Value::as_str)
-            .map(str::to_string),
+            .map(str::to_string)
+    };
+    // An AWS service acting for someone has no ARN of its own, but says who invoked it.
+    let actor = Actor {
+        arn: identity("arn")
+            .or_else(|| identity("invokedBy"))
+            .or_else(|| identity("principalId")),
         source_ip_address: call.source_ip_address.clone(),
         user_agent: call.user_agent.clone(),
         event_time: call.event_time.clone().or(event.time),
@@ -366,6 +505,50 @@ pub fn classify(event: ChangeEvent) -> Result<Change, EventError> {
         target,
         actor,
         request_parameters: call.request_parameters,
+    })
+}
+
+/// What a watched call touched, from its request parameters.
+fn target_of(call: &ApiCall, event_source: &str, event_name: &str) -> Result<Target, EventError> {
+    let required = |names: &[&'static str], missing: &'static str| {
+        parameter(call, names).ok_or(EventError::Missing(missing))
+    };
+    Ok(match event_source {
+        "cloudtrail.amazonaws.com" => Target::Trail {
+            // PutEventSelectors names the trail `trailName`; the others `name`.
+            name_or_arn: required(&["name", "trailName"], "detail.requestParameters.name")?,
+            deleted: event_name == "DeleteTrail",
+        },
+        "logs.amazonaws.com" => Target::LogGroup {
+            name: required(&["logGroupName"], "detail.requestParameters.logGroupName")?,
+        },
+        "monitoring.amazonaws.com" => {
+            let names = parameter_list(call, "alarmNames", "alarmName");
+            if names.is_empty() {
+                return Err(EventError::Missing("detail.requestParameters.alarmNames"));
+            }
+            Target::Alarms { names }
+        }
+        "iam.amazonaws.com" if event_name.contains("PolicyVersion") => Target::Policy {
+            arn: required(&["policyArn"], "detail.requestParameters.policyArn")?,
+        },
+        "iam.amazonaws.com" => Target::Role {
+            name: required(&["roleName"], "detail.requestParameters.roleName")?,
+        },
+        "kms.amazonaws.com" => Target::Key {
+            id: kms_key(call).ok_or(EventError::Missing("detail.requestParameters.keyId"))?,
+        },
+        "events.amazonaws.com" => Target::Rule {
+            // RemoveTargets names the rule `rule`; the others `name`.
+            name: required(&["name", "rule"], "detail.requestParameters.name")?,
+            bus: parameter(call, &["eventBusName"]),
+        },
+        "lambda.amazonaws.com" => Target::Function {
+            name: required(&["functionName"], "detail.requestParameters.functionName")?,
+        },
+        _ => Target::Topic {
+            arn: required(&["topicArn"], "detail.requestParameters.topicArn")?,
+        },
     })
 }
 
@@ -425,9 +608,18 @@ mod tests {
         let pattern = rule_pattern();
         assert_eq!(
             pattern["source"],
-            serde_json::json!(["aws.cloudtrail", "aws.iam", "aws.logs"])
+            serde_json::json!([
+                "aws.cloudtrail",
+                "aws.events",
+                "aws.iam",
+                "aws.kms",
+                "aws.lambda",
+                "aws.logs",
+                "aws.monitoring",
+                "aws.sns"
+            ])
         );
-        assert_eq!(pattern["detail"]["eventName"].as_array().unwrap().len(), 13);
+        assert_eq!(pattern["detail"]["eventName"].as_array().unwrap().len(), 36);
         assert_eq!(
             pattern["detail"]["errorCode"],
             serde_json::json!([{"exists": false}])
@@ -487,6 +679,177 @@ mod tests {
         assert_eq!(
             parse_event_or_record(fixture!("stop_logging.json")),
             Ok(from_event)
+        );
+    }
+
+    #[test]
+    fn a_record_is_read_in_the_wrappers_other_tools_give_it() {
+        let event: Value = serde_json::from_slice(fixture!("stop_logging.json")).unwrap();
+        let record = event["detail"].clone();
+        let expected = parse_event_or_record(record.to_string().as_bytes()).unwrap();
+        // `aws cloudtrail lookup-events`: the record as a JSON string, one event or a list.
+        let looked_up = serde_json::json!({"EventId": "x", "CloudTrailEvent": record.to_string()});
+        let listed = serde_json::json!({"Events": [looked_up.clone()]});
+        // A CloudTrail log file from S3.
+        let file = serde_json::json!({"Records": [record.clone()]});
+        for wrapped in [looked_up, listed, file] {
+            assert_eq!(
+                parse_event_or_record(wrapped.to_string().as_bytes()),
+                Ok(expected.clone()),
+                "{wrapped}"
+            );
+        }
+        let two = serde_json::json!({"Records": [record.clone(), record]});
+        let refused = parse_event_or_record(two.to_string().as_bytes()).unwrap_err();
+        assert!(
+            refused.to_string().contains("replay one at a time"),
+            "{refused}"
+        );
+    }
+
+    #[test]
+    fn a_record_without_its_optional_fields_is_still_read() {
+        let event: Value = serde_json::from_slice(fixture!("stop_logging.json")).unwrap();
+        let mut record = event["detail"].clone();
+        let fields = record.as_object_mut().unwrap();
+        for optional in [
+            "eventID",
+            "recipientAccountId",
+            "userAgent",
+            "eventVersion",
+            "tlsDetails",
+        ] {
+            fields.remove(optional);
+        }
+        // A call an AWS service made: no ARN of its own, and a service for an address.
+        fields.insert(
+            "userIdentity".into(),
+            serde_json::json!({"type": "AWSService", "invokedBy": "cloudformation.amazonaws.com",
+                               "accountId": "111122223333"}),
+        );
+        fields.insert(
+            "sourceIPAddress".into(),
+            "cloudformation.amazonaws.com".into(),
+        );
+        let change = parse_event_or_record(record.to_string().as_bytes()).unwrap();
+        assert_eq!(change.account, "111122223333", "from the caller's account");
+        assert_eq!(change.event_id, record["requestID"].as_str().unwrap());
+        assert_eq!(
+            change.actor.arn.as_deref(),
+            Some("cloudformation.amazonaws.com")
+        );
+        assert_eq!(change.actor.user_agent, None);
+        assert_eq!(
+            change.actor.source_ip_address.as_deref(),
+            Some("cloudformation.amazonaws.com")
+        );
+    }
+
+    #[test]
+    fn each_new_watched_call_names_what_it_touched() {
+        let base: Value = serde_json::from_slice(fixture!("delete_log_group.json")).unwrap();
+        let call = |source: &str, name: &str, parameters: Value, resources: Value| {
+            let mut event = base.clone();
+            event["source"] = format!("aws.{source}").into();
+            event["detail"]["eventSource"] = format!("{source}.amazonaws.com").into();
+            event["detail"]["eventName"] = name.into();
+            event["detail"]["requestParameters"] = parameters;
+            event["detail"]["resources"] = resources;
+            parse(event.to_string().as_bytes()).map(|c| c.target)
+        };
+        let none = Value::Null;
+        assert_eq!(
+            call(
+                "monitoring",
+                "DeleteAlarms",
+                serde_json::json!({"alarmNames": ["a", "b"]}),
+                none.clone()
+            ),
+            Ok(Target::Alarms {
+                names: vec!["a".into(), "b".into()]
+            })
+        );
+        assert_eq!(
+            call(
+                "monitoring",
+                "PutMetricAlarm",
+                serde_json::json!({"alarmName": "tamper"}),
+                none.clone()
+            ),
+            Ok(Target::Alarms {
+                names: vec!["tamper".into()]
+            })
+        );
+        assert_eq!(
+            call(
+                "iam",
+                "SetDefaultPolicyVersion",
+                serde_json::json!({"policyArn": "arn:aws:iam::111122223333:policy/p", "versionId": "v3"}),
+                none.clone()
+            ),
+            Ok(Target::Policy {
+                arn: "arn:aws:iam::111122223333:policy/p".into()
+            })
+        );
+        assert_eq!(
+            call(
+                "iam",
+                "PutRolePermissionsBoundary",
+                serde_json::json!({"roleName": "delivery", "permissionsBoundary": "arn:aws:iam::aws:policy/x"}),
+                none.clone()
+            ),
+            Ok(Target::Role {
+                name: "delivery".into()
+            })
+        );
+        // KMS: the key's ARN from the event's resources, whatever the caller passed.
+        let key = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab";
+        assert_eq!(
+            call(
+                "kms",
+                "ScheduleKeyDeletion",
+                serde_json::json!({"keyId": "alias/logs", "pendingWindowInDays": 7}),
+                serde_json::json!([{"type": "AWS::KMS::Key", "ARN": key, "accountId": "111122223333"}])
+            ),
+            Ok(Target::Key { id: key.into() })
+        );
+        assert_eq!(
+            call(
+                "events",
+                "RemoveTargets",
+                serde_json::json!({"rule": "tw-change", "ids": ["trail-change"]}),
+                none.clone()
+            ),
+            Ok(Target::Rule {
+                name: "tw-change".into(),
+                bus: None
+            })
+        );
+        assert_eq!(
+            call(
+                "lambda",
+                "DeleteFunction20150331",
+                serde_json::json!({"functionName": "tw-trail-change"}),
+                none.clone()
+            ),
+            Ok(Target::Function {
+                name: "tw-trail-change".into()
+            })
+        );
+        assert_eq!(
+            call(
+                "sns",
+                "SetTopicAttributes",
+                serde_json::json!({"topicArn": "arn:aws:sns:us-east-1:111122223333:t"}),
+                none.clone()
+            ),
+            Ok(Target::Topic {
+                arn: "arn:aws:sns:us-east-1:111122223333:t".into()
+            })
+        );
+        assert_eq!(
+            call("monitoring", "DeleteAlarms", serde_json::json!({}), none),
+            Err(EventError::Missing("detail.requestParameters.alarmNames"))
         );
     }
 

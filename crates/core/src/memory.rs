@@ -337,19 +337,24 @@ pub fn decide(
         return Decision::Superseded;
     }
     let known = confirmed.map(|c| &c.state);
+    // While another run holds a live claim, what it pages is about to be the known state: this
+    // run pages only what is worse than that, and otherwise leaves the finding to that run. It
+    // must not write either, or a claim whose page then fails would lose it.
+    if let Some(claim) = live {
+        return match transition(Some(&claim.observation.state), state) {
+            Some(shift) => Decision::Page(shift),
+            None => Decision::InFlight {
+                owner: claim.owner.clone(),
+                until: claim.lease_expires_at,
+            },
+        };
+    }
     // A Security Hub finding newer than what the ledger confirmed means a ledger write that
     // should have followed a page failed: it may add a page, never hold one back.
     let hub_newer = hub.filter(|h| confirmed.is_none_or(|c| h.updated_at > c.observed_at));
     let shift = transition(known, state)
         .or_else(|| hub_newer.and_then(|h| transition(Some(&h.state), state)));
     match shift {
-        Some(_) if live.is_some_and(|p| p.observation.state == *state) => {
-            let claim = live.expect("checked above");
-            Decision::InFlight {
-                owner: claim.owner.clone(),
-                until: claim.lease_expires_at,
-            }
-        }
         Some(shift) => Decision::Page(shift),
         None if known == Some(state) => Decision::Keep,
         None => Decision::Record,
@@ -577,6 +582,27 @@ mod tests {
         assert!(matches!(
             decide(Some(&claimed), None, &failing, at(T1), at(after_lease)),
             Decision::Page(_)
+        ));
+    }
+
+    #[test]
+    fn under_another_runs_claim_only_what_is_worse_than_its_page_is_paged() {
+        let pass = state(&[]);
+        let stopped = state(&[ReasonCode::LoggingStopped]);
+        let worse = state(&[ReasonCode::LoggingStopped, ReasonCode::CwlLogGroupMissing]);
+        let claimed = entry(Some((&pass, T0)), Some((&stopped, T0, T2)));
+        assert!(matches!(
+            decide(Some(&claimed), None, &worse, at(T1), at(T1)),
+            Decision::Page(Shift {
+                kind: TransitionKind::Changed,
+                ..
+            })
+        ));
+        // Better than what the other run pages: left to it, and nothing written meanwhile.
+        let claimed_worse = entry(Some((&pass, T0)), Some((&worse, T0, T2)));
+        assert!(matches!(
+            decide(Some(&claimed_worse), None, &stopped, at(T1), at(T1)),
+            Decision::InFlight { .. }
         ));
     }
 

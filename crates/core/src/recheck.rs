@@ -1,17 +1,22 @@
-//! What one change event touched: the trails to re-evaluate after a CloudTrail, CloudWatch Logs
-//! or IAM call, and the trail that may be gone.
+//! What one change event touched: the trails to re-evaluate after a call, what the call itself
+//! proves, and the trail that may be gone.
 //!
-//! The event names a trail (by name or ARN), a log group or a role. A trail name is only unique
-//! within its home region, and CloudTrail only accepts changes to a trail in that region, so a
-//! bare name is resolved in the event's region. A log group is regional; a role is global, so a
-//! role event (which IAM always delivers in us-east-1) touches trails in every region.
+//! The event names a trail (by name or ARN), a log group, a role, a managed policy, alarms, a
+//! KMS key, or a piece of trailwatch itself. A trail name is only unique within its home
+//! region, and CloudTrail only accepts changes to a trail in that region, so a bare name is
+//! resolved in the event's region. A log group, an alarm and a key are regional; a role and a
+//! policy are global, so an IAM event (which IAM always delivers in us-east-1) touches trails in
+//! every region. Which trails an event concerns is decided from the trail listing and a few
+//! targeted reads (`trailwatch-aws`'s flow makes them), before anything is read in full.
 
 use crate::arn::{Arn, LogGroupRef, RoleRef};
-use crate::evaluate::{Evaluation, EvaluationKind, TrailSummary};
+use crate::evaluate::{Evaluation, EvaluationKind, TrailSummary, TrailView};
 use crate::event::{Change, Target};
-
 use crate::memory::Remembered;
+use crate::policy::glob_match;
+use crate::reason::{Reason, ReasonCode, Severity, Status};
 use crate::reconcile::Candidate;
+use chrono::{DateTime, Utc};
 use std::collections::BTreeSet;
 
 /// The evaluations a change touched, out of a whole account's.
@@ -49,53 +54,254 @@ pub fn trail_arn(change: &Change, partition: &str, name_or_arn: &str) -> String 
     )
 }
 
+/// The region of an ARN the event names, else the event's own.
+fn region_of(change: &Change, arn: &str) -> String {
+    Arn::parse(arn)
+        .map(|a| a.region.to_string())
+        .filter(|r| !r.is_empty())
+        .unwrap_or_else(|| change.region.clone())
+}
+
 /// The region whose trails must have been listed to re-check this change, if it has one
-/// (a role is global).
+/// (a role and a policy are global).
 pub fn target_region(change: &Change) -> Option<String> {
     match &change.target {
-        Target::Trail { name_or_arn, .. } => Some(
-            Arn::parse(name_or_arn)
-                .map(|a| a.region.to_string())
-                .filter(|r| !r.is_empty())
-                .unwrap_or_else(|| change.region.clone()),
-        ),
-        Target::LogGroup { .. } => Some(change.region.clone()),
-        Target::Role { .. } => None,
+        Target::Trail { name_or_arn, .. } => Some(region_of(change, name_or_arn)),
+        Target::Key { id } => Some(region_of(change, id)),
+        Target::Topic { arn } => Some(region_of(change, arn)),
+        Target::LogGroup { .. }
+        | Target::Alarms { .. }
+        | Target::Rule { .. }
+        | Target::Function { .. } => Some(change.region.clone()),
+        Target::Role { .. } | Target::Policy { .. } => None,
     }
 }
 
-fn delivers_to_log_group(trail: &TrailSummary, region: &str, name: &str) -> bool {
+/// Whether `trail` delivers to log group `name` in `region`.
+pub fn delivers_to_log_group(trail: &crate::snapshot::Trail, region: &str, name: &str) -> bool {
     trail
-        .log_group_arn
-        .as_deref()
-        .and_then(LogGroupRef::from_arn)
+        .log_group()
         .is_some_and(|group| group.name == name && group.region == region)
 }
 
-fn uses_role(trail: &TrailSummary, name: &str) -> bool {
+/// Whether `trail` delivers through the role named `name`.
+pub fn uses_role(trail: &crate::snapshot::Trail, name: &str) -> bool {
+    // IAM role names are unique case-insensitively.
     trail
-        .role_arn
-        .as_deref()
-        .and_then(RoleRef::from_arn)
-        // IAM role names are unique case-insensitively.
+        .role()
         .is_some_and(|role| role.name.eq_ignore_ascii_case(name))
 }
 
-/// Picks, out of a whole account's `evaluations`, what `change` touched.
-pub fn select(change: &Change, evaluations: &[Evaluation], partition: &str) -> Focus {
-    let touched = |e: &Evaluation| -> bool {
-        let Some(trail) = &e.trail else { return false };
-        match &change.target {
-            Target::Trail { name_or_arn, .. } => {
-                e.resource_id == trail_arn(change, partition, name_or_arn)
+/// The trails of `views` this account judges, the ones an event can concern.
+pub fn judged(views: &[TrailView]) -> impl Iterator<Item = &crate::snapshot::Trail> {
+    views.iter().filter(|v| v.owned).map(|v| &v.trail)
+}
+
+/// The log groups in `region` that the judged trails deliver to, in this account.
+pub fn log_groups_in(views: &[TrailView], region: &str, account: &str) -> BTreeSet<LogGroupRef> {
+    judged(views)
+        .filter_map(|t| t.log_group())
+        .filter(|g| g.region == region && g.account == account)
+        .collect()
+}
+
+/// The delivery roles of the judged trails, in this account.
+pub fn delivery_roles(views: &[TrailView], account: &str) -> BTreeSet<RoleRef> {
+    judged(views)
+        .filter(|t| t.cloud_watch_logs_log_group_arn.is_some())
+        .filter_map(|t| t.role())
+        .filter(|r| r.account == account)
+        .collect()
+}
+
+/// The judged trails that deliver to one of `groups`, by ARN.
+pub fn trails_delivering_to(
+    views: &[TrailView],
+    groups: &BTreeSet<LogGroupRef>,
+) -> BTreeSet<String> {
+    judged(views)
+        .filter(|t| t.log_group().is_some_and(|g| groups.contains(&g)))
+        .map(|t| t.trail_arn.clone())
+        .collect()
+}
+
+/// The judged trails that deliver through one of `roles`, by ARN.
+pub fn trails_using(views: &[TrailView], roles: &BTreeSet<RoleRef>) -> BTreeSet<String> {
+    judged(views)
+        .filter(|t| {
+            roles.iter().any(|r| {
+                uses_role(t, &r.name) && t.role().is_some_and(|own| own.account == r.account)
+            })
+        })
+        .map(|t| t.trail_arn.clone())
+        .collect()
+}
+
+/// Whether a log group's `kmsKeyId` is the key an event names. A key named by alias cannot be
+/// told apart without a read, so it counts as a match: a re-check too many beats a page lost.
+pub fn same_key(group_key: &str, event_key: &str) -> bool {
+    let id = |key: &str| key.rsplit(['/', ':']).next().unwrap_or(key).to_string();
+    event_key.starts_with("alias/")
+        || event_key.contains(":alias/")
+        || id(group_key) == id(event_key)
+}
+
+/// What an event concerns, decided from the trail listing alone where it can be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolution {
+    /// These trails, by ARN (none, for a trail deleted by the event).
+    Trails(BTreeSet<String>),
+    /// A targeted read decides, among the trails it may concern.
+    Lookup(Lookup),
+    /// Nothing trailwatch watches: why, for the log.
+    Skip(String),
+}
+
+/// The targeted read that decides what an event concerns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// Which of `roles` hold managed policy `policy`, attached or as permissions boundary.
+    PolicyHolders {
+        policy: String,
+        roles: BTreeSet<RoleRef>,
+    },
+    /// Which of `groups` (all in `region`) have a metric filter whose metric one of `alarms`
+    /// watches.
+    AlarmedGroups {
+        region: String,
+        alarms: Vec<String>,
+        groups: BTreeSet<LogGroupRef>,
+    },
+    /// Which of `groups` key `key` encrypts.
+    GroupKeys {
+        key: String,
+        groups: BTreeSet<LogGroupRef>,
+    },
+}
+
+impl Lookup {
+    /// What the event concerns when the read could not be made: everything it may concern.
+    /// A re-check too many is cheap; a page lost is not.
+    pub fn unanswered(&self, views: &[TrailView]) -> BTreeSet<String> {
+        match self {
+            Lookup::PolicyHolders { roles, .. } => trails_using(views, roles),
+            Lookup::AlarmedGroups { groups, .. } | Lookup::GroupKeys { groups, .. } => {
+                trails_delivering_to(views, groups)
             }
-            Target::LogGroup { name } => delivers_to_log_group(trail, &change.region, name),
-            Target::Role { name } => uses_role(trail, name),
         }
-    };
+    }
+}
+
+/// Decides what `change` concerns among the trails this account listed (`views`).
+pub fn resolve(change: &Change, views: &[TrailView], account: &str, partition: &str) -> Resolution {
+    let none = |what: String| Resolution::Skip(what);
+    match &change.target {
+        Target::Trail {
+            name_or_arn,
+            deleted,
+        } => {
+            let arn = trail_arn(change, partition, name_or_arn);
+            match judged(views).any(|t| t.trail_arn == arn) || *deleted {
+                true => Resolution::Trails(BTreeSet::from([arn])),
+                false => none(format!(
+                    "trail {name_or_arn} does not exist (any more); its DeleteTrail event or the next scheduled scan closes its finding"
+                )),
+            }
+        }
+        Target::LogGroup { name } => {
+            let trails: BTreeSet<String> = judged(views)
+                .filter(|t| delivers_to_log_group(t, &change.region, name))
+                .map(|t| t.trail_arn.clone())
+                .collect();
+            match trails.is_empty() {
+                true => none(format!(
+                    "no trail in {} delivers to log group {name}",
+                    change.region
+                )),
+                false => Resolution::Trails(trails),
+            }
+        }
+        Target::Role { name } => {
+            let trails: BTreeSet<String> = judged(views)
+                .filter(|t| uses_role(t, name))
+                .map(|t| t.trail_arn.clone())
+                .collect();
+            match trails.is_empty() {
+                true => none(format!("no trail delivers through role {name}")),
+                false => Resolution::Trails(trails),
+            }
+        }
+        Target::Policy { arn } => {
+            let roles = delivery_roles(views, account);
+            match roles.is_empty() {
+                true => none(format!(
+                    "no trail delivers through a role of this account, so policy {arn} concerns none"
+                )),
+                false => Resolution::Lookup(Lookup::PolicyHolders {
+                    policy: arn.clone(),
+                    roles,
+                }),
+            }
+        }
+        Target::Alarms { names } => {
+            let groups = log_groups_in(views, &change.region, account);
+            if groups.is_empty() {
+                return none(format!(
+                    "no trail delivers to a log group in {}, so alarms {} concern none",
+                    change.region,
+                    names.join(", ")
+                ));
+            }
+            // A deleted alarm cannot be read any more: it may have been a tamper alarm.
+            match change.actor.event_name.as_str() {
+                "DeleteAlarms" => Resolution::Trails(trails_delivering_to(views, &groups)),
+                _ => Resolution::Lookup(Lookup::AlarmedGroups {
+                    region: change.region.clone(),
+                    alarms: names.clone(),
+                    groups,
+                }),
+            }
+        }
+        Target::Key { id } => {
+            let region = region_of(change, id);
+            let groups = log_groups_in(views, &region, account);
+            match groups.is_empty() {
+                true => none(format!(
+                    "key {id} is not trailwatch's, and no trail delivers to a log group in {region}"
+                )),
+                false => Resolution::Lookup(Lookup::GroupKeys {
+                    key: id.clone(),
+                    groups,
+                }),
+            }
+        }
+        // A topic may be where a tamper alarm pages; whether it is, the re-check reads.
+        Target::Topic { arn } => {
+            let region = region_of(change, arn);
+            let groups = log_groups_in(views, &region, account);
+            match groups.is_empty() {
+                true => none(format!(
+                    "topic {arn} is not trailwatch's, and no trail delivers to a log group in {region}"
+                )),
+                false => Resolution::Trails(trails_delivering_to(views, &groups)),
+            }
+        }
+        Target::Rule { name, .. } => none(format!("rule {name} is not one of trailwatch's")),
+        Target::Function { name } => none(format!("function {name} is not one of trailwatch's")),
+    }
+}
+
+/// Picks, out of a whole account's `evaluations`, the trails in `concerned` (by ARN), and the
+/// account's verdict.
+pub fn select(
+    change: &Change,
+    evaluations: &[Evaluation],
+    partition: &str,
+    concerned: &BTreeSet<String>,
+) -> Focus {
     let mut selected: Vec<Evaluation> = evaluations
         .iter()
-        .filter(|e| e.kind == EvaluationKind::Trail && touched(e))
+        .filter(|e| e.kind == EvaluationKind::Trail && concerned.contains(&e.resource_id))
         .cloned()
         .collect();
     let missing_trail = match &change.target {
@@ -113,6 +319,150 @@ pub fn select(change: &Change, evaluations: &[Evaluation], partition: &str) -> F
     Focus {
         evaluations: selected,
         missing_trail,
+    }
+}
+
+/// A StopLogging event and a stop time of the trail's status this close are the same stop.
+const SAME_STOP_SECONDS: i64 = 5;
+
+/// What a StopLogging event proves whatever the trail's state now: the trail was stopped at the
+/// event's time. When the re-read evaluation does not show that stop (the trail was started
+/// again and stopped once more since, or its status could not be read), it gains the
+/// `LOGGING_GAP` the event proves, so a StopLogging always pages HIGH.
+pub fn stop_evidence(change: &Change, evaluations: &mut [Evaluation], partition: &str) {
+    let Target::Trail { name_or_arn, .. } = &change.target else {
+        return;
+    };
+    if change.actor.event_name != "StopLogging" {
+        return;
+    }
+    let Some(stopped) = change
+        .actor
+        .event_time
+        .as_deref()
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+        .map(|t| t.with_timezone(&Utc))
+    else {
+        return;
+    };
+    let arn = trail_arn(change, partition, name_or_arn);
+    let Some(evaluation) = evaluations.iter_mut().find(|e| e.resource_id == arn) else {
+        return;
+    };
+    // The event's time is when the call came in, CloudTrail's stop time when it took effect:
+    // a few seconds apart at most for the same stop.
+    let same_stop = |occurrence: &str| {
+        DateTime::parse_from_rfc3339(occurrence).is_ok_and(|t| {
+            (t.with_timezone(&Utc) - stopped).num_seconds().abs() <= SAME_STOP_SECONDS
+        })
+    };
+    let shown = evaluation.reasons.iter().any(|r| {
+        matches!(r.code, ReasonCode::LoggingStopped | ReasonCode::LoggingGap)
+            && r.occurrence.as_deref().is_some_and(same_stop)
+    });
+    let Some(trail) = evaluation.trail.as_ref() else {
+        return;
+    };
+    if shown {
+        return;
+    }
+    let reason = crate::evaluate::gap_reason(&trail.name, &trail.home_region, stopped, None);
+    evaluation.reasons.push(reason);
+    evaluation.status = Status::from_reasons(&evaluation.reasons);
+    evaluation.severity = Severity::worst_of(&evaluation.reasons);
+}
+
+/// Which of trailwatch's own resources its configuration names, as ARN patterns (`*` and `?`
+/// wildcards): its rules, functions, topics and key.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MonitorResources {
+    pub patterns: Vec<String>,
+}
+
+impl MonitorResources {
+    pub fn owns(&self, arn: &str) -> bool {
+        self.patterns.iter().any(|p| glob_match(p, arn, false))
+    }
+}
+
+/// The ARN of the rule, function, topic or key an event is about, when it is one of those.
+pub fn resource_arn(change: &Change, partition: &str) -> Option<String> {
+    let (region, account) = (&change.region, &change.account);
+    Some(match &change.target {
+        Target::Rule { name, bus } => match bus.as_deref().filter(|b| *b != "default") {
+            // A bus may be named by ARN; its name is the last part.
+            Some(bus) => {
+                let bus = bus.rsplit('/').next().unwrap_or(bus);
+                format!("arn:{partition}:events:{region}:{account}:rule/{bus}/{name}")
+            }
+            None => format!("arn:{partition}:events:{region}:{account}:rule/{name}"),
+        },
+        Target::Function { name } => {
+            // A name, `ACCOUNT:function:NAME`, or a full ARN, perhaps with a version.
+            let bare = name
+                .split(":function:")
+                .nth(1)
+                .unwrap_or(name)
+                .split(':')
+                .next()
+                .unwrap_or(name);
+            format!("arn:{partition}:lambda:{region}:{account}:function:{bare}")
+        }
+        Target::Topic { arn } => arn.clone(),
+        Target::Key { id } if Arn::parse(id).is_some() => id.clone(),
+        Target::Key { id } => format!("arn:{partition}:kms:{region}:{account}:key/{id}"),
+        _ => return None,
+    })
+}
+
+/// What each call does to the monitor, for the page.
+fn consequence(change: &Change) -> &'static str {
+    match change.actor.event_name.as_str() {
+        "DisableRule" | "DeleteRule" | "RemoveTargets" => {
+            "the rule no longer invokes trailwatch, so what it watched goes unseen"
+        }
+        n if n.starts_with("DeleteFunction") => {
+            "the function is gone, so its scans or re-checks no longer run"
+        }
+        n if n.starts_with("PutFunctionConcurrency") => {
+            "a reserved concurrency of 0 stops the function from running at all"
+        }
+        "DeleteTopic" | "SetTopicAttributes" => {
+            "pages through this topic may no longer reach anyone"
+        }
+        _ => "the topic, queues and ledger it encrypts stop working once the key cannot be used, and with them every page",
+    }
+}
+
+/// The page for a call that changed trailwatch itself: a candidate never recorded in Security
+/// Hub, remembered per resource and event, so a redelivered event pages once.
+pub fn monitor_page(change: &Change, resource: &str, home_region: &str) -> Candidate {
+    let reason = Reason::new(
+        ReasonCode::MonitorTampered,
+        format!(
+            "{} on trailwatch's own {resource}: {}. Undo it (redeploy the stack) and find out why it was done.",
+            change.actor.event_name,
+            consequence(change),
+        ),
+    )
+    .occurring(change.event_id.clone());
+    let reasons = vec![reason];
+    let evaluation = Evaluation {
+        kind: EvaluationKind::Monitor,
+        resource_id: resource.to_string(),
+        account_id: change.account.clone(),
+        region: home_region.to_string(),
+        status: Status::Fail,
+        severity: Severity::worst_of(&reasons),
+        reasons,
+        trail: None,
+    };
+    Candidate {
+        finding_id: crate::finding::finding_id(&evaluation),
+        state: Remembered::of(&evaluation),
+        evaluation,
+        hub: None,
+        unrecorded: true,
     }
 }
 
@@ -161,7 +511,10 @@ mod tests {
     use crate::reason::ReasonCode;
     use crate::reason::{Severity, Status};
     use crate::reconcile::TransitionKind;
+    use crate::snapshot::Trail;
     use crate::test_support::trail_evaluation;
+
+    const ACCOUNT: &str = "111122223333";
 
     macro_rules! fixture {
         ($name:literal) => {
@@ -172,8 +525,8 @@ mod tests {
     fn account_evaluation() -> Evaluation {
         Evaluation {
             kind: EvaluationKind::Account,
-            resource_id: Evaluation::account_resource_id("111122223333"),
-            account_id: "111122223333".into(),
+            resource_id: Evaluation::account_resource_id(ACCOUNT),
+            account_id: ACCOUNT.into(),
             region: "us-east-1".into(),
             status: Status::Pass,
             severity: Severity::Informational,
@@ -182,41 +535,65 @@ mod tests {
         }
     }
 
-    fn delivering(name: &str, region: &str, group: &str, role: &str) -> Evaluation {
-        let mut e = trail_evaluation(name, &[]);
-        e.region = region.into();
-        e.resource_id = format!("arn:aws:cloudtrail:{region}:111122223333:trail/{name}");
-        let trail = e.trail.as_mut().unwrap();
-        trail.home_region = region.into();
-        trail.log_group_arn = Some(format!(
-            "arn:aws:logs:{region}:111122223333:log-group:{group}:*"
-        ));
-        trail.role_arn = Some(format!("arn:aws:iam::111122223333:role/{role}"));
-        e
+    fn view(name: &str, region: &str, group: &str, role: &str) -> TrailView {
+        TrailView {
+            owned: true,
+            trail: Trail {
+                name: name.into(),
+                trail_arn: format!("arn:aws:cloudtrail:{region}:{ACCOUNT}:trail/{name}"),
+                home_region: region.into(),
+                is_multi_region_trail: false,
+                is_organization_trail: false,
+                cloud_watch_logs_log_group_arn: Some(format!(
+                    "arn:aws:logs:{region}:{ACCOUNT}:log-group:{group}:*"
+                )),
+                cloud_watch_logs_role_arn: Some(format!("arn:aws:iam::{ACCOUNT}:role/{role}")),
+                log_file_validation_enabled: true,
+                has_custom_event_selectors: false,
+                s3_bucket_name: None,
+                include_global_service_events: true,
+            },
+        }
     }
 
-    fn names(focus: &Focus) -> Vec<String> {
-        focus
-            .evaluations
+    /// The trails' names, sorted.
+    fn names(trails: &BTreeSet<String>) -> Vec<&str> {
+        let mut names: Vec<&str> = trails
             .iter()
-            .map(|e| {
-                e.trail
-                    .as_ref()
-                    .map_or("<account>".to_string(), |t| t.name.clone())
-            })
-            .collect()
+            .map(|arn| arn.rsplit('/').next().unwrap())
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn resolved(change: &Change, views: &[TrailView]) -> Resolution {
+        resolve(change, views, ACCOUNT, "aws")
+    }
+
+    fn event(name: &'static [u8], edit: impl FnOnce(&mut serde_json::Value)) -> Change {
+        let mut event: serde_json::Value = serde_json::from_slice(name).unwrap();
+        edit(&mut event);
+        parse(event.to_string().as_bytes()).unwrap()
     }
 
     #[test]
     fn a_trail_named_by_arn_selects_that_trail_and_the_account() {
         let change = parse(fixture!("stop_logging.json")).unwrap();
+        let views = [
+            view("management-events", "us-east-1", "g", "r"),
+            view("other", "us-east-1", "g", "r"),
+        ];
+        let Resolution::Trails(concerned) = resolved(&change, &views) else {
+            panic!("a listed trail is concerned");
+        };
+        assert_eq!(names(&concerned), ["management-events"]);
         let evaluations = [
             trail_evaluation("management-events", &[ReasonCode::LoggingStopped]),
             trail_evaluation("other", &[]),
             account_evaluation(),
         ];
-        let focus = select(&change, &evaluations, "aws");
-        assert_eq!(names(&focus), ["management-events", "<account>"]);
+        let focus = select(&change, &evaluations, "aws", &concerned);
+        assert_eq!(focus.evaluations.len(), 2);
         assert_eq!(focus.missing_trail, None);
         assert!(focus.touched_a_trail());
     }
@@ -225,45 +602,135 @@ mod tests {
     fn a_bare_name_resolves_in_the_event_region_only() {
         // The DeleteTrail fixture names `legacy-archive` in eu-west-1.
         let change = parse(fixture!("delete_trail.json")).unwrap();
-        let same_name_elsewhere = trail_evaluation("legacy-archive", &[]);
-        let focus = select(&change, &[same_name_elsewhere, account_evaluation()], "aws");
-        assert_eq!(names(&focus), ["<account>"]);
+        let same_name_elsewhere = view("legacy-archive", "us-east-1", "g", "r");
+        let Resolution::Trails(concerned) = resolved(&change, &[same_name_elsewhere]) else {
+            panic!("a deletion is always looked at");
+        };
+        let focus = select(
+            &change,
+            &[
+                trail_evaluation("legacy-archive", &[]),
+                account_evaluation(),
+            ],
+            "aws",
+            &concerned,
+        );
+        assert!(!focus.touched_a_trail());
         assert_eq!(
             focus.missing_trail.as_deref(),
             Some("arn:aws:cloudtrail:eu-west-1:111122223333:trail/legacy-archive")
         );
-        assert!(!focus.touched_a_trail());
         assert_eq!(focus.vanished().len(), 1);
+        // Any other call about a trail that is not there is a skip.
+        let stop = event(fixture!("stop_logging.json"), |e| {
+            e["detail"]["requestParameters"]["name"] = "gone".into();
+        });
+        assert!(matches!(resolved(&stop, &[]), Resolution::Skip(why) if why.contains("gone")));
     }
 
     #[test]
-    fn a_log_group_event_selects_every_trail_delivering_there() {
+    fn a_log_group_event_concerns_every_trail_delivering_there() {
         let change = parse(fixture!("delete_log_group.json")).unwrap();
         let group = "aws-cloudtrail-logs-111122223333";
-        let evaluations = [
-            delivering("a", &change.region, group, "r"),
-            delivering("b", &change.region, group, "r"),
-            delivering("c", &change.region, "another-group", "r"),
-            delivering("d", "ap-south-1", group, "r"),
-            account_evaluation(),
+        let views = [
+            view("a", &change.region, group, "r"),
+            view("b", &change.region, group, "r"),
+            view("c", &change.region, "another-group", "r"),
+            view("d", "ap-south-1", group, "r"),
         ];
-        let focus = select(&change, &evaluations, "aws");
-        assert_eq!(names(&focus), ["a", "b", "<account>"]);
-        assert_eq!(focus.missing_trail, None);
+        assert_eq!(
+            resolved(&change, &views),
+            Resolution::Trails(BTreeSet::from([
+                views[0].trail.trail_arn.clone(),
+                views[1].trail.trail_arn.clone()
+            ]))
+        );
+        assert!(matches!(
+            resolved(&change, &views[2..]),
+            Resolution::Skip(_)
+        ));
     }
 
     #[test]
-    fn a_role_event_selects_trails_in_every_region() {
+    fn a_role_event_concerns_trails_in_every_region() {
         let change = parse(fixture!("put_role_policy.json")).unwrap();
         let role = "CloudTrailRoleForCloudWatchLogs";
-        let evaluations = [
-            delivering("a", "us-east-1", "g", role),
-            delivering("b", "eu-west-1", "g", &role.to_lowercase()),
-            delivering("c", "eu-west-1", "g", "SomeOtherRole"),
+        let views = [
+            view("a", "us-east-1", "g", role),
+            view("b", "eu-west-1", "g", &role.to_lowercase()),
+            view("c", "eu-west-1", "g", "SomeOtherRole"),
         ];
-        let focus = select(&change, &evaluations, "aws");
-        assert_eq!(names(&focus), ["a", "b"]);
+        let Resolution::Trails(concerned) = resolved(&change, &views) else {
+            panic!("trails use the role");
+        };
+        assert_eq!(names(&concerned), ["a", "b"]);
         assert_eq!(target_region(&change), None);
+        // An unrelated role edit is skipped from the listing alone.
+        assert!(
+            matches!(resolved(&change, &views[2..]), Resolution::Skip(why) if why.contains(role))
+        );
+    }
+
+    #[test]
+    fn a_policy_version_asks_which_delivery_roles_hold_the_policy() {
+        let change = event(fixture!("put_role_policy.json"), |e| {
+            e["detail"]["eventName"] = "SetDefaultPolicyVersion".into();
+            e["detail"]["requestParameters"] = serde_json::json!({
+                "policyArn": "arn:aws:iam::111122223333:policy/delivery", "versionId": "v2"});
+        });
+        let views = [
+            view("a", "us-east-1", "g", "r1"),
+            view("b", "eu-west-1", "g", "r2"),
+        ];
+        let Resolution::Lookup(lookup @ Lookup::PolicyHolders { .. }) = resolved(&change, &views)
+        else {
+            panic!("a policy needs a read");
+        };
+        // Unanswered, every delivery role may hold it.
+        assert_eq!(names(&lookup.unanswered(&views)), ["a", "b"]);
+        assert!(matches!(resolved(&change, &[]), Resolution::Skip(_)));
+    }
+
+    #[test]
+    fn alarm_and_key_events_ask_about_the_groups_of_their_region() {
+        let alarm = event(fixture!("delete_log_group.json"), |e| {
+            e["detail"]["eventSource"] = "monitoring.amazonaws.com".into();
+            e["source"] = "aws.monitoring".into();
+            e["detail"]["eventName"] = "DisableAlarmActions".into();
+            e["detail"]["requestParameters"] = serde_json::json!({"alarmNames": ["tamper"]});
+        });
+        let views = [
+            view("here", &alarm.region, "g", "r"),
+            view("elsewhere", "ap-south-1", "g", "r"),
+        ];
+        let Resolution::Lookup(Lookup::AlarmedGroups { groups, .. }) = resolved(&alarm, &views)
+        else {
+            panic!("an alarm needs a read");
+        };
+        assert_eq!(groups.len(), 1);
+        // A deleted alarm cannot be read: every group of the region may have lost its alarm.
+        let deleted = Change {
+            actor: crate::event::Actor {
+                event_name: "DeleteAlarms".into(),
+                ..alarm.actor.clone()
+            },
+            ..alarm.clone()
+        };
+        assert!(
+            matches!(resolved(&deleted, &views), Resolution::Trails(t) if names(&t) == ["here"])
+        );
+        assert!(same_key(
+            "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+            "1234abcd-12ab-34cd-56ef-1234567890ab"
+        ));
+        assert!(!same_key(
+            "arn:aws:kms:us-east-1:111122223333:key/a",
+            "arn:aws:kms:us-east-1:111122223333:key/b"
+        ));
+        assert!(same_key(
+            "arn:aws:kms:us-east-1:111122223333:key/a",
+            "alias/cloudtrail"
+        ));
     }
 
     #[test]
@@ -271,6 +738,88 @@ mod tests {
         let mut change = parse(fixture!("stop_logging.json")).unwrap();
         change.region = "eu-west-1".into();
         assert_eq!(target_region(&change).as_deref(), Some("us-east-1"));
+    }
+
+    #[test]
+    fn a_stop_logging_event_proves_a_gap_the_state_no_longer_shows() {
+        let change = parse(fixture!("stop_logging.json")).unwrap();
+        // Restarted and stopped again since: the state shows a later stop, not this one.
+        let mut later = trail_evaluation("management-events", &[]);
+        later.reasons.push(
+            Reason::new(ReasonCode::LoggingGap, "a later gap").occurring("2024-06-01T12:30:00Z"),
+        );
+        let mut evaluations = [later, account_evaluation()];
+        stop_evidence(&change, &mut evaluations, "aws");
+        let trail = &evaluations[0];
+        assert_eq!(
+            (trail.status, trail.severity),
+            (Status::Fail, Severity::High)
+        );
+        let proved: Vec<_> = trail
+            .reasons
+            .iter()
+            .filter_map(|r| r.occurrence.as_deref())
+            .collect();
+        assert_eq!(proved, ["2024-06-01T12:30:00Z", "2024-06-01T11:59:58Z"]);
+        // Seen already (the same stop time), nothing is added.
+        let mut seen = [trail.clone()];
+        stop_evidence(&change, &mut seen, "aws");
+        assert_eq!(seen[0].reasons.len(), 2);
+        // CloudTrail's stop time a second after the call's time is the same stop.
+        let mut stopped = trail_evaluation("management-events", &[]);
+        stopped.reasons.push(
+            Reason::new(ReasonCode::LoggingStopped, "stopped").occurring("2024-06-01T11:59:59Z"),
+        );
+        let mut evaluations = [stopped];
+        stop_evidence(&change, &mut evaluations, "aws");
+        assert_eq!(evaluations[0].reasons.len(), 1);
+    }
+
+    #[test]
+    fn a_call_on_the_monitor_names_the_resource_and_pages_high_once_per_event() {
+        let change = event(fixture!("delete_log_group.json"), |e| {
+            e["source"] = "aws.events".into();
+            e["detail"]["eventSource"] = "events.amazonaws.com".into();
+            e["detail"]["eventName"] = "DisableRule".into();
+            e["detail"]["requestParameters"] = serde_json::json!({"name": "trailwatch-changes"});
+        });
+        let arn = resource_arn(&change, "aws").unwrap();
+        assert_eq!(
+            arn,
+            format!(
+                "arn:aws:events:{}:111122223333:rule/trailwatch-changes",
+                change.region
+            )
+        );
+        let monitor = MonitorResources {
+            patterns: vec!["arn:aws:events:*:111122223333:rule/trailwatch-*".into()],
+        };
+        assert!(monitor.owns(&arn));
+        assert!(!monitor.owns("arn:aws:events:us-east-1:111122223333:rule/other"));
+        let page = monitor_page(&change, &arn, "us-east-1");
+        let transition = page.hub_transition().expect("a first page");
+        assert_eq!(transition.kind, TransitionKind::MonitorTampered);
+        assert_eq!(transition.severity(), Severity::High);
+        assert!(page.unrecorded);
+        assert!(page.evaluation.reasons[0]
+            .message
+            .contains("no longer invokes trailwatch"));
+        // Lambda names its functions by name or ARN, and its events by API version.
+        let function = event(fixture!("delete_log_group.json"), |e| {
+            e["source"] = "aws.lambda".into();
+            e["detail"]["eventSource"] = "lambda.amazonaws.com".into();
+            e["detail"]["eventName"] = "PutFunctionConcurrency20171031".into();
+            e["detail"]["requestParameters"] = serde_json::json!({
+                "functionName": "arn:aws:lambda:eu-west-1:111122223333:function:tw-trail-change",
+                "reservedConcurrentExecutions": 0});
+        });
+        assert_eq!(
+            resource_arn(&function, "aws").unwrap(),
+            format!(
+                "arn:aws:lambda:{}:111122223333:function:tw-trail-change",
+                function.region
+            )
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! ledger or, without one, against what Security Hub held: each evaluated finding, and each
 //! trail gone since the last run, becomes a [`Candidate`] for that decision.
 
-use crate::evaluate::Evaluation;
+use crate::evaluate::{Evaluation, EvaluationKind};
 use crate::finding::{
     self, compliance_status, format_time, Finding, FindingContext, FIELD_KIND, FIELD_RESOURCE,
     RECORD_ACTIVE, RECORD_ARCHIVED,
@@ -42,8 +42,13 @@ pub struct Transition {
 impl Transition {
     /// The transition of `candidate` that `shift` describes, against a memory of `prior`.
     pub fn new(candidate: &Candidate, shift: Shift, prior: Option<&Remembered>) -> Self {
+        // A page about the monitor itself says so, whatever turn its memory took.
+        let kind = match candidate.evaluation.kind {
+            EvaluationKind::Monitor => TransitionKind::MonitorTampered,
+            _ => shift.kind,
+        };
         Transition {
-            kind: shift.kind,
+            kind,
             finding_id: candidate.finding_id.clone(),
             previous: prior.map(|p| match p.status() {
                 Some(status) => compliance_status(status).to_string(),

@@ -199,6 +199,15 @@ pub struct LogGroup {
     pub arn: Option<String>,
     #[serde(default)]
     pub retention_in_days: Option<i32>,
+    /// Milliseconds since the epoch.
+    #[serde(default)]
+    pub creation_time: Option<i64>,
+    /// `STANDARD` (also when absent), `INFREQUENT_ACCESS` or `DELIVERY`.
+    #[serde(default)]
+    pub log_group_class: Option<String>,
+    /// The ARN of the KMS key that encrypts the group, if one does.
+    #[serde(default, deserialize_with = "deserialize_non_empty")]
+    pub kms_key_id: Option<String>,
 }
 
 /// One element of `DescribeMetricFilters.metricFilters`.

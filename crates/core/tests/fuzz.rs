@@ -72,6 +72,19 @@ fn mutated_event() -> impl Strategy<Value = Value> {
     })
 }
 
+/// Fields of a CloudTrail record that tools publishing records may leave out; the re-check
+/// needs none of them (`eventID` and `recipientAccountId` have stand-ins).
+const OPTIONAL_FIELDS: [&str; 8] = [
+    "eventVersion",
+    "userAgent",
+    "sourceIPAddress",
+    "eventID",
+    "recipientAccountId",
+    "tlsDetails",
+    "responseElements",
+    "eventType",
+];
+
 fn is_watched(source: &str, name: &str) -> bool {
     WATCHED
         .iter()
@@ -355,6 +368,34 @@ proptest! {
             }
             Err(error) => prop_assert!(!error.to_string().is_empty()),
         }
+    }
+
+    #[test]
+    fn a_bare_record_with_any_agent_and_address_and_optional_fields_dropped_is_read(
+        agent in any::<String>(),
+        address in any::<String>(),
+        dropped in prop::collection::btree_set(0..OPTIONAL_FIELDS.len(), 0..OPTIONAL_FIELDS.len()),
+    ) {
+        let event: Value =
+            serde_json::from_str(include_str!("../fixtures/events/stop_logging.json")).unwrap();
+        let expected = parse(event.to_string().as_bytes()).unwrap();
+        let mut record = event["detail"].clone();
+        record["userAgent"] = json!(agent);
+        record["sourceIPAddress"] = json!(address);
+        let fields = record.as_object_mut().unwrap();
+        for index in &dropped {
+            fields.remove(OPTIONAL_FIELDS[*index]);
+        }
+        let change = parse_event_or_record(record.to_string().as_bytes());
+        prop_assert!(change.is_ok(), "{change:?}");
+        let change = change.unwrap();
+        prop_assert_eq!(&change.target, &expected.target);
+        prop_assert_eq!(&change.account, &expected.account);
+        prop_assert_eq!(&change.region, &expected.region);
+        prop_assert!(!change.event_id.is_empty());
+        let kept = |name: &str| !dropped.iter().any(|i| OPTIONAL_FIELDS[*i] == name);
+        prop_assert_eq!(change.actor.user_agent, kept("userAgent").then_some(agent));
+        prop_assert_eq!(change.actor.source_ip_address, kept("sourceIPAddress").then_some(address));
     }
 
     #[test]

@@ -21,7 +21,7 @@ use std::time::Instant;
 use tracing::{error, info};
 use trailwatch_aws::flow::Recheck;
 use trailwatch_aws::publication::RunSummary;
-use trailwatch_aws::Services;
+use trailwatch_aws::{Inventory, Services};
 use trailwatch_core::event;
 use trailwatch_lambda::{finish, HandlerError};
 
@@ -38,31 +38,56 @@ pub struct ChangeResponse {
     pub reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub run: Option<RunSummary>,
+    /// AWS API operations this invocation made in the deployment's account: for a skip, the
+    /// reads that decided the event concerns no trail.
+    pub api_calls: u64,
     /// From the handler's start to its answer: for a published re-check, the time from the
     /// event's arrival to the alert being accepted by SNS.
     pub handler_ms: u64,
 }
 
-fn skipped(event_id: Option<String>, reason: String, started: Instant) -> ChangeResponse {
+fn skipped(event_id: Option<String>, reason: String, started: Started) -> ChangeResponse {
     info!(event_id = event_id.as_deref().unwrap_or("-"), %reason, "skipped");
     ChangeResponse {
         event_id,
         outcome: "skipped",
         reason: Some(reason),
         run: None,
-        handler_ms: elapsed_ms(started),
+        api_calls: started.api_calls(),
+        handler_ms: started.elapsed_ms(),
     }
 }
 
-fn elapsed_ms(started: Instant) -> u64 {
-    u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
+/// When the invocation started, on the clock and on the API-call counter.
+struct Started<'a> {
+    clock: Instant,
+    services: &'a Services,
+    calls_before: u64,
+}
+
+impl<'a> Started<'a> {
+    fn now(services: &'a Services) -> Self {
+        Started {
+            clock: Instant::now(),
+            services,
+            calls_before: services.inventory.api_calls(),
+        }
+    }
+
+    fn api_calls(&self) -> u64 {
+        self.services.inventory.api_calls() - self.calls_before
+    }
+
+    fn elapsed_ms(&self) -> u64 {
+        u64::try_from(self.clock.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
 }
 
 pub async fn handle(
     services: &Services,
     event: LambdaEvent<Value>,
 ) -> Result<ChangeResponse, HandlerError> {
-    let started = Instant::now();
+    let started = Started::now(services);
     let bytes = serde_json::to_vec(&event.payload).unwrap_or_default();
     let event_id = event::event_id(&bytes);
     let id = event_id.clone().unwrap_or_else(|| "-".into());
@@ -94,7 +119,8 @@ pub async fn handle(
                 outcome: "published",
                 reason: None,
                 run: Some(outcome.summary()),
-                handler_ms: elapsed_ms(started),
+                api_calls: started.api_calls(),
+                handler_ms: started.elapsed_ms(),
             })
         }
         Err(problem) => {

@@ -28,7 +28,7 @@ pub(super) fn logging_reasons(
 }
 
 /// A stop time as memory names its occurrence: whole seconds, as CloudTrail's event time.
-pub(crate) fn stop_occurrence(time: chrono::DateTime<chrono::Utc>) -> String {
+pub fn stop_occurrence(time: chrono::DateTime<chrono::Utc>) -> String {
     time.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
@@ -56,15 +56,24 @@ fn stopped(trail: &Trail, s: &TrailStatus) -> Reason {
 /// `LOGGING_GAP`: logging now, but stopped and started again inside the gap window.
 fn gap(trail: &Trail, s: &TrailStatus, settings: &Settings) -> Option<Reason> {
     let (stop, start) = (s.stop_logging_time?, s.start_logging_time?);
-    if stop >= start || settings.now - stop > settings.gap_window {
+    // Logging now, so the last start came after the last stop; the two may share a timestamp
+    // when they came within the same second (CloudTrail reports whole seconds).
+    if stop > start || settings.now - stop > settings.gap_window {
         return None;
     }
-    Some(gap_reason(trail, stop, Some(start)))
+    Some(gap_reason(
+        &trail.name,
+        &trail.home_region,
+        stop,
+        Some(start),
+    ))
 }
 
-/// The `LOGGING_GAP` reason for a stop at `stop`, started again at `start` when known.
-pub(crate) fn gap_reason(
-    trail: &Trail,
+/// The `LOGGING_GAP` reason for trail `name` (homed in `region`) stopped at `stop`, and started
+/// again at `start` when that is known.
+pub fn gap_reason(
+    name: &str,
+    region: &str,
     stop: chrono::DateTime<chrono::Utc>,
     start: Option<chrono::DateTime<chrono::Utc>>,
 ) -> Reason {
@@ -79,10 +88,8 @@ pub(crate) fn gap_reason(
     Reason::new(
         ReasonCode::LoggingGap,
         format!(
-            "Trail {} stopped logging at {} {restarted}. The events in between reached neither S3 nor CloudWatch Logs, so no alarm saw them. CloudTrail Event history (aws cloudtrail lookup-events --region {} --start-time {} --end-time {}) still holds that window's management events: find who stopped the trail and what they did.",
-            trail.name,
+            "Trail {name} stopped logging at {} {restarted}. The events in between reached neither S3 nor CloudWatch Logs, so no alarm saw them. CloudTrail Event history (aws cloudtrail lookup-events --region {region} --start-time {} --end-time {}) still holds that window's management events: find who stopped the trail and what they did.",
             stop_occurrence(stop),
-            trail.home_region,
             stop_occurrence(stop),
             start.map(stop_occurrence).unwrap_or_else(|| "now".into()),
         ),

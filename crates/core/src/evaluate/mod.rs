@@ -13,7 +13,7 @@ mod role;
 mod selectors;
 mod tamper_alarm;
 
-pub use delivery::human_duration;
+pub use delivery::{gap_reason, human_duration, stop_occurrence};
 pub use selectors::logs_management_writes;
 
 use crate::arn::LogGroupRef;

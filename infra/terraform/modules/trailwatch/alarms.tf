@@ -18,6 +18,29 @@ resource "aws_cloudwatch_metric_alarm" "errors" {
   tags                = var.tags
 }
 
+# trailwatch's own Errors metric (its EMF line): evaluations it could not complete, and findings
+# or pages it could not record or send. Lambda's Errors count only invocations that failed.
+resource "aws_cloudwatch_metric_alarm" "blind_spots" {
+  for_each = {
+    "scheduled-scan" = { statistic = "Maximum", period = 3600 }
+    "trail-change"   = { statistic = "Sum", period = 300 }
+  }
+  alarm_name          = "${var.name}-${each.key}-blind-spots"
+  alarm_description   = "trailwatch ${each.key} could not verify something or could not record or page it; see its logs."
+  namespace           = "trailwatch"
+  metric_name         = "Errors"
+  dimensions          = { Function = each.key }
+  statistic           = each.value.statistic
+  period              = each.value.period
+  evaluation_periods  = 1
+  threshold           = 1
+  comparison_operator = "GreaterThanOrEqualToThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = [aws_sns_topic.alerts.arn]
+  ok_actions          = [aws_sns_topic.alerts.arn]
+  tags                = var.tags
+}
+
 # An attacker who disables the schedule silences the monitor; so does a broken deployment.
 resource "aws_cloudwatch_metric_alarm" "scan_silent" {
   alarm_name          = "${var.name}-scheduled-scan-silent"

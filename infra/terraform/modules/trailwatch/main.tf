@@ -24,6 +24,15 @@ locals {
     # Empty means "not set": organisation mode stays off.
     TRAILWATCH_ORG_ROLE_NAME   = var.org_role_name
     TRAILWATCH_ORG_EXTERNAL_ID = var.org_external_id
+    # trailwatch's own rules, functions, topics and keys: a call that disables, deletes or
+    # rewrites one pages HIGH (trail-change), as the guard rule does on its own path.
+    TRAILWATCH_MONITOR_RESOURCES = join(",", [
+      "arn:${local.partition}:events:${local.region}:${local.account}:rule/${var.name}-*",
+      "arn:${local.partition}:lambda:${local.region}:${local.account}:function:${var.name}-*",
+      "arn:${local.partition}:sns:${local.region}:${local.account}:${var.name}-*",
+      aws_kms_key.alerts.arn,
+      aws_kms_key.guard.arn,
+    ])
   }
 }
 
@@ -261,8 +270,8 @@ resource "aws_sqs_queue" "change_dead_letters" {
 
 data "aws_iam_policy_document" "dead_letters" {
   for_each = {
-    scan   = { queue = aws_sqs_queue.scan_dead_letters.arn, rule = aws_cloudwatch_event_rule.schedule.arn }
-    change = { queue = aws_sqs_queue.change_dead_letters.arn, rule = aws_cloudwatch_event_rule.change.arn }
+    scan   = { queue = aws_sqs_queue.scan_dead_letters.arn, rules = [aws_cloudwatch_event_rule.schedule.arn] }
+    change = { queue = aws_sqs_queue.change_dead_letters.arn, rules = [aws_cloudwatch_event_rule.change.arn, aws_cloudwatch_event_rule.guard.arn] }
   }
   # EventBridge parks here what it could not deliver to the function.
   statement {
@@ -276,7 +285,7 @@ data "aws_iam_policy_document" "dead_letters" {
     condition {
       test     = "ArnEquals"
       variable = "aws:SourceArn"
-      values   = [each.value.rule]
+      values   = each.value.rules
     }
   }
   statement {

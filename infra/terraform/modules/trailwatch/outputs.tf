@@ -3,6 +3,11 @@ output "alerts_topic_arn" {
   value       = aws_sns_topic.alerts.arn
 }
 
+output "guard_topic_arn" {
+  description = "Pages when someone changes trailwatch itself, on a path that does not depend on the alerts topic or its key."
+  value       = aws_sns_topic.guard.arn
+}
+
 output "alerts_key_arn" {
   description = "The KMS key of the topic, the dead-letter queues, the alert ledger and the function logs."
   value       = aws_kms_key.alerts.arn
