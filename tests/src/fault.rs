@@ -24,24 +24,39 @@ use tokio::sync::watch;
 /// nothing waits for it to run out.
 const HANG_GUARD: std::time::Duration = std::time::Duration::from_secs(120);
 
-/// Holds requests until it is opened. Clones share one gate.
+/// Holds requests until it is opened, then lets them reach moto one at a time. Clones share
+/// one gate.
+///
+/// One at a time because moto checks a DynamoDB condition and writes the item without a lock:
+/// two conditional writes released together can both pass their check, where DynamoDB makes
+/// each write to an item atomic. A race test releasing the ledger's claims together would
+/// otherwise test moto's threads, not the ledger.
 #[derive(Debug, Clone)]
-pub struct Gate(Arc<watch::Sender<bool>>);
+pub struct Gate {
+    open: Arc<watch::Sender<bool>>,
+    turn: Arc<tokio::sync::Mutex<()>>,
+}
 
 impl Gate {
     pub fn new() -> Self {
-        Gate(Arc::new(watch::channel(false).0))
+        Gate {
+            open: Arc::new(watch::channel(false).0),
+            turn: Arc::default(),
+        }
     }
 
     /// Lets every held request through, and every later one.
     pub fn open(&self) {
-        self.0.send_replace(true);
+        self.open.send_replace(true);
     }
 
-    async fn passed(&self) {
-        let mut open = self.0.subscribe();
+    /// Waits for the gate to open, then for this request's turn, which lasts as long as the
+    /// returned guard: until moto has answered.
+    async fn passed(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        let mut open = self.open.subscribe();
         // An error means the gate itself is gone, which lets the request through as well.
         let _ = open.wait_for(|is_open| *is_open).await;
+        self.turn.lock().await
     }
 }
 
@@ -53,7 +68,7 @@ impl Default for Gate {
 
 impl PartialEq for Gate {
     fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
+        Arc::ptr_eq(&self.open, &other.open)
     }
 }
 
@@ -126,7 +141,10 @@ pub struct FaultProxy {
     rules: Arc<Mutex<Vec<Rule>>>,
     injected: Arc<Mutex<Vec<(String, String, Fault)>>>,
     seen: Arc<Mutex<Vec<Call>>>,
-    /// Bumped on every request, so that [`FaultProxy::wait_for`] wakes up to count again.
+    /// The requests moto has answered, in the order it answered them.
+    answered: Arc<Mutex<Vec<Call>>>,
+    /// Bumped on every request and every answer, so that [`FaultProxy::wait_for`] and
+    /// [`FaultProxy::wait_for_answers`] wake up to count again.
     arrivals: watch::Sender<usize>,
 }
 
@@ -202,19 +220,22 @@ impl FaultProxy {
         let rules: Arc<Mutex<Vec<Rule>>> = Arc::default();
         let injected: Arc<Mutex<Vec<(String, String, Fault)>>> = Arc::default();
         let seen: Arc<Mutex<Vec<Call>>> = Arc::default();
+        let answered: Arc<Mutex<Vec<Call>>> = Arc::default();
         let arrivals = watch::channel(0usize).0;
-        let (task_rules, task_injected, task_seen, task_arrivals) = (
+        let (task_rules, task_injected, task_seen, task_answered, task_arrivals) = (
             rules.clone(),
             injected.clone(),
             seen.clone(),
+            answered.clone(),
             arrivals.clone(),
         );
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                let (rules, injected, seen, arrivals, upstream) = (
+                let (rules, injected, seen, answered, arrivals, upstream) = (
                     task_rules.clone(),
                     task_injected.clone(),
                     task_seen.clone(),
+                    task_answered.clone(),
                     task_arrivals.clone(),
                     upstream.clone(),
                 );
@@ -223,6 +244,7 @@ impl FaultProxy {
                         rules: &rules,
                         injected: &injected,
                         seen: &seen,
+                        answered: &answered,
                         arrivals: &arrivals,
                     };
                     // A broken connection fails only the request on it; the SDK reports it.
@@ -235,6 +257,7 @@ impl FaultProxy {
             rules,
             injected,
             seen,
+            answered,
             arrivals,
         })
     }
@@ -252,11 +275,28 @@ impl FaultProxy {
     /// Panics after a generous guard, so that a request that never comes fails the test
     /// instead of hanging it.
     pub async fn wait_for(&self, operation: &str, count: usize) {
+        self.wait_until(&self.seen, operation, count, "saw").await
+    }
+
+    /// Waits until moto has answered `count` requests of `operation`: unlike
+    /// [`FaultProxy::wait_for`], whatever a test lets through next cannot reach moto before
+    /// those reads did.
+    pub async fn wait_for_answers(&self, operation: &str, count: usize) {
+        self.wait_until(&self.answered, operation, count, "had answered")
+            .await
+    }
+
+    async fn wait_until(&self, log: &Mutex<Vec<Call>>, operation: &str, count: usize, what: &str) {
         let mut arrivals = self.arrivals.subscribe();
         let counted = async {
             loop {
-                let seen = self.seen().iter().filter(|(_, op)| op == operation).count();
-                if seen >= count {
+                let logged = log
+                    .lock()
+                    .expect("call log lock")
+                    .iter()
+                    .filter(|c| c.operation == operation)
+                    .count();
+                if logged >= count {
                     return;
                 }
                 if arrivals.changed().await.is_err() {
@@ -266,7 +306,7 @@ impl FaultProxy {
         };
         tokio::time::timeout(HANG_GUARD, counted)
             .await
-            .unwrap_or_else(|_| panic!("the proxy never saw {count} {operation} request(s)"));
+            .unwrap_or_else(|_| panic!("the proxy never {what} {count} {operation} request(s)"));
     }
 
     /// Every request so far, as (region, operation), faulted or forwarded.
@@ -406,6 +446,7 @@ struct Book<'a> {
     rules: &'a Mutex<Vec<Rule>>,
     injected: &'a Mutex<Vec<(String, String, Fault)>>,
     seen: &'a Mutex<Vec<Call>>,
+    answered: &'a Mutex<Vec<Call>>,
     arrivals: &'a watch::Sender<usize>,
 }
 
@@ -433,22 +474,31 @@ async fn serve(mut client: TcpStream, upstream: &str, book: Book<'_>) -> Result<
     let request = read_request(&mut client).await?;
     let (region, service) = request.scope();
     let operation = request.operation();
+    let call = Call {
+        region: region.clone(),
+        service,
+        operation: operation.clone(),
+    };
     if let Ok(mut log) = book.seen.lock() {
-        log.push(Call {
-            region: region.clone(),
-            service,
-            operation: operation.clone(),
-        });
+        log.push(call.clone());
     }
     book.arrivals.send_modify(|n| *n += 1);
     let fault = matching_fault(book.rules, &region, &operation, &request.body);
+    if let (Some(fault), Ok(mut log)) = (&fault, book.injected.lock()) {
+        log.push((region, operation, fault.clone()));
+    }
+    let held = match &fault {
+        Some(Fault::Hold(gate)) => Some(gate.clone()),
+        _ => None,
+    };
+    // Kept until moto has answered, so that released requests reach it one at a time.
+    let _turn = match &held {
+        Some(gate) => Some(gate.passed().await),
+        None => None,
+    };
     if let Some(fault) = &fault {
-        if let Ok(mut log) = book.injected.lock() {
-            log.push((region, operation, fault.clone()));
-        }
         match fault {
-            Fault::RejectFirstFinding => {}
-            Fault::Hold(gate) => gate.passed().await,
+            Fault::RejectFirstFinding | Fault::Hold(_) => {}
             Fault::Timeout => {
                 // Longer than any attempt timeout a test sets; the SDK hangs up first.
                 tokio::time::sleep(std::time::Duration::from_secs(120)).await;
@@ -477,6 +527,10 @@ async fn serve(mut client: TcpStream, upstream: &str, book: Book<'_>) -> Result<
     server.write_all(&request.body).await?;
     let mut response = Vec::new();
     server.read_to_end(&mut response).await?;
+    if let Ok(mut log) = book.answered.lock() {
+        log.push(call);
+    }
+    book.arrivals.send_modify(|n| *n += 1);
     if fault == Some(Fault::RejectFirstFinding) {
         response = rejecting_first_finding(&request)?;
     }

@@ -833,16 +833,33 @@ impl Deployment {
 
     /// How many times each finding was paged, over every alert sent so far.
     pub async fn paged(&self) -> Result<BTreeMap<String, usize>> {
+        Ok(self.paged_in_detail().await?.0)
+    }
+
+    /// [`Deployment::paged`], with each page's transitions as (what sent it, kind, finding):
+    /// what a failed race test prints to show who paged what.
+    pub async fn paged_in_detail(&self) -> Result<(BTreeMap<String, usize>, Vec<String>)> {
         let mut counts = BTreeMap::new();
+        let mut detail = Vec::new();
         for envelope in self.account.alerts(HOME, &self.queue).await? {
             let records: Value =
                 serde_json::from_str(envelope["Message"].as_str().context("an SNS Message")?)?;
             for transition in records["transitions"].as_array().into_iter().flatten() {
                 let id = transition["finding_id"].as_str().context("finding_id")?;
                 *counts.entry(id.to_string()).or_insert(0) += 1;
+                let codes: Vec<&str> = transition["evaluation"]["reasons"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|r| r["code"].as_str())
+                    .collect();
+                detail.push(format!(
+                    "{} {} {id} {codes:?}",
+                    records["trigger"], transition["kind"]
+                ));
             }
         }
-        Ok(counts)
+        Ok((counts, detail))
     }
 
     pub async fn trail_status(&self) -> Result<String> {

@@ -26,8 +26,10 @@ use trailwatch_tests::{endpoint, Deployment, TrailSpec, HOME};
 /// StopLogging; then the hourly scan and the StopLogging re-check both read their memory
 /// before either writes: the proxy holds every write (the ledger's claims, or without the
 /// ledger the imports) until it has seen both runs' reads. Returns how many times each finding
-/// was paged.
-async fn both_runs_see_the_same_failure(with_ledger: bool) -> Result<BTreeMap<String, usize>> {
+/// was paged, and who paged what.
+async fn both_runs_see_the_same_failure(
+    with_ledger: bool,
+) -> Result<(BTreeMap<String, usize>, Vec<String>)> {
     let deployment = Deployment::new(with_ledger).await?;
     let change = deployment.stop_logging().await?;
     let proxy = FaultProxy::start(&endpoint()?).await?;
@@ -41,8 +43,10 @@ async fn both_runs_see_the_same_failure(with_ledger: bool) -> Result<BTreeMap<St
     let scan = deployment.services(&via, "scheduled scan")?;
     let trail_change = deployment.services(&via, "trail-change")?;
 
+    // Both reads answered, not only arrived: a write let through as the second read arrives
+    // could reach moto before it, and the race would not happen.
     let release = async {
-        proxy.wait_for(read, 2).await;
+        proxy.wait_for_answers(read, 2).await;
         gate.open();
     };
     let (scanned, rechecked, ()) = tokio::join!(scan.run(), trail_change.recheck(&change), release);
@@ -54,23 +58,23 @@ async fn both_runs_see_the_same_failure(with_ledger: bool) -> Result<BTreeMap<St
         assert!(outcome.failures.is_empty(), "{:#?}", outcome.failures);
     }
     assert_eq!(deployment.trail_status().await?, "FAILED");
-    deployment.paged().await
+    deployment.paged_in_detail().await
 }
 
 #[tokio::test]
 async fn a_scan_racing_a_recheck_pages_each_transition_once() -> Result<()> {
-    let paged = both_runs_see_the_same_failure(true).await?;
+    let (paged, detail) = both_runs_see_the_same_failure(true).await?;
     // The trail stopped, and with it the account's coverage: two transitions, one page each.
-    assert_eq!(paged.len(), 2, "{paged:#?}");
-    assert!(paged.values().all(|&n| n == 1), "{paged:#?}");
+    assert_eq!(paged.len(), 2, "{detail:#?}");
+    assert!(paged.values().all(|&n| n == 1), "{detail:#?}");
     Ok(())
 }
 
 #[tokio::test]
 async fn without_the_ledger_the_same_race_pages_twice() -> Result<()> {
-    let paged = both_runs_see_the_same_failure(false).await?;
-    assert_eq!(paged.len(), 2, "{paged:#?}");
-    assert!(paged.values().all(|&n| n == 2), "{paged:#?}");
+    let (paged, detail) = both_runs_see_the_same_failure(false).await?;
+    assert_eq!(paged.len(), 2, "{detail:#?}");
+    assert!(paged.values().all(|&n| n == 2), "{detail:#?}");
     Ok(())
 }
 
