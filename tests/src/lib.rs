@@ -311,6 +311,43 @@ impl Account {
         ))
     }
 
+    /// A log group with a year's retention, encrypted with a new KMS key whose policy is the
+    /// one the CloudWatch Logs user guide gives ("Encrypt log data in CloudWatch Logs using
+    /// AWS KMS"). Returns the group's ARN and the key's.
+    pub async fn encrypted_log_group(&self, region: &str, name: &str) -> Result<(String, String)> {
+        let group = format!("arn:aws:logs:{region}:{}:log-group:{name}", self.id);
+        let policy = json!({"Version": "2012-10-17", "Statement": [
+            {"Sid": "Enable IAM User Permissions", "Effect": "Allow",
+             "Principal": {"AWS": format!("arn:aws:iam::{}:root", self.id)},
+             "Action": "kms:*", "Resource": "*"},
+            {"Effect": "Allow", "Principal": {"Service": format!("logs.{region}.amazonaws.com")},
+             "Action": ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
+             "Resource": "*",
+             "Condition": {"ArnEquals": {"kms:EncryptionContext:aws:logs:arn": group}}}]});
+        let key = aws_sdk_kms::Client::new(&self.regional(region))
+            .create_key()
+            .policy(policy.to_string())
+            .send()
+            .await?;
+        let key_arn = key
+            .key_metadata()
+            .and_then(|k| k.arn())
+            .context("CreateKey returned no ARN")?
+            .to_string();
+        let logs = self.logs(region);
+        logs.create_log_group()
+            .log_group_name(name)
+            .kms_key_id(&key_arn)
+            .send()
+            .await?;
+        logs.put_retention_policy()
+            .log_group_name(name)
+            .retention_in_days(365)
+            .send()
+            .await?;
+        Ok((format!("{group}:*"), key_arn))
+    }
+
     /// Creates a role with `trust` and one inline policy per `(name, document)`.
     pub async fn role(
         &self,
@@ -396,6 +433,16 @@ impl Account {
             )
             .send()
             .await?;
+        // The alarm pages someone: its topic exists and has a confirmed subscription (moto
+        // confirms email subscriptions at once).
+        let sns = aws_sdk_sns::Client::new(&self.regional(region));
+        let topic = sns.create_topic().name("security-alerts").send().await?;
+        sns.subscribe()
+            .topic_arn(topic.topic_arn().context("CreateTopic returned no ARN")?)
+            .protocol("email")
+            .endpoint("secops@example.com")
+            .send()
+            .await?;
         self.cloudwatch(region)
             .put_metric_alarm()
             .alarm_name(format!("cloudtrail-tampering-{group}"))
@@ -422,6 +469,20 @@ impl Account {
     ) -> Result<HealthyTrail> {
         let log_group_name = format!("cloudtrail/{name}");
         let log_group_arn = self.log_group(region, &log_group_name, Some(365)).await?;
+        self.healthy_trail_on(name, region, multi_region, &log_group_name, log_group_arn)
+            .await
+    }
+
+    /// [`Account::healthy_trail`] delivering to an existing log group.
+    pub async fn healthy_trail_on(
+        &self,
+        name: &str,
+        region: &str,
+        multi_region: bool,
+        log_group_name: &str,
+        log_group_arn: String,
+    ) -> Result<HealthyTrail> {
+        let log_group_name = log_group_name.to_string();
         let role_name = format!("CloudTrailToCloudWatch-{name}");
         let role_arn = self
             .role(
@@ -651,7 +712,9 @@ fn full_scan(regions: &[&str]) -> ScanOptions {
             regions: RegionSelection::List(regions.iter().map(|r| r.to_string()).collect()),
             trail: None,
         },
-        max_delivery_age: chrono::Duration::hours(24),
+        max_delivery_age: chrono::Duration::hours(
+            trailwatch_core::Settings::DEFAULT_MAX_DELIVERY_AGE_HOURS,
+        ),
         gap_window: chrono::Duration::hours(24),
         warnings: true,
     }

@@ -547,13 +547,22 @@ async fn the_granted_actions_are_exactly_what_a_scan_and_a_recheck_call() -> Res
     acct.enable_security_hub(HOME).await?;
     let (topic, _queue) = acct.topic_with_queue(HOME, "trailwatch-alerts").await?;
     // Every kind of read: a trail with a log group, metric filter and alarm, and a delivery
-    // role with an inline and an attached managed policy; a second trail fails, so an alert
-    // goes out.
+    // role with an inline and an attached managed policy; an organisation trail whose log
+    // group has a KMS key; a third trail fails, so an alert goes out.
     let audit = acct.healthy_trail("audit", HOME, true).await?;
     acct.attach_managed(
         &audit.role_name,
         "extra-delivery",
         &trailwatch_tests::delivery_policy(&audit.log_group_arn),
+    )
+    .await?;
+    acct.create_organization(&[]).await?;
+    let (sealed, _key) = acct.encrypted_log_group(HOME, "cloudtrail/sealed").await?;
+    acct.trail(
+        TrailSpec::new("org-sealed", HOME)
+            .organization()
+            .log_group(&sealed)
+            .role(&audit.role_arn),
     )
     .await?;
     acct.trail(TrailSpec::new("s3-only", HOME)).await?;
@@ -604,6 +613,54 @@ async fn the_granted_actions_are_exactly_what_a_scan_and_a_recheck_call() -> Res
         unexplained.is_empty(),
         "granted but never called: {unexplained:?}"
     );
+    Ok(())
+}
+
+/// Organisation mode adds exactly what `OrganizationPolicy` grants: listing the accounts,
+/// assuming their read role, and reading the SCPs on each account's path.
+#[tokio::test]
+async fn the_organisation_policy_grants_what_an_organisation_run_calls() -> Result<()> {
+    const HOME: &str = "us-east-1";
+    let management = Account::fresh().await?;
+    let members = management.create_organization(&["member"]).await?;
+    for account in [&management, &members[0]] {
+        account.enable_security_hub(HOME).await?;
+    }
+    members[0].healthy_trail("audit", HOME, true).await?;
+    let proxy = FaultProxy::start(&endpoint()?).await?;
+    let via = management.via(&proxy.endpoint).await;
+    let config = trailwatch_aws::Config::from_lookup(|name| match name {
+        "TRAILWATCH_REGIONS" => Some(HOME.into()),
+        "TRAILWATCH_ORG_ROLE_NAME" => Some("trailwatch-read".into()),
+        _ => None,
+    })?;
+    let services = trailwatch_aws::Services::new(&via.sdk, &config, "infra test")?;
+    let runs = services
+        .run_organization()
+        .await
+        .context("organisation mode is configured")??;
+    assert_eq!(runs.len(), 2);
+
+    let sam = cloudformation("template.yaml")?;
+    let organization = cloudformation_actions(
+        &resource(&sam, "OrganizationPolicy")["Properties"]["PolicyDocument"],
+    );
+    let granted: BTreeSet<String> = sam_evaluate_actions()?
+        .union(&organization)
+        .cloned()
+        .collect();
+    let observed: BTreeSet<String> = proxy
+        .iam_actions()
+        .into_iter()
+        .filter(|a| !NEEDS_NO_PERMISSION.contains(&a.as_str()))
+        .collect();
+    let not_granted: Vec<_> = observed.difference(&granted).collect();
+    assert!(
+        not_granted.is_empty(),
+        "called but not granted: {not_granted:?}"
+    );
+    let unused: Vec<_> = organization.difference(&observed).collect();
+    assert!(unused.is_empty(), "granted but never called: {unused:?}");
     Ok(())
 }
 

@@ -1,6 +1,8 @@
 //! Organisation mode against moto: a management account that creates an organisation with
 //! three member accounts, one of which refuses the read role (the fault proxy answers its
-//! `AssumeRole` with AccessDenied). The deployment runs in the management account.
+//! `AssumeRole` with AccessDenied). The deployment runs in the management account. The root
+//! carries the service control policy that keeps everyone but a security role from stopping,
+//! deleting or updating trails, as the README recommends.
 
 use anyhow::{Context, Result};
 use serde_json::Value;
@@ -30,6 +32,20 @@ struct Organization {
     queue: String,
     ledger: String,
     proxy: FaultProxy,
+    /// The id of the SCP guarding trails, attached to the root.
+    guardrail: String,
+    root: String,
+}
+
+/// The SCP that keeps everyone but a security role from going dark, in the shape AWS's SCP
+/// examples give ("Prevent users from disabling CloudTrail").
+fn protect_cloudtrail() -> String {
+    serde_json::json!({"Version": "2012-10-17", "Statement": [{"Sid": "ProtectCloudTrail",
+        "Effect": "Deny",
+        "Action": ["cloudtrail:StopLogging", "cloudtrail:DeleteTrail", "cloudtrail:UpdateTrail"],
+        "Resource": "*",
+        "Condition": {"ArnNotLike": {"aws:PrincipalArn": "arn:aws:iam::*:role/SecurityAdmin"}}}]})
+    .to_string()
 }
 
 impl Organization {
@@ -43,6 +59,35 @@ impl Organization {
         for account in [&management, &healthy, &failing, &refusing] {
             account.enable_security_hub(HOME).await?;
         }
+        let organizations = aws_sdk_organizations::Client::new(&management.sdk);
+        let root = organizations
+            .list_roots()
+            .send()
+            .await?
+            .roots()
+            .first()
+            .and_then(|r| r.id())
+            .context("the organisation's root")?
+            .to_string();
+        let guardrail = organizations
+            .create_policy()
+            .name("ProtectCloudTrail")
+            .description("Only SecurityAdmin may stop, delete or update trails")
+            .r#type(aws_sdk_organizations::types::PolicyType::ServiceControlPolicy)
+            .content(protect_cloudtrail())
+            .send()
+            .await?
+            .policy()
+            .and_then(|p| p.policy_summary())
+            .and_then(|s| s.id())
+            .context("the SCP's id")?
+            .to_string();
+        organizations
+            .attach_policy()
+            .policy_id(&guardrail)
+            .target_id(&root)
+            .send()
+            .await?;
 
         // The organisation trail, with everything right, in the management account.
         let group_arn = management
@@ -91,6 +136,8 @@ impl Organization {
             queue,
             ledger,
             proxy,
+            guardrail,
+            root,
         })
     }
 
@@ -238,6 +285,79 @@ async fn every_account_is_scanned_and_recorded_in_its_own_security_hub() -> Resu
     assert_eq!(alerts.len(), 1, "{alerts:#?}");
     assert_eq!(alerts[0].0, org.failing.id);
     assert!(alerts[0].1.iter().all(|id| id.contains(&org.failing.id)));
+    Ok(())
+}
+
+/// The account evaluation of `account` in `runs`.
+fn account_verdict<'a>(
+    runs: &'a [AccountRun],
+    account: &str,
+) -> Result<&'a trailwatch_core::Evaluation> {
+    runs.iter()
+        .find_map(|r| match r {
+            AccountRun::Scanned {
+                account: a,
+                outcome,
+            } if a.id == account => outcome
+                .report
+                .evaluations
+                .iter()
+                .find(|e| e.kind == EvaluationKind::Account),
+            _ => None,
+        })
+        .with_context(|| format!("no account verdict for {account}"))
+}
+
+#[tokio::test]
+async fn members_without_the_trail_guardrail_are_warned_and_the_management_account_told_why(
+) -> Result<()> {
+    let org = Organization::new().await?;
+    let services = org.services("scheduled scan").await?;
+    let runs = services
+        .run_organization()
+        .await
+        .context("organisation mode is configured")??;
+    // The SCP on the root guards every member.
+    let healthy = account_verdict(&runs, &org.healthy.id)?;
+    assert_eq!(healthy.status, Status::Pass, "{healthy:#?}");
+    assert!(healthy
+        .reasons
+        .iter()
+        .all(|r| r.code != ReasonCode::TamperGuardrailMissing));
+    // No SCP binds the management account, and its verdict says so.
+    let management = account_verdict(&runs, &org.management.id)?;
+    assert_eq!(management.status, Status::Pass, "{management:#?}");
+    assert!(management
+        .reasons
+        .iter()
+        .any(|r| r.code == ReasonCode::TamperGuardrailNotApplicable));
+
+    aws_sdk_organizations::Client::new(&org.management.sdk)
+        .detach_policy()
+        .policy_id(&org.guardrail)
+        .target_id(&org.root)
+        .send()
+        .await?;
+    let runs = services
+        .run_organization()
+        .await
+        .context("organisation mode is configured")??;
+    let healthy = account_verdict(&runs, &org.healthy.id)?;
+    assert_eq!(healthy.status, Status::Warning, "{healthy:#?}");
+    let missing = healthy
+        .reasons
+        .iter()
+        .find(|r| r.code == ReasonCode::TamperGuardrailMissing)
+        .context("the guardrail is missing")?;
+    assert!(
+        missing.message.contains(&format!("root {}", org.root)),
+        "{}",
+        missing.message
+    );
+    assert!(account_verdict(&runs, &org.management.id)?
+        .reasons
+        .iter()
+        .all(|r| r.code != ReasonCode::TamperGuardrailMissing));
     Ok(())
 }
 

@@ -426,8 +426,174 @@ async fn shared_log_group_and_role_are_fetched_once() -> Result<()> {
     let (report, _) = acct.scan(&[HOME, OTHER]).await?;
     assert_eq!(report.summary.pass, 3, "{report:#?}");
     // 1 GetCallerIdentity + 2 DescribeTrails + 2 trails x (GetTrailStatus + GetEventSelectors)
-    // + 1 DescribeLogGroups + 1 DescribeMetricFilters + 1 DescribeAlarms
+    // + GetTrailStatus of the multi-region trail in eu-west-1
+    // + DescribeLogGroups, DescribeMetricFilters, DescribeLogStreams, DescribeAlarms and
+    //   ListSubscriptionsByTopic of its topic, once for both trails
     // + GetRole, ListRolePolicies, GetRolePolicy, ListAttachedRolePolicies, once for both trails.
-    assert_eq!(report.api_calls, 1 + 2 + 4 + 3 + 4);
+    assert_eq!(report.api_calls, 1 + 2 + 4 + 1 + 5 + 4);
+    Ok(())
+}
+
+// What moto can show of how real AWS judges a delivery path: the log group's key, the role's
+// permissions boundary, who the tamper alarm pages, and an organisation trail's member
+// streams. The rest (log-group classes, per-region delivery, stream times) moto does not keep;
+// `trailwatch-core`'s fixture tests cover those.
+
+#[tokio::test]
+async fn a_log_group_key_that_is_disabled_fails_the_trail() -> Result<()> {
+    let acct = Account::fresh().await?;
+    let (group_arn, key_arn) = acct.encrypted_log_group(HOME, "cloudtrail/sealed").await?;
+    let healthy = acct
+        .healthy_trail_on("sealed", HOME, true, "cloudtrail/sealed", group_arn)
+        .await?;
+    // The key policy as the CloudWatch Logs user guide writes it passes.
+    let (report, _) = acct.scan(&[HOME]).await?;
+    assert_eq!(
+        trail(&report, &healthy.arn).status,
+        Status::Pass,
+        "{report:#?}"
+    );
+
+    // moto answers DisableKey by ARN with a 500; it takes the bare key id.
+    let key_id = key_arn.rsplit('/').next().unwrap_or_default();
+    aws_sdk_kms::Client::new(&acct.sdk)
+        .disable_key()
+        .key_id(key_id)
+        .send()
+        .await?;
+    let (report, _) = acct.scan(&[HOME]).await?;
+    let t = trail(&report, &healthy.arn);
+    assert_eq!(counted(t), vec![ReasonCode::CwlLogGroupKeyUnusable]);
+    assert!(
+        message(t, ReasonCode::CwlLogGroupKeyUnusable).contains("in state Disabled"),
+        "{t:#?}"
+    );
+    // A trail whose events cannot be stored covers nothing.
+    assert!(counted(account(&report)).contains(&ReasonCode::NoRealtimeCoverage));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_permissions_boundary_without_log_writes_fails_the_role() -> Result<()> {
+    let acct = Account::fresh().await?;
+    let healthy = acct.healthy_trail("bounded", HOME, true).await?;
+    let iam = acct.iam();
+    let boundary = iam
+        .create_policy()
+        .policy_name("ReadOnlyBoundary")
+        .policy_document(
+            json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+                "Action": ["logs:Describe*", "cloudtrail:Get*"], "Resource": "*"}]})
+            .to_string(),
+        )
+        .send()
+        .await?;
+    let boundary_arn = boundary
+        .policy()
+        .and_then(|p| p.arn())
+        .expect("policy ARN")
+        .to_string();
+    iam.put_role_permissions_boundary()
+        .role_name(&healthy.role_name)
+        .permissions_boundary(&boundary_arn)
+        .send()
+        .await?;
+    let (report, _) = acct.scan(&[HOME]).await?;
+    let t = trail(&report, &healthy.arn);
+    assert_eq!(counted(t), vec![ReasonCode::CwlRolePermissionMissing]);
+    assert!(
+        message(t, ReasonCode::CwlRolePermissionMissing)
+            .contains(&format!("its permissions boundary {boundary_arn} does not")),
+        "{t:#?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_tamper_alarm_that_pages_nobody_is_unrouted() -> Result<()> {
+    let acct = Account::fresh().await?;
+    let healthy = acct.healthy_trail("quiet", HOME, true).await?;
+    let topic = format!("arn:aws:sns:{HOME}:{}:security-alerts", acct.id);
+    let sns = aws_sdk_sns::Client::new(&acct.sdk);
+    let subscriptions = sns
+        .list_subscriptions_by_topic()
+        .topic_arn(&topic)
+        .send()
+        .await?;
+    for subscription in subscriptions.subscriptions() {
+        sns.unsubscribe()
+            .subscription_arn(subscription.subscription_arn().unwrap_or_default())
+            .send()
+            .await?;
+    }
+    let (report, _) = acct.scan(&[HOME]).await?;
+    let t = trail(&report, &healthy.arn);
+    assert_eq!(t.status, Status::Warning, "{t:#?}");
+    assert!(message(t, ReasonCode::TamperAlarmUnrouted).contains("which has no subscription"));
+
+    sns.delete_topic().topic_arn(&topic).send().await?;
+    let (report, _) = acct.scan(&[HOME]).await?;
+    let t = trail(&report, &healthy.arn);
+    assert!(message(t, ReasonCode::TamperAlarmUnrouted).contains("which does not exist"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_organisation_trails_role_must_write_every_members_stream() -> Result<()> {
+    let acct = Account::fresh().await?;
+    acct.create_organization(&[]).await?;
+    let organization = aws_sdk_organizations::Client::new(&acct.sdk)
+        .describe_organization()
+        .send()
+        .await?;
+    let org_id = organization
+        .organization()
+        .and_then(|o| o.id())
+        .expect("organisation id")
+        .to_string();
+    let group_arn = acct.log_group(HOME, "cloudtrail/org", Some(365)).await?;
+    let group = group_arn.trim_end_matches(":*");
+    // The role policy for an account's own trail: its own streams only.
+    let own_streams = format!("{group}:log-stream:{}_CloudTrail_{HOME}*", acct.id);
+    let role_arn = acct
+        .role(
+            "CloudTrailToCloudWatch-org",
+            &json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+                "Principal": {"Service": "cloudtrail.amazonaws.com"}, "Action": "sts:AssumeRole"}]}),
+            &[("delivery", delivery_policy(&own_streams))],
+        )
+        .await?;
+    acct.tamper_alarm(HOME, "cloudtrail/org").await?;
+    let arn = acct
+        .trail(
+            TrailSpec::new("org", HOME)
+                .multi_region()
+                .organization()
+                .log_group(&group_arn)
+                .role(&role_arn),
+        )
+        .await?;
+    let (report, _) = acct.scan(&[HOME]).await?;
+    let t = trail(&report, &arn);
+    assert_eq!(counted(t), vec![ReasonCode::CwlRolePermissionMissing]);
+    let text = message(t, ReasonCode::CwlRolePermissionMissing);
+    assert!(
+        text.contains(&format!("Allow {group}:log-stream:{org_id}_*")),
+        "{text}"
+    );
+
+    // The organisation trail's policy as the CloudTrail user guide gives it.
+    let documented = json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+        "Resource": [own_streams, format!("{group}:log-stream:{org_id}_*")]}]});
+    acct.iam()
+        .put_role_policy()
+        .role_name("CloudTrailToCloudWatch-org")
+        .policy_name("delivery")
+        .policy_document(documented.to_string())
+        .send()
+        .await?;
+    let (report, _) = acct.scan(&[HOME]).await?;
+    assert_eq!(trail(&report, &arn).status, Status::Pass, "{report:#?}");
     Ok(())
 }

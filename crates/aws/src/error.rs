@@ -55,7 +55,14 @@ where
 {
     matches!(
         error.code(),
-        Some("NoSuchEntity" | "NoSuchEntityException" | "ResourceNotFoundException")
+        Some(
+            "NoSuchEntity"
+                | "NoSuchEntityException"
+                | "ResourceNotFoundException"
+                // KMS and SNS.
+                | "NotFoundException"
+                | "NotFound"
+        )
     )
 }
 

@@ -1,12 +1,25 @@
 //! Collection: reads everything the rules need from AWS into an [`AccountSnapshot`].
 //!
-//! One `DescribeTrails` per region, one `GetTrailStatus` and `GetEventSelectors` per trail in its
-//! home region, and each distinct log group and role once, however many trails share them. All
-//! of it runs concurrently up to a bound. A failed call is recorded as `Unavailable` in the
+//! - per region: one `DescribeTrails`;
+//! - per trail: `GetTrailStatus` and `GetEventSelectors` in its home region, and for a
+//!   multi-region trail `GetTrailStatus` in every other readable region, since it "returns
+//!   trail status from a single Region";
+//! - per distinct log group, however many trails share it: `DescribeLogGroups`,
+//!   `DescribeMetricFilters`, one page of `DescribeLogStreams`, and its KMS key
+//!   (`DescribeKey`, `GetKeyPolicy`);
+//! - per region with metric filters: `DescribeAlarms`, then `ListSubscriptionsByTopic` for
+//!   each topic a tamper-alarm candidate notifies;
+//! - per distinct role: `GetRole`, its inline and managed policies and its permissions
+//!   boundary;
+//! - once: `DescribeOrganization` when a judged trail is an organisation trail, and in
+//!   organisation mode the SCPs on the account's path ([`crate::guardrail`]).
+//!
+//! All of it runs concurrently up to a bound. A failed call is recorded as `Unavailable` in the
 //! snapshot and the scan goes on; only failing to know the account at all stops it.
 
 use crate::config::ApiCallCounter;
 use crate::error::{is_not_found, unavailable, ScanError};
+use crate::guardrail::OrgPolicies;
 use crate::mapping;
 use aws_config::{Region, SdkConfig};
 use futures::stream::{self, StreamExt};
@@ -18,8 +31,8 @@ use tracing::{debug, instrument, warn};
 use trailwatch_core::arn::{Arn, LogGroupRef, RoleRef};
 use trailwatch_core::recheck::{same_key, Lookup};
 use trailwatch_core::snapshot::{
-    LogGroup, LogGroupSnapshot, MetricAlarm, MetricFilter, NamedPolicy, RegionSnapshot, Role,
-    RoleSnapshot, TrailDetails,
+    KmsKey, LogGroup, LogGroupSnapshot, LogStream, MetricAlarm, MetricFilter, NamedPolicy,
+    Organization, RegionSnapshot, Role, RoleSnapshot, Subscription, TrailDetails, TrailStatus,
 };
 use trailwatch_core::{unique_trails, AccountSnapshot, Observed, TrailView, Unavailable};
 
@@ -114,13 +127,23 @@ struct RegionalClients {
     cloudtrail: aws_sdk_cloudtrail::Client,
     logs: aws_sdk_cloudwatchlogs::Client,
     cloudwatch: aws_sdk_cloudwatch::Client,
+    kms: aws_sdk_kms::Client,
+    sns: aws_sdk_sns::Client,
 }
 
-/// A log group as read before alarms are known: whether it exists, and its metric filters.
+/// A log group as read before alarms are known: everything but the alarms.
 struct GroupLookup {
     group: Observed<Option<LogGroup>>,
     metric_filters: Observed<Vec<MetricFilter>>,
+    streams: Observed<Vec<LogStream>>,
+    more_streams: bool,
+    key: Option<Observed<Option<KmsKey>>>,
 }
+
+/// One page of `DescribeLogStreams`, newest events first: enough for every region of an
+/// account's trail (17 to 30 streams, plus a few `_2`), and for an organisation trail's group
+/// enough to see that delivery goes on. The rules know when there were more.
+const STREAM_PAGE: i32 = 50;
 
 /// Collects snapshots with the real AWS SDK.
 pub struct CloudTrailInventory {
@@ -130,7 +153,10 @@ pub struct CloudTrailInventory {
     sts: aws_sdk_sts::Client,
     iam: aws_sdk_iam::Client,
     account: aws_sdk_account::Client,
+    organizations: aws_sdk_organizations::Client,
     regional: Mutex<HashMap<String, Arc<RegionalClients>>>,
+    /// Organisation mode: where the SCPs on the account's path are read.
+    org_policies: Option<Arc<OrgPolicies>>,
 }
 
 /// Regions and trails are fetched this many at a time unless configured otherwise: enough to
@@ -156,11 +182,24 @@ impl CloudTrailInventory {
                     .interceptor(counter.clone())
                     .build(),
             ),
+            organizations: aws_sdk_organizations::Client::from_conf(
+                aws_sdk_organizations::config::Builder::from(sdk)
+                    .interceptor(counter.clone())
+                    .build(),
+            ),
             sdk: sdk.clone(),
             counter,
             concurrency: concurrency.max(1),
             regional: Mutex::new(HashMap::new()),
+            org_policies: None,
         }
+    }
+
+    /// Organisation mode: each snapshot also holds the SCPs on the account's path, read
+    /// through `policies` (the deployment's own credentials).
+    pub fn with_guardrail(mut self, policies: Arc<OrgPolicies>) -> Self {
+        self.org_policies = Some(policies);
+        self
     }
 
     fn clients(&self, region: &str) -> Arc<RegionalClients> {
@@ -187,6 +226,18 @@ impl CloudTrailInventory {
                     ),
                     cloudwatch: aws_sdk_cloudwatch::Client::from_conf(
                         aws_sdk_cloudwatch::config::Builder::from(&self.sdk)
+                            .region(region.clone())
+                            .interceptor(self.counter.clone())
+                            .build(),
+                    ),
+                    kms: aws_sdk_kms::Client::from_conf(
+                        aws_sdk_kms::config::Builder::from(&self.sdk)
+                            .region(region.clone())
+                            .interceptor(self.counter.clone())
+                            .build(),
+                    ),
+                    sns: aws_sdk_sns::Client::from_conf(
+                        aws_sdk_sns::config::Builder::from(&self.sdk)
                             .region(region)
                             .interceptor(self.counter.clone())
                             .build(),
@@ -257,6 +308,26 @@ impl CloudTrailInventory {
             event_selectors: selectors
                 .map(|out| mapping::event_selectors(&out))
                 .map_err(|e| unavailable("GetEventSelectors", &e)),
+            regional_status: BTreeMap::new(),
+        }
+    }
+
+    /// A multi-region trail's status as `region` sees it, asked by ARN.
+    #[instrument(skip(self))]
+    async fn regional_status(&self, trail_arn: String, region: String) -> RegionalStatus {
+        let status = self
+            .clients(&region)
+            .cloudtrail
+            .get_trail_status()
+            .name(&trail_arn)
+            .send()
+            .await
+            .map_err(|e| unavailable("GetTrailStatus", &e))
+            .and_then(|out| mapping::trail_status(&out));
+        RegionalStatus {
+            trail_arn,
+            region,
+            status,
         }
     }
 
@@ -268,25 +339,125 @@ impl CloudTrailInventory {
                 return GroupLookup {
                     group: other,
                     metric_filters: Ok(vec![]),
+                    streams: Ok(vec![]),
+                    more_streams: false,
+                    key: None,
                 }
             }
         };
-        let metric_filters = self
-            .clients(&group.region)
+        let clients = self.clients(&group.region);
+        let filters = clients
             .logs
             .describe_metric_filters()
             .log_group_name(&group.name)
             .into_paginator()
             .items()
             .send()
-            .collect::<Result<Vec<_>, _>>()
-            .await
-            .map(|fs| fs.iter().map(mapping::metric_filter).collect())
-            .map_err(|e| unavailable("DescribeMetricFilters", &e));
+            .collect::<Result<Vec<_>, _>>();
+        let streams = clients
+            .logs
+            .describe_log_streams()
+            .log_group_name(&group.name)
+            .order_by(aws_sdk_cloudwatchlogs::types::OrderBy::LastEventTime)
+            .descending(true)
+            .limit(STREAM_PAGE)
+            .send();
+        let key = async {
+            match &found.kms_key_id {
+                Some(key) => Some(self.kms_key(&group.region, key).await),
+                None => None,
+            }
+        };
+        let (filters, streams, key) = futures::join!(filters, streams, key);
+        let (streams, more_streams) = match streams {
+            Ok(page) => (
+                Ok(page
+                    .log_streams()
+                    .iter()
+                    .filter_map(mapping::log_stream)
+                    .collect()),
+                page.next_token().is_some_and(|t| !t.is_empty()),
+            ),
+            Err(e) => (Err(unavailable("DescribeLogStreams", &e)), false),
+        };
         GroupLookup {
             group: Ok(Some(found)),
-            metric_filters,
+            metric_filters: filters
+                .map(|fs| fs.iter().map(mapping::metric_filter).collect())
+                .map_err(|e| unavailable("DescribeMetricFilters", &e)),
+            streams,
+            more_streams,
+            key,
         }
+    }
+
+    /// A log group's KMS key, `None` when it no longer exists. `DescribeKey` answers for a
+    /// key in another account that allows it; `GetKeyPolicy` only in the key's own account,
+    /// so such a key's policy is data trailwatch lacks.
+    #[instrument(skip(self))]
+    async fn kms_key(&self, region: &str, key: &str) -> Observed<Option<KmsKey>> {
+        let kms = &self.clients(region).kms;
+        let described = match kms.describe_key().key_id(key).send().await {
+            Ok(out) => out,
+            Err(e) if is_not_found(&e) => return Ok(None),
+            Err(e) => return Err(unavailable("DescribeKey", &e)),
+        };
+        let metadata = described
+            .key_metadata()
+            .map(mapping::key_metadata)
+            .ok_or_else(|| Unavailable::new("DescribeKey", None, "no key metadata returned"))?;
+        let policy = kms
+            .get_key_policy()
+            .key_id(key)
+            .policy_name("default")
+            .send()
+            .await
+            .map_err(|e| unavailable("GetKeyPolicy", &e))
+            .and_then(|out| mapping::policy_document("GetKeyPolicy", out.policy()));
+        Ok(Some(KmsKey { metadata, policy }))
+    }
+
+    /// A topic's subscriptions, `None` when the topic does not exist. Paging stops at the
+    /// first confirmed subscription: one is enough for the page to reach someone.
+    #[instrument(skip(self))]
+    async fn subscriptions(&self, topic: String) -> (String, Observed<Option<Vec<Subscription>>>) {
+        let Some(region) = Arn::parse(&topic).map(|a| a.region.to_string()) else {
+            let why = Unavailable::new("ListSubscriptionsByTopic", None, "not a topic ARN");
+            return (topic, Err(why));
+        };
+        let mut pages = self
+            .clients(&region)
+            .sns
+            .list_subscriptions_by_topic()
+            .topic_arn(&topic)
+            .into_paginator()
+            .send();
+        let mut found = Vec::new();
+        while let Some(page) = pages.next().await {
+            match page {
+                Ok(page) => found.extend(page.subscriptions().iter().map(mapping::subscription)),
+                Err(e) if is_not_found(&e) => return (topic, Ok(None)),
+                Err(e) => return (topic, Err(unavailable("ListSubscriptionsByTopic", &e))),
+            }
+            if found.iter().any(Subscription::is_confirmed) {
+                break;
+            }
+        }
+        (topic, Ok(Some(found)))
+    }
+
+    async fn organization(&self) -> Observed<Organization> {
+        let out = self
+            .organizations
+            .describe_organization()
+            .send()
+            .await
+            .map_err(|e| unavailable("DescribeOrganization", &e))?;
+        out.organization()
+            .ok_or_else(|| {
+                Unavailable::new("DescribeOrganization", None, "no organisation returned")
+            })
+            .and_then(mapping::organization)
     }
 
     /// The group itself, asked for by name prefix: in a region with thousands of groups, paging
@@ -392,42 +563,55 @@ impl CloudTrailInventory {
             let Some(arn) = policy.policy_arn() else {
                 continue;
             };
-            let meta = self
-                .iam
-                .get_policy()
-                .policy_arn(arn)
-                .send()
-                .await
-                .map_err(|e| unavailable("GetPolicy", &e))?;
-            let version = meta
-                .policy()
-                .and_then(|p| p.default_version_id())
-                .ok_or_else(|| {
-                    Unavailable::new("GetPolicy", None, format!("{arn} has no default version"))
-                })?;
-            let out = self
-                .iam
-                .get_policy_version()
-                .policy_arn(arn)
-                .version_id(version)
-                .send()
-                .await
-                .map_err(|e| unavailable("GetPolicyVersion", &e))?;
-            policies.push(NamedPolicy {
-                name: arn.to_string(),
-                document: mapping::policy_document(
-                    "GetPolicyVersion",
-                    out.policy_version().and_then(|v| v.document()),
-                )?,
-            });
+            policies.push(self.managed_policy(arn).await?);
         }
+        let permissions_boundary = match found
+            .permissions_boundary()
+            .and_then(|b| b.permissions_boundary_arn())
+        {
+            Some(arn) => Some(self.managed_policy(arn).await?),
+            None => None,
+        };
 
         Ok(Some(Role {
             role_name: found.role_name().to_string(),
             arn: found.arn().to_string(),
             assume_role_policy_document: trust,
             policies,
+            permissions_boundary,
         }))
+    }
+
+    /// A managed policy's default version, named by its ARN.
+    async fn managed_policy(&self, arn: &str) -> Observed<NamedPolicy> {
+        let meta = self
+            .iam
+            .get_policy()
+            .policy_arn(arn)
+            .send()
+            .await
+            .map_err(|e| unavailable("GetPolicy", &e))?;
+        let version = meta
+            .policy()
+            .and_then(|p| p.default_version_id())
+            .ok_or_else(|| {
+                Unavailable::new("GetPolicy", None, format!("{arn} has no default version"))
+            })?;
+        let out = self
+            .iam
+            .get_policy_version()
+            .policy_arn(arn)
+            .version_id(version)
+            .send()
+            .await
+            .map_err(|e| unavailable("GetPolicyVersion", &e))?;
+        Ok(NamedPolicy {
+            name: arn.to_string(),
+            document: mapping::policy_document(
+                "GetPolicyVersion",
+                out.policy_version().and_then(|v| v.document()),
+            )?,
+        })
     }
 }
 
@@ -636,7 +820,7 @@ impl Inventory for CloudTrailInventory {
         let views = unique_trails(&region_snapshots, &account_id);
         // Owned values, not references: `Send` futures over borrowed stream items trip a
         // higher-ranked lifetime limitation of the compiler.
-        let trail_details: BTreeMap<String, TrailDetails> = stream::iter(views.clone())
+        let mut trail_details: BTreeMap<String, TrailDetails> = stream::iter(views.clone())
             .map(|v| async move {
                 let details = self.trail_details(&v).await;
                 (v.trail.trail_arn, details)
@@ -644,6 +828,31 @@ impl Inventory for CloudTrailInventory {
             .buffer_unordered(self.concurrency)
             .collect()
             .await;
+        let readable: Vec<String> = region_snapshots
+            .iter()
+            .filter(|r| r.trails.is_ok())
+            .map(|r| r.region.clone())
+            .collect();
+        let elsewhere: Vec<(String, String)> = views
+            .iter()
+            .filter(|v| v.owned && v.trail.is_multi_region_trail)
+            .flat_map(|v| {
+                readable
+                    .iter()
+                    .filter(|r| **r != v.trail.home_region)
+                    .map(|r| (v.trail.trail_arn.clone(), r.clone()))
+            })
+            .collect();
+        let regional: Vec<RegionalStatus> = stream::iter(elsewhere)
+            .map(|(arn, region)| self.regional_status(arn, region))
+            .buffer_unordered(self.concurrency)
+            .collect()
+            .await;
+        for found in regional {
+            if let Some(details) = trail_details.get_mut(&found.trail_arn) {
+                details.regional_status.insert(found.region, found.status);
+            }
+        }
 
         // Log groups and roles in other accounts are that account's to check (see the rules).
         let owned = views.iter().filter(|v| v.owned);
@@ -677,28 +886,49 @@ impl Inventory for CloudTrailInventory {
             .buffer_unordered(self.concurrency)
             .collect()
             .await;
-        let log_groups = group_states
-            .into_iter()
-            .map(
-                |(
-                    g,
-                    GroupLookup {
-                        group,
-                        metric_filters,
-                    },
-                )| {
-                    let alarms = alarms.get(&g.region).cloned().unwrap_or_else(|| Ok(vec![]));
-                    (
-                        g.bare_arn(),
-                        LogGroupSnapshot {
-                            group,
-                            metric_filters,
-                            alarms,
-                        },
-                    )
+        let topics: BTreeSet<String> = group_states
+            .iter()
+            .flat_map(
+                |(g, lookup)| match (&lookup.metric_filters, alarms.get(&g.region)) {
+                    (Ok(filters), Some(Ok(alarms))) => alarm_topics(filters, alarms),
+                    _ => Vec::new(),
                 },
             )
             .collect();
+        let topics = stream::iter(topics)
+            .map(|topic| self.subscriptions(topic))
+            .buffer_unordered(self.concurrency)
+            .collect()
+            .await;
+        let log_groups = group_states
+            .into_iter()
+            .map(|(g, lookup)| {
+                let alarms = alarms.get(&g.region).cloned().unwrap_or_else(|| Ok(vec![]));
+                (
+                    g.bare_arn(),
+                    LogGroupSnapshot {
+                        group: lookup.group,
+                        metric_filters: lookup.metric_filters,
+                        alarms,
+                        streams: lookup.streams,
+                        more_streams: lookup.more_streams,
+                        key: lookup.key,
+                    },
+                )
+            })
+            .collect();
+        let organization = match views
+            .iter()
+            .any(|v| v.owned && v.trail.is_organization_trail)
+        {
+            true => Some(self.organization().await),
+            false => None,
+        };
+        // A single trail's check reports no account verdict, which is all the SCPs weigh in.
+        let guardrail = match (&self.org_policies, &scope.trail) {
+            (Some(policies), None) => Some(policies.guardrail(&account_id).await),
+            _ => None,
+        };
 
         let role_snapshots: BTreeMap<String, RoleSnapshot> = stream::iter(roles)
             .map(|r| async move {
@@ -717,8 +947,40 @@ impl Inventory for CloudTrailInventory {
             trail_details,
             log_groups,
             roles: role_snapshots,
+            topics,
+            organization,
+            guardrail,
         })
     }
+}
+
+/// What [`CloudTrailInventory::regional_status`] read.
+struct RegionalStatus {
+    trail_arn: String,
+    region: String,
+    status: Observed<TrailStatus>,
+}
+
+/// The SNS topics that alarms on any of `filters`' metrics notify: where a tamper alarm, if
+/// one of them is, would page.
+fn alarm_topics(filters: &[MetricFilter], alarms: &[MetricAlarm]) -> Vec<String> {
+    let metrics: BTreeSet<(&str, &str)> = filters
+        .iter()
+        .flat_map(|f| &f.metric_transformations)
+        .map(|t| (t.metric_name.as_str(), t.metric_namespace.as_str()))
+        .collect();
+    alarms
+        .iter()
+        .filter(
+            |a| match (a.metric_name.as_deref(), a.namespace.as_deref()) {
+                (Some(name), Some(namespace)) => metrics.contains(&(name, namespace)),
+                _ => false,
+            },
+        )
+        .flat_map(|a| &a.alarm_actions)
+        .filter(|action| action.contains(":sns:"))
+        .cloned()
+        .collect()
 }
 
 #[cfg(test)]

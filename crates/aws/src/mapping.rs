@@ -5,8 +5,9 @@ use aws_smithy_types::DateTime as SmithyDateTime;
 use chrono::{DateTime, Utc};
 use trailwatch_core::policy::PolicyDocument;
 use trailwatch_core::snapshot::{
-    non_empty, AdvancedEventSelector, EventSelector, EventSelectors, FieldSelector, LogGroup,
-    MetricAlarm, MetricFilter, MetricTransformation, Trail, TrailStatus,
+    non_empty, AdvancedEventSelector, EventSelector, EventSelectors, FieldSelector, KeyMetadata,
+    LogGroup, LogStream, MetricAlarm, MetricFilter, MetricTransformation, Organization,
+    Subscription, Trail, TrailStatus,
 };
 use trailwatch_core::Unavailable;
 
@@ -109,6 +110,8 @@ pub(crate) fn metric_filter(f: &aws_sdk_cloudwatchlogs::types::MetricFilter) -> 
             .map(|m| MetricTransformation {
                 metric_name: m.metric_name().to_string(),
                 metric_namespace: m.metric_namespace().to_string(),
+                metric_value: m.metric_value().to_string(),
+                default_value: m.default_value(),
             })
             .collect(),
     }
@@ -121,7 +124,61 @@ pub(crate) fn metric_alarm(a: &aws_sdk_cloudwatch::types::MetricAlarm) -> Metric
         namespace: owned(a.namespace()),
         actions_enabled: a.actions_enabled().unwrap_or(true),
         alarm_actions: a.alarm_actions().to_vec(),
+        statistic: a.statistic().map(|s| s.as_str().to_string()),
+        extended_statistic: owned(a.extended_statistic()),
+        threshold: a.threshold(),
+        comparison_operator: a.comparison_operator().map(|c| c.as_str().to_string()),
+        evaluation_periods: a.evaluation_periods(),
+        datapoints_to_alarm: a.datapoints_to_alarm(),
+        treat_missing_data: owned(a.treat_missing_data()),
+        // Only whether the alarm is on metric math matters to the rules, so each query is
+        // kept by its id and expression.
+        metrics: a
+            .metrics()
+            .iter()
+            .map(|m| serde_json::json!({"Id": m.id(), "Expression": m.expression()}))
+            .collect(),
     }
+}
+
+pub(crate) fn log_stream(s: &aws_sdk_cloudwatchlogs::types::LogStream) -> Option<LogStream> {
+    Some(LogStream {
+        log_stream_name: owned(s.log_stream_name())?,
+        creation_time: s.creation_time(),
+        last_event_timestamp: s.last_event_timestamp(),
+        last_ingestion_time: s.last_ingestion_time(),
+    })
+}
+
+pub(crate) fn key_metadata(k: &aws_sdk_kms::types::KeyMetadata) -> KeyMetadata {
+    KeyMetadata {
+        key_id: k.key_id().to_string(),
+        arn: owned(k.arn()),
+        key_state: k
+            .key_state()
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_else(|| "Unknown".into()),
+        deletion_date: timestamp(k.deletion_date()),
+    }
+}
+
+pub(crate) fn subscription(s: &aws_sdk_sns::types::Subscription) -> Subscription {
+    Subscription {
+        subscription_arn: s.subscription_arn().unwrap_or_default().to_string(),
+        protocol: owned(s.protocol()),
+        endpoint: owned(s.endpoint()),
+    }
+}
+
+pub(crate) fn organization(
+    o: &aws_sdk_organizations::types::Organization,
+) -> Result<Organization, Unavailable> {
+    Ok(Organization {
+        id: owned(o.id()).ok_or_else(|| {
+            Unavailable::new("DescribeOrganization", None, "the response carried no id")
+        })?,
+        master_account_id: owned(o.master_account_id()),
+    })
 }
 
 /// IAM returns policy documents URL-encoded; a document that does not parse is data we lack.

@@ -12,6 +12,7 @@
 
 use crate::error::short_error;
 use crate::flow;
+use crate::guardrail::OrgPolicies;
 use crate::publication::{Destinations, Outcome, RunSummary};
 use crate::services::Services;
 use aws_config::SdkConfig;
@@ -24,6 +25,7 @@ use aws_sdk_sts::operation::assume_role::AssumeRoleError;
 use aws_sdk_sts::operation::get_caller_identity::GetCallerIdentityError;
 use futures::stream::{self, StreamExt};
 use serde::Serialize;
+use std::sync::Arc;
 use std::time::{Instant, UNIX_EPOCH};
 use tracing::{info, warn};
 use trailwatch_core::evaluate::{Evaluation, EvaluationKind};
@@ -245,8 +247,9 @@ pub async fn run(services: &Services, org: &OrgConfig) -> Result<Vec<AccountRun>
         .map(|r| r.to_string())
         .unwrap_or_default();
     let session = services.session_name();
-    let (own_account, partition, home_region, session) =
-        (&own_account, &partition, &home_region, &session);
+    let policies = services.org_policies();
+    let (own_account, partition, home_region, session, policies) =
+        (&own_account, &partition, &home_region, &session, &policies);
     let mut runs: Vec<AccountRun> = stream::iter(accounts)
         .map(|account| async move {
             let reached = configuration_for(
@@ -259,7 +262,7 @@ pub async fn run(services: &Services, org: &OrgConfig) -> Result<Vec<AccountRun>
             )
             .await;
             match reached {
-                Ok(sdk) => Box::pin(scan_one(services, &sdk, account, home_region)).await,
+                Ok(sdk) => Box::pin(scan_one(services, &sdk, policies, account, home_region)).await,
                 Err(why) => unreachable(account, home_region, &why.to_string()),
             }
         })
@@ -288,10 +291,11 @@ fn unreachable(account: MemberAccount, home_region: &str, why: &str) -> AccountR
 async fn scan_one(
     services: &Services,
     sdk: &SdkConfig,
+    policies: &Arc<OrgPolicies>,
     account: MemberAccount,
     home_region: &str,
 ) -> AccountRun {
-    let (inventory, sink) = services.reading(sdk);
+    let (inventory, sink) = services.reading(sdk, policies);
     let destinations = Destinations {
         sink: sink.as_ref(),
         channel: services.channel.as_ref(),

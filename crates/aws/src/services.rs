@@ -6,6 +6,7 @@
 use crate::config::ApiCallCounter;
 use crate::error::ScanError;
 use crate::flow::{self, Recheck, RecheckError};
+use crate::guardrail::OrgPolicies;
 use crate::inventory::{CloudTrailInventory, Scope};
 use crate::ledger::DynamoDbLedger;
 use crate::organization::{self, AccountRun, OrgConfig, OrgError};
@@ -15,7 +16,7 @@ use crate::security_hub::SecurityHubSink;
 use crate::settings::Config;
 use crate::sns::{ChannelError, SnsChannel};
 use aws_config::SdkConfig;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use trailwatch_core::event::Change;
 use trailwatch_core::recheck::MonitorResources;
 
@@ -91,17 +92,26 @@ impl Services {
     }
 
     /// What reads and records in the account that `sdk` reaches (a member's read role): its
-    /// own inventory and Security Hub sink, configured like this deployment's. Alerts and
-    /// claims stay central, in [`Services::channel`] and [`Services::ledger`].
+    /// own inventory and Security Hub sink, configured like this deployment's, with the SCPs
+    /// on the account's path read through `policies`. Alerts and claims stay central, in
+    /// [`Services::channel`] and [`Services::ledger`].
     pub(crate) fn reading(
         &self,
         sdk: &SdkConfig,
+        policies: &Arc<OrgPolicies>,
     ) -> (CloudTrailInventory, Option<SecurityHubSink>) {
         let sink = self
             .sink
             .is_some()
             .then(|| SecurityHubSink::new(sdk, ApiCallCounter::default()));
-        (CloudTrailInventory::new(sdk, self.concurrency), sink)
+        let inventory =
+            CloudTrailInventory::new(sdk, self.concurrency).with_guardrail(Arc::clone(policies));
+        (inventory, sink)
+    }
+
+    /// The organisation's SCPs, read with this deployment's credentials, cached for one run.
+    pub(crate) fn org_policies(&self) -> Arc<OrgPolicies> {
+        Arc::new(OrgPolicies::new(&self.sdk))
     }
 
     /// The STS session name member accounts see in their CloudTrail: `trailwatch-` and what
@@ -124,8 +134,9 @@ impl Services {
     }
 
     /// [`recheck`] of a change in a member account: read and record through the member's read
-    /// role, alert centrally. Outside organisation mode, or for this deployment's own account,
-    /// the same as [`Services::recheck`].
+    /// role, alert centrally. Outside organisation mode the same as [`Services::recheck`]. The
+    /// deployment's own account is read with its own credentials, and like every account in
+    /// organisation mode with its SCPs, so that a re-check weighs what the hourly scan weighs.
     pub async fn recheck_in_organization(&self, change: &Change) -> Result<Recheck, RecheckError> {
         let Some(org) = &self.org else {
             return self.recheck(change).await;
@@ -137,9 +148,6 @@ impl Services {
                     account: change.account.clone(),
                     source: Box::new(source),
                 })?;
-        if change.account == own_account {
-            return self.recheck(change).await;
-        }
         let member = organization::configuration_for(
             &self.sdk,
             org,
@@ -153,7 +161,7 @@ impl Services {
             account: change.account.clone(),
             source: Box::new(source),
         })?;
-        let (inventory, sink) = self.reading(&member);
+        let (inventory, sink) = self.reading(&member, &self.org_policies());
         let destinations = Destinations {
             sink: sink.as_ref(),
             channel: self.channel.as_ref(),

@@ -19,7 +19,7 @@ pub struct Config {
     pub security_hub: bool,
     /// `TRAILWATCH_REGIONS`: `all` (default) or a comma-separated list.
     pub regions: RegionSelection,
-    /// `TRAILWATCH_MAX_DELIVERY_AGE_HOURS`, default 24.
+    /// `TRAILWATCH_MAX_DELIVERY_AGE_HOURS`, default 4.
     pub max_delivery_age: Duration,
     /// `TRAILWATCH_GAP_WINDOW_HOURS`, default 24: how far back a stop of logging that was
     /// followed by a start is paged as `LOGGING_GAP`.
@@ -287,7 +287,7 @@ mod tests {
         assert_eq!(c.sns_topic_arn, None);
         assert!(c.security_hub && c.warnings);
         assert_eq!(c.regions, RegionSelection::All);
-        assert_eq!(c.max_delivery_age, Duration::hours(24));
+        assert_eq!(c.max_delivery_age, Duration::hours(4));
         assert_eq!(c.gap_window, Duration::hours(24));
         assert_eq!(c.concurrency, DEFAULT_CONCURRENCY);
         assert_eq!(c.ledger_table, None);

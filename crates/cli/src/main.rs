@@ -82,7 +82,7 @@ struct CommonArgs {
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     output: OutputFormat,
     /// Oldest acceptable CloudWatch Logs delivery, like `24h`, `90m` or `2days`
-    /// [default: TRAILWATCH_MAX_DELIVERY_AGE_HOURS, else 24h].
+    /// [default: TRAILWATCH_MAX_DELIVERY_AGE_HOURS, else 4h].
     #[arg(long, value_parser = humantime::parse_duration)]
     max_delivery_age: Option<Duration>,
     /// How far back a stop of logging that was followed by a start is reported as LOGGING_GAP,

@@ -1,7 +1,7 @@
 //! Criterion benchmarks of the pure core, run by `make bench`:
 //!
 //! - `evaluate_account`: every rule over one account of 10,000 trails in 17 regions, each with
-//!   its own log group, tamper alarm and delivery role (cloned from the rule tests' fixtures),
+//!   its own log group (with its streams), tamper alarm, alarm topic and delivery role (cloned from the rule tests' fixtures),
 //!   one in five stopped. No real account has that many, so the figure bounds what one scan's
 //!   CPU can cost.
 //! - `policy`: the IAM matcher on a delivery role at IAM's size limits (10 managed policies of
@@ -74,6 +74,7 @@ fn large_account() -> AccountSnapshot {
     let mut trail_details = BTreeMap::new();
     let mut log_groups = BTreeMap::new();
     let mut roles = BTreeMap::new();
+    let mut topics = BTreeMap::new();
     for index in 0..TRAILS {
         let region = REGIONS[index % REGIONS.len()];
         let trails: Value = fixture(text!("describe_trails_us_east_1.json"), index, region);
@@ -91,19 +92,30 @@ fn large_account() -> AccountSnapshot {
                     index,
                     region,
                 )),
+                regional_status: BTreeMap::new(),
             },
         );
         let groups: Value = fixture(text!("describe_log_groups.json"), index, region);
         let group_arn: String = pointer(&groups, "/logGroups/0/arn");
         let filters: Value = fixture(text!("describe_metric_filters_cis.json"), index, region);
         let alarms: Value = fixture(text!("describe_alarms_tamper.json"), index, region);
+        let streams: Value = fixture(text!("describe_log_streams.json"), index, region);
         log_groups.insert(
             group_arn.trim_end_matches(":*").to_string(),
             LogGroupSnapshot {
                 group: Ok(Some(pointer(&groups, "/logGroups/0"))),
                 metric_filters: Ok(pointer(&filters, "/metricFilters")),
                 alarms: Ok(pointer(&alarms, "/MetricAlarms")),
+                streams: Ok(pointer(&streams, "/logStreams")),
+                more_streams: false,
+                key: None,
             },
+        );
+        let subscriptions: Value =
+            fixture(text!("list_subscriptions_by_topic.json"), index, region);
+        topics.insert(
+            pointer::<String>(&alarms, "/MetricAlarms/0/AlarmActions/0"),
+            Ok(Some(pointer(&subscriptions, "/Subscriptions"))),
         );
         let get_role: Value = fixture(text!("get_role.json"), index, region);
         let inline: Value = fixture(text!("get_role_policy_streams.json"), index, region);
@@ -115,6 +127,7 @@ fn large_account() -> AccountSnapshot {
                 name: pointer(&inline, "/PolicyName"),
                 document: pointer(&inline, "/PolicyDocument"),
             }],
+            permissions_boundary: None,
         };
         roles.insert(role.arn.clone(), Ok(Some(role)));
         regions.entry(region).or_default().push(trail);
@@ -133,6 +146,9 @@ fn large_account() -> AccountSnapshot {
         trail_details,
         log_groups,
         roles,
+        topics,
+        organization: None,
+        guardrail: None,
     }
 }
 

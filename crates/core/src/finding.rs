@@ -390,11 +390,24 @@ pub fn remedy(code: ReasonCode, evaluation: &Evaluation) -> Option<String> {
         CwlRolePermissionMissing => format!(
             "In role {role}, allow logs:CreateLogStream and logs:PutLogEvents on {streams} (with the :* so the log streams match)."
         ),
+        CwlRegionSilent => format!(
+            "Find out why trail {name}'s events from the silent regions stopped reaching log group {group_name}: look for a delivery error in each region (aws cloudtrail get-trail-status --name {} --region REGION), then check role {role} may write {streams}.",
+            evaluation.resource_id
+        ),
+        CwlLogGroupClassLimited => format!(
+            "Create a STANDARD log group (the class cannot be changed) with the same retention, move role {role}'s policy to it, then run: aws cloudtrail update-trail --name {name} --region {region} --cloud-watch-logs-log-group-arn NEW_GROUP_ARN:* and add the tamper metric filter and alarm there."
+        ),
+        CwlLogGroupKeyUnusable => format!(
+            "Enable the KMS key of log group {group_name} (aws kms enable-key, or cancel-key-deletion), and let logs.{region}.amazonaws.com use it for kms:Encrypt*, kms:Decrypt*, kms:GenerateDataKey* with kms:EncryptionContext:aws:logs:arn set to the group's ARN; or aws logs disassociate-kms-key --log-group-name {group_name}."
+        ),
         CwlRetentionUnset => format!(
             "Run: aws logs put-retention-policy --log-group-name {group_name} --retention-in-days 365 --region {region}"
         ),
         TamperAlarmMissing => format!(
             "Add a metric filter {{ ($.eventName = StopLogging) || ($.eventName = DeleteTrail) }} on log group {group_name} and a CloudWatch alarm on its metric with an SNS action."
+        ),
+        TamperAlarmUnrouted => format!(
+            "Subscribe someone to the SNS topic the tamper alarm of log group {group_name} notifies (aws sns subscribe --protocol email ..., then confirm), or point the alarm at a topic that pages someone."
         ),
         ManagementEventsExcluded => format!(
             "Give trail {name} an event selector that includes management events with ReadWriteType All or WriteOnly (aws cloudtrail put-event-selectors)."
@@ -410,9 +423,13 @@ pub fn remedy(code: ReasonCode, evaluation: &Evaluation) -> Option<String> {
             "Review the conditional statements of role {role} named in the finding, or drop conditions trailwatch cannot verify."
         ),
         NoTrail => "Create a multi-region trail that streams to CloudWatch Logs: aws cloudtrail create-trail --name management-events --s3-bucket-name BUCKET --is-multi-region-trail --cloud-watch-logs-log-group-arn LOG_GROUP_ARN:* --cloud-watch-logs-role-arn ROLE_ARN, then aws cloudtrail start-logging --name management-events".to_string(),
+        TamperGuardrailMissing => "Attach a service control policy that denies cloudtrail:StopLogging, cloudtrail:DeleteTrail and cloudtrail:UpdateTrail to every principal but your security role (Condition ArnNotLike aws:PrincipalArn arn:aws:iam::*:role/SECURITY_ROLE) at the root or the account's OU.".to_string(),
         NoRealtimeCoverage => "Make one multi-region trail log management events to CloudWatch Logs and fix its FAIL reasons (aws cloudtrail update-trail --name NAME --is-multi-region-trail).".to_string(),
         EvaluationIncomplete => "Grant trailwatch the read permission named in the finding (see Permissions in the README), or enable the region, then scan again.".to_string(),
-        CwlDeliveryPending | CwlChecksDelegated | OrgTrailCoverage => return None,
+        CwlDeliveryPending
+        | CwlChecksDelegated
+        | OrgTrailCoverage
+        | TamperGuardrailNotApplicable => return None,
     };
     Some(text)
 }

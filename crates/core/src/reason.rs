@@ -128,9 +128,18 @@ pub enum ReasonCode {
     CwlRoleMissing,
     CwlRoleTrustInvalid,
     CwlRolePermissionMissing,
+    /// A region the trail covers has no recent stream event (FAIL, or WARNING for a trail
+    /// that logs write events only).
+    CwlRegionSilent,
+    /// The log group's class (INFREQUENT_ACCESS, DELIVERY) supports no metric filters.
+    CwlLogGroupClassLimited,
+    /// The log group's KMS key cannot be used by CloudWatch Logs.
+    CwlLogGroupKeyUnusable,
     // Trail level, WARNING.
     CwlRetentionUnset,
     TamperAlarmMissing,
+    /// The tamper alarm exists, but no action reaches anyone.
+    TamperAlarmUnrouted,
     ManagementEventsExcluded,
     LogFileValidationDisabled,
     /// Logging was stopped and started again within the gap window: the events in between
@@ -148,6 +157,11 @@ pub enum ReasonCode {
     NoRealtimeCoverage,
     /// Coverage comes from an organisation trail that the management account owns.
     OrgTrailCoverage,
+    /// Organisation mode: no SCP on the account's path denies stopping, deleting or updating
+    /// trails.
+    TamperGuardrailMissing,
+    /// The management account: no SCP applies to it, so no guardrail is expected.
+    TamperGuardrailNotApplicable,
     // Any level of evaluation.
     EvaluationIncomplete,
     /// A call changed trailwatch itself: its rules, functions, topic or key.
@@ -155,7 +169,7 @@ pub enum ReasonCode {
 }
 
 impl ReasonCode {
-    pub const ALL: [ReasonCode; 22] = [
+    pub const ALL: [ReasonCode; 28] = [
         ReasonCode::CwlNotConfigured,
         ReasonCode::CwlRoleNotConfigured,
         ReasonCode::LoggingStopped,
@@ -165,8 +179,12 @@ impl ReasonCode {
         ReasonCode::CwlRoleMissing,
         ReasonCode::CwlRoleTrustInvalid,
         ReasonCode::CwlRolePermissionMissing,
+        ReasonCode::CwlRegionSilent,
+        ReasonCode::CwlLogGroupClassLimited,
+        ReasonCode::CwlLogGroupKeyUnusable,
         ReasonCode::CwlRetentionUnset,
         ReasonCode::TamperAlarmMissing,
+        ReasonCode::TamperAlarmUnrouted,
         ReasonCode::ManagementEventsExcluded,
         ReasonCode::LogFileValidationDisabled,
         ReasonCode::LoggingGap,
@@ -176,6 +194,8 @@ impl ReasonCode {
         ReasonCode::NoTrail,
         ReasonCode::NoRealtimeCoverage,
         ReasonCode::OrgTrailCoverage,
+        ReasonCode::TamperGuardrailMissing,
+        ReasonCode::TamperGuardrailNotApplicable,
         ReasonCode::EvaluationIncomplete,
         ReasonCode::MonitorTampered,
     ];
@@ -192,16 +212,24 @@ impl ReasonCode {
             | CwlRoleMissing
             | CwlRoleTrustInvalid
             | CwlRolePermissionMissing
+            | CwlRegionSilent
+            | CwlLogGroupClassLimited
+            | CwlLogGroupKeyUnusable
             | LoggingGap
             | NoTrail
             | NoRealtimeCoverage
             | MonitorTampered => Level::Fail,
             CwlRetentionUnset
             | TamperAlarmMissing
+            | TamperAlarmUnrouted
+            | TamperGuardrailMissing
             | ManagementEventsExcluded
             | LogFileValidationDisabled
             | CwlRoleUnverifiable => Level::Warning,
-            CwlDeliveryPending | CwlChecksDelegated | OrgTrailCoverage => Level::Info,
+            CwlDeliveryPending
+            | CwlChecksDelegated
+            | OrgTrailCoverage
+            | TamperGuardrailNotApplicable => Level::Info,
             EvaluationIncomplete => Level::Error,
         }
     }
@@ -248,8 +276,12 @@ impl ReasonCode {
             CwlRoleMissing => "CWL_ROLE_MISSING",
             CwlRoleTrustInvalid => "CWL_ROLE_TRUST_INVALID",
             CwlRolePermissionMissing => "CWL_ROLE_PERMISSION_MISSING",
+            CwlRegionSilent => "CWL_REGION_SILENT",
+            CwlLogGroupClassLimited => "CWL_LOG_GROUP_CLASS_LIMITED",
+            CwlLogGroupKeyUnusable => "CWL_LOG_GROUP_KEY_UNUSABLE",
             CwlRetentionUnset => "CWL_RETENTION_UNSET",
             TamperAlarmMissing => "TAMPER_ALARM_MISSING",
+            TamperAlarmUnrouted => "TAMPER_ALARM_UNROUTED",
             ManagementEventsExcluded => "MANAGEMENT_EVENTS_EXCLUDED",
             LogFileValidationDisabled => "LOG_FILE_VALIDATION_DISABLED",
             LoggingGap => "LOGGING_GAP",
@@ -259,6 +291,8 @@ impl ReasonCode {
             NoTrail => "NO_TRAIL",
             NoRealtimeCoverage => "NO_REALTIME_COVERAGE",
             OrgTrailCoverage => "ORG_TRAIL_COVERAGE",
+            TamperGuardrailMissing => "TAMPER_GUARDRAIL_MISSING",
+            TamperGuardrailNotApplicable => "TAMPER_GUARDRAIL_NOT_APPLICABLE",
             EvaluationIncomplete => "EVALUATION_INCOMPLETE",
             MonitorTampered => "MONITOR_TAMPERED",
         }

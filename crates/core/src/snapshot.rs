@@ -226,6 +226,16 @@ pub struct MetricFilter {
 pub struct MetricTransformation {
     pub metric_name: String,
     pub metric_namespace: String,
+    /// What a match publishes: a number (usually `1`) or a `$.field` of the event.
+    #[serde(default = "default_metric_value")]
+    pub metric_value: String,
+    /// What a non-matching event publishes; absent means nothing.
+    #[serde(default)]
+    pub default_value: Option<f64>,
+}
+
+fn default_metric_value() -> String {
+    "1".into()
 }
 
 /// One element of CloudWatch `DescribeAlarms.MetricAlarms`.
@@ -241,6 +251,26 @@ pub struct MetricAlarm {
     pub actions_enabled: bool,
     #[serde(default)]
     pub alarm_actions: Vec<String>,
+    /// `SampleCount`, `Average`, `Sum`, `Minimum` or `Maximum`; absent for a percentile
+    /// (`ExtendedStatistic`) or metric math.
+    #[serde(default)]
+    pub statistic: Option<String>,
+    #[serde(default)]
+    pub extended_statistic: Option<String>,
+    #[serde(default)]
+    pub threshold: Option<f64>,
+    #[serde(default)]
+    pub comparison_operator: Option<String>,
+    #[serde(default)]
+    pub evaluation_periods: Option<i32>,
+    #[serde(default)]
+    pub datapoints_to_alarm: Option<i32>,
+    /// `breaching`, `notBreaching`, `ignore` or `missing` (the default).
+    #[serde(default)]
+    pub treat_missing_data: Option<String>,
+    /// Metric math; when present, the alarm is not on `MetricName` alone.
+    #[serde(default)]
+    pub metrics: Vec<serde_json::Value>,
 }
 
 /// A delivery role as `GetRole` plus its inline and attached managed policies describe it.
@@ -253,6 +283,10 @@ pub struct Role {
     /// Inline and attached managed policies, each with the name it is known by.
     #[serde(default)]
     pub policies: Vec<NamedPolicy>,
+    /// The permissions boundary (`PermissionsBoundary.PermissionsBoundaryArn`), with its
+    /// default version's document: what the policies allow is capped by it.
+    #[serde(default)]
+    pub permissions_boundary: Option<NamedPolicy>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -263,6 +297,56 @@ pub struct NamedPolicy {
     pub document: PolicyDocument,
 }
 
+/// One element of `DescribeLogStreams.logStreams`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogStream {
+    pub log_stream_name: String,
+    /// Milliseconds since the epoch, like the other times here.
+    #[serde(default)]
+    pub creation_time: Option<i64>,
+    /// The newest event's own time. AWS updates it "on an eventual consistency basis,
+    /// typically in less than an hour from ingestion".
+    #[serde(default)]
+    pub last_event_timestamp: Option<i64>,
+    #[serde(default)]
+    pub last_ingestion_time: Option<i64>,
+}
+
+impl LogStream {
+    /// When CloudTrail last wrote to the stream, as near as the listing tells: its newest
+    /// event, else its last ingestion, else its creation (CloudTrail creates a stream when it
+    /// first delivers to it; a stream with no event yet has only that).
+    pub fn last_written(&self) -> Option<DateTime<Utc>> {
+        self.last_event_timestamp
+            .or(self.last_ingestion_time)
+            .or(self.creation_time)
+            .and_then(DateTime::from_timestamp_millis)
+    }
+}
+
+/// `DescribeKey.KeyMetadata`, the fields the rules read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct KeyMetadata {
+    pub key_id: String,
+    #[serde(default)]
+    pub arn: Option<String>,
+    /// `Enabled`, `Disabled`, `PendingDeletion`, `PendingImport`, `Unavailable`, …
+    pub key_state: String,
+    #[serde(default, deserialize_with = "deserialize_timestamp")]
+    pub deletion_date: Option<DateTime<Utc>>,
+}
+
+/// A KMS key as `DescribeKey` and `GetKeyPolicy` show it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KmsKey {
+    pub metadata: KeyMetadata,
+    /// `GetKeyPolicy` works only in the key's own account: another account's key policy is
+    /// data trailwatch may lack.
+    pub policy: Observed<PolicyDocument>,
+}
+
 /// A log group and what hangs off it, fetched once per scan however many trails point at it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LogGroupSnapshot {
@@ -271,6 +355,70 @@ pub struct LogGroupSnapshot {
     pub metric_filters: Observed<Vec<MetricFilter>>,
     /// The metric alarms of the log group's region; only filled when the group has filters.
     pub alarms: Observed<Vec<MetricAlarm>>,
+    /// The streams with the newest events first (`DescribeLogStreams` by `LastEventTime`,
+    /// descending), as many pages as it takes to see every region the trail writes from.
+    #[serde(default = "no_streams")]
+    pub streams: Observed<Vec<LogStream>>,
+    /// `DescribeLogStreams` had more pages than the one read: streams whose newest event is
+    /// older than the last one listed were not seen.
+    #[serde(default)]
+    pub more_streams: bool,
+    /// The key the group is encrypted with: `None` when it has none; inside, `None` when the
+    /// key does not exist any more.
+    #[serde(default)]
+    pub key: Option<Observed<Option<KmsKey>>>,
+}
+
+fn no_streams() -> Observed<Vec<LogStream>> {
+    Ok(Vec::new())
+}
+
+/// One element of `ListSubscriptionsByTopic.Subscriptions`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Subscription {
+    /// A subscription ARN once confirmed; `PendingConfirmation` until then.
+    pub subscription_arn: String,
+    #[serde(default)]
+    pub protocol: Option<String>,
+    #[serde(default)]
+    pub endpoint: Option<String>,
+}
+
+impl Subscription {
+    pub fn is_confirmed(&self) -> bool {
+        self.subscription_arn.starts_with("arn:")
+    }
+}
+
+/// `DescribeOrganization.Organization`, the fields the rules read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Organization {
+    /// `o-…`, which names the streams of an organisation trail.
+    pub id: String,
+    #[serde(default)]
+    pub master_account_id: Option<String>,
+}
+
+/// One level of an account's place in its organisation, with the service control policies
+/// attached there (`ListPoliciesForTarget`, `DescribePolicy`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PolicyTarget {
+    /// `r-…`, `ou-…`, or the account id.
+    pub id: String,
+    /// `ROOT`, `ORGANIZATIONAL_UNIT` or `ACCOUNT`.
+    pub kind: String,
+    pub policies: Vec<NamedPolicy>,
+}
+
+/// What guards the account's trails from its own principals: the SCPs on its path.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Guardrail {
+    /// The management account, which no SCP binds.
+    pub management_account: bool,
+    /// The account, its OUs, and the root, in that order.
+    pub path: Vec<PolicyTarget>,
 }
 
 /// A delivery role, fetched once per scan. `None` inside means the role does not exist.
@@ -288,6 +436,10 @@ pub struct RegionSnapshot {
 pub struct TrailDetails {
     pub status: Observed<TrailStatus>,
     pub event_selectors: Observed<EventSelectors>,
+    /// A multi-region trail's status in every other scanned region, by region:
+    /// `GetTrailStatus` "returns trail status from a single Region".
+    #[serde(default)]
+    pub regional_status: BTreeMap<String, Observed<TrailStatus>>,
 }
 
 /// Everything one scan of one account saw.
@@ -304,6 +456,16 @@ pub struct AccountSnapshot {
     pub log_groups: BTreeMap<String, LogGroupSnapshot>,
     /// Keyed by role ARN.
     pub roles: BTreeMap<String, RoleSnapshot>,
+    /// The SNS topics tamper alarms notify, by ARN; `None` inside when the topic is gone.
+    #[serde(default)]
+    pub topics: BTreeMap<String, Observed<Option<Vec<Subscription>>>>,
+    /// The organisation, read when a judged trail is an organisation trail.
+    #[serde(default)]
+    pub organization: Option<Observed<Organization>>,
+    /// The SCPs on the account's path, read in organisation mode by the organisation's
+    /// management or delegated administrator account.
+    #[serde(default)]
+    pub guardrail: Option<Observed<Guardrail>>,
 }
 
 #[cfg(test)]

@@ -1,7 +1,9 @@
 //! The account's verdict: does some trail give real-time coverage of every region?
 //!
-//! Reason codes: `NO_TRAIL`, `NO_REALTIME_COVERAGE`, `ORG_TRAIL_COVERAGE` (INFO), and
-//! `EVALUATION_INCOMPLETE` when the trails that could cover it could not be read in full.
+//! Reason codes: `NO_TRAIL`, `NO_REALTIME_COVERAGE`, `ORG_TRAIL_COVERAGE` (INFO),
+//! `CWL_CHECKS_DELEGATED` (INFO, another account's organisation trail whose selectors cannot be
+//! read from here), and `EVALUATION_INCOMPLETE` when the trails that could cover it could not
+//! be read in full. The guardrail reasons ([`super::guardrail`]) join the account's verdict.
 //!
 //! A trail covers the account when it is multi-region, logging, keeps management events and
 //! has no FAIL reason other than one that is history (`LOGGING_GAP`).
@@ -40,6 +42,9 @@ fn coverage_of(
     let management = match &details.event_selectors {
         Ok(s) if logs_management_writes(s) => Coverage::Yes,
         Ok(_) => return Coverage::No,
+        // Another account's organisation trail: its selectors are the management account's
+        // to check, and a member often may not read them.
+        Err(_) if !view.owned => Coverage::Yes,
         Err(_) => Coverage::Unknown,
     };
     // A failure that is history (a logging gap, now over) does not stop the trail covering
@@ -68,6 +73,7 @@ pub(super) fn coverage_evaluation(
     views: &[TrailView],
     evaluations: &[Evaluation],
     scanned: &[&str],
+    guardrail: Vec<Reason>,
     settings: &Settings,
 ) -> Evaluation {
     let account = &snapshot.account_id;
@@ -98,6 +104,26 @@ pub(super) fn coverage_evaluation(
             .map(|(v, _)| *v)
     };
 
+    for view in views
+        .iter()
+        .filter(|v| !v.owned && v.trail.is_organization_trail)
+    {
+        if let Some(Err(why)) = snapshot
+            .trail_details
+            .get(&view.trail.trail_arn)
+            .map(|d| &d.event_selectors)
+        {
+            reasons.push(Reason::new(
+                ReasonCode::CwlChecksDelegated,
+                format!(
+                    "Organisation trail {} of account {}: its event selectors cannot be read from here ({}); the management account checks them.",
+                    view.trail.name,
+                    view.trail.owner_account().unwrap_or("unknown"),
+                    why.describe()
+                ),
+            ));
+        }
+    }
     if views.is_empty() {
         reasons.push(if unreadable.len() == scanned.len() {
             Reason::new(
@@ -174,6 +200,7 @@ pub(super) fn coverage_evaluation(
         }
         reasons.push(Reason::new(ReasonCode::NoRealtimeCoverage, message));
     }
+    reasons.extend(guardrail);
     Evaluation::new(
         EvaluationKind::Account,
         Evaluation::account_resource_id(account),

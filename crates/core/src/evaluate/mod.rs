@@ -2,19 +2,20 @@
 //! and one for the account.
 //!
 //! Each family of rules has its own file, which lists the reason codes it gives:
-//! [`delivery`] (is the trail logging, and is it delivering), [`log_group`], [`tamper_alarm`],
-//! [`role`], [`selectors`] and [`coverage`] (the account's verdict). This file holds the
-//! evaluation types and the order in which a trail's rules run.
+//! [`delivery`] (is the trail logging, and is it delivering, region by region), [`log_group`],
+//! [`tamper_alarm`], [`role`], [`selectors`], [`coverage`] and [`guardrail`] (the account's
+//! verdict). This file holds the evaluation types and the order in which a trail's rules run.
 
 mod coverage;
 mod delivery;
+mod guardrail;
 mod log_group;
 mod role;
 mod selectors;
 mod tamper_alarm;
 
 pub use delivery::{gap_reason, human_duration, stop_occurrence};
-pub use selectors::logs_management_writes;
+pub use selectors::{logs_management_reads, logs_management_writes};
 
 use crate::arn::LogGroupRef;
 use crate::reason::{Level, Reason, ReasonCode, Severity, Status};
@@ -35,7 +36,11 @@ pub struct Settings {
 }
 
 impl Settings {
-    pub const DEFAULT_MAX_DELIVERY_AGE_HOURS: i64 = 24;
+    /// The hourly scan's own `DescribeTrails` puts a read event in every region every hour;
+    /// CloudTrail delivers it to CloudWatch Logs within minutes, and `DescribeLogStreams`
+    /// shows it "typically in less than an hour". A region that logs read events is therefore
+    /// never more than about two hours quiet while delivery works: four hours is that, doubled.
+    pub const DEFAULT_MAX_DELIVERY_AGE_HOURS: i64 = 4;
     pub const DEFAULT_GAP_WINDOW_HOURS: i64 = 24;
 
     pub fn at(now: DateTime<Utc>) -> Self {
@@ -172,7 +177,7 @@ pub fn unique_trails(regions: &[RegionSnapshot], account_id: &str) -> Vec<TrailV
                     views.insert(
                         &trail.trail_arn,
                         TrailView {
-                            owned: trail.owner_account() == Some(account_id),
+                            owned: judged_here(trail, account_id),
                             trail: trail.clone(),
                         },
                     );
@@ -182,6 +187,18 @@ pub fn unique_trails(regions: &[RegionSnapshot], account_id: &str) -> Vec<TrailV
     }
     // Sorted by ARN, as the map keeps them.
     views.into_values().collect()
+}
+
+/// Whether `account` judges `trail` in full: its own trails, and an organisation trail whose
+/// log group or role lives here. The management account owns every organisation trail, also
+/// those a delegated administrator created ("The management account remains the owner of any
+/// CloudTrail organization resources the delegated administrator creates"), but only the
+/// account holding the log group and role can read them.
+fn judged_here(trail: &Trail, account: &str) -> bool {
+    trail.owner_account() == Some(account)
+        || (trail.is_organization_trail
+            && (trail.log_group().is_some_and(|g| g.account == account)
+                || trail.role().is_some_and(|r| r.account == account)))
 }
 
 /// Every evaluation for one account: trails, unreadable regions, then the account.
@@ -211,7 +228,16 @@ pub fn evaluate_account(snapshot: &AccountSnapshot, settings: &Settings) -> Vec<
             settings,
         ))
     }));
-    let account = coverage::coverage_evaluation(snapshot, &views, &evaluations, &scanned, settings);
+    let trails: Vec<&str> = views.iter().map(|v| v.trail.trail_arn.as_str()).collect();
+    let guardrail = guardrail::guardrail_reasons(snapshot, &trails);
+    let account = coverage::coverage_evaluation(
+        snapshot,
+        &views,
+        &evaluations,
+        &scanned,
+        guardrail,
+        settings,
+    );
     evaluations.push(account);
     evaluations
 }
@@ -226,17 +252,33 @@ pub fn evaluate_trail(
     let status = details.map(|d| &d.status);
     let mut reasons = Vec::new();
 
+    // Silence from a trail that logs read events is a failure (trailwatch's own hourly reads
+    // make one in every region); a write-only trail's quiet may be real.
+    let quiet_level = match details.map(|d| &d.event_selectors) {
+        Some(Ok(selectors)) if !logs_management_reads(selectors) => Level::Warning,
+        _ => Level::Fail,
+    };
     delivery::logging_reasons(trail, status, settings, &mut reasons);
     match trail.cloud_watch_logs_log_group_arn.as_deref() {
         None => reasons.push(log_group::not_configured(trail)),
         Some(group_arn) => {
-            if let Some(Ok(s)) = status {
-                delivery::delivery_reasons(trail, s, settings, &mut reasons);
-            }
+            delivery::delivery_reasons(trail, details, settings, quiet_level, &mut reasons);
             match LogGroupRef::from_arn(group_arn) {
                 None => reasons.push(log_group::not_a_log_group(trail, group_arn)),
                 Some(group) => {
                     log_group::log_group_reasons(trail, &group, snapshot, &mut reasons);
+                    if group.account == snapshot.account_id {
+                        let status = status.and_then(|s| s.as_ref().ok());
+                        delivery::region_silence_reasons(
+                            trail,
+                            &group,
+                            snapshot,
+                            status,
+                            settings,
+                            quiet_level,
+                            &mut reasons,
+                        );
+                    }
                     role::role_reasons(trail, &group, snapshot, &mut reasons);
                 }
             }

@@ -49,10 +49,37 @@ pub fn logs_management_writes(selectors: &EventSelectors) -> bool {
             .any(|s| ["StopLogging", "DeleteTrail"].iter().all(|e| admits(s, e)))
 }
 
+/// Whether the selectors keep read-only management events, such as the `DescribeTrails`
+/// trailwatch itself calls in every region every hour: then a silent region means delivery
+/// stopped, not that nothing happened.
+pub fn logs_management_reads(selectors: &EventSelectors) -> bool {
+    if selectors.event_selectors.is_empty() && selectors.advanced_event_selectors.is_empty() {
+        return true;
+    }
+    let classic = selectors.event_selectors.iter().any(|s| {
+        s.include_management_events.unwrap_or(true)
+            && matches!(
+                s.read_write_type.as_deref().unwrap_or("All"),
+                "All" | "ReadOnly"
+            )
+    });
+    classic
+        || selectors
+            .advanced_event_selectors
+            .iter()
+            .any(|s| admits_call(s, "DescribeTrails", true))
+}
+
 fn admits(selector: &AdvancedEventSelector, event_name: &str) -> bool {
+    admits_call(selector, event_name, false)
+}
+
+/// Whether an advanced selector keeps the CloudTrail management call `event_name`.
+fn admits_call(selector: &AdvancedEventSelector, event_name: &str, read_only: bool) -> bool {
+    let read_only = if read_only { "true" } else { "false" };
     let value_of = |field: &str| match field {
         "eventCategory" => Some("Management"),
-        "readOnly" => Some("false"),
+        "readOnly" => Some(read_only),
         "eventSource" => Some("cloudtrail.amazonaws.com"),
         "eventName" => Some(event_name),
         "eventType" => Some("AwsApiCall"),

@@ -2,8 +2,8 @@
 
 use super::*;
 use crate::snapshot::{
-    LogGroup, LogGroupSnapshot, MetricAlarm, MetricFilter, NamedPolicy, Observed, Role,
-    TrailDetails, TrailStatus,
+    Guardrail, KmsKey, LogGroup, LogGroupSnapshot, MetricAlarm, MetricFilter, NamedPolicy,
+    Observed, PolicyTarget, Role, TrailDetails, TrailStatus,
 };
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -15,11 +15,17 @@ const ROLE_ARN: &str =
     "arn:aws:iam::111122223333:role/CloudTrailRoleForCloudWatchLogs_management-events";
 const GROUP_KEY: &str =
     "arn:aws:logs:us-east-1:111122223333:log-group:aws-cloudtrail-logs-111122223333";
+/// The topic the tamper alarm of `describe_alarms_tamper.json` notifies.
+const TOPIC: &str = "arn:aws:sns:us-east-1:111122223333:security-alerts";
 
 macro_rules! fixture {
     ($name:literal) => {
-        serde_json::from_str::<Value>(include_str!(concat!("../../fixtures/", $name)))
-            .expect(concat!("fixture ", $name, " is JSON"))
+        serde_json::from_str::<Value>(include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/",
+            $name
+        )))
+        .expect(concat!("fixture ", $name, " is JSON"))
     };
 }
 
@@ -59,6 +65,7 @@ fn role(get_role: Value, policies: &[Value]) -> Role {
                     .unwrap(),
             })
             .collect(),
+        permissions_boundary: None,
     }
 }
 
@@ -77,6 +84,7 @@ fn healthy() -> AccountSnapshot {
                 "get_event_selectors_default.json"
             ))
             .unwrap()),
+            regional_status: BTreeMap::new(),
         },
     );
     let mut log_groups = BTreeMap::new();
@@ -95,6 +103,9 @@ fn healthy() -> AccountSnapshot {
                 &fixture!("describe_alarms_tamper.json"),
                 "/MetricAlarms",
             )),
+            streams: Ok(at(&fixture!("describe_log_streams.json"), "/logStreams")),
+            more_streams: false,
+            key: None,
         },
     );
     let mut roles = BTreeMap::new();
@@ -119,6 +130,58 @@ fn healthy() -> AccountSnapshot {
         trail_details,
         log_groups,
         roles,
+        topics: BTreeMap::from([(
+            TOPIC.to_string(),
+            Ok(Some(at(
+                &fixture!("list_subscriptions_by_topic.json"),
+                "/Subscriptions",
+            ))),
+        )]),
+        organization: None,
+        guardrail: None,
+    }
+}
+
+/// A KMS key from a `DescribeKey` fixture and a `GetKeyPolicy` fixture, whose `Policy` is the
+/// policy document as a JSON string.
+fn kms_key(describe_key: Value, get_key_policy: Value) -> KmsKey {
+    let policy: String = at(&get_key_policy, "/Policy");
+    KmsKey {
+        metadata: at(&describe_key, "/KeyMetadata"),
+        policy: Ok(serde_json::from_str(&policy).expect("key policy parses")),
+    }
+}
+
+/// A service control policy from a `DescribePolicy` fixture, whose `Content` is the document as
+/// a JSON string.
+fn scp(describe_policy: Value) -> NamedPolicy {
+    let content: String = at(&describe_policy, "/Policy/Content");
+    NamedPolicy {
+        name: at(&describe_policy, "/Policy/PolicySummary/Name"),
+        document: serde_json::from_str(&content).expect("SCP parses"),
+    }
+}
+
+/// The organisation path of `list_parents_account.json` and `list_parents_ou.json`: the
+/// account, its OU, the root, each with AWS's default `FullAWSAccess` and the given extras.
+fn guardrail(account: &[Value], ou: &[Value], root: &[Value]) -> Guardrail {
+    let level = |id: String, kind: &str, extra: &[Value]| PolicyTarget {
+        id,
+        kind: kind.into(),
+        policies: std::iter::once(fixture!("describe_policy_full_access.json"))
+            .chain(extra.iter().cloned())
+            .map(scp)
+            .collect(),
+    };
+    let ou_id: String = at(&fixture!("list_parents_account.json"), "/Parents/0/Id");
+    let root_id: String = at(&fixture!("list_parents_ou.json"), "/Parents/0/Id");
+    Guardrail {
+        management_account: false,
+        path: vec![
+            level(ACCOUNT.into(), "ACCOUNT", account),
+            level(ou_id, "ORGANIZATIONAL_UNIT", ou),
+            level(root_id, "ROOT", root),
+        ],
     }
 }
 
@@ -265,6 +328,46 @@ fn scenarios() -> Vec<Scenario> {
         (EvaluationIncomplete, Trail, |s| {
             details_mut(s).status = Err(denied("GetTrailStatus"));
         }),
+        (CwlRegionSilent, Trail, |s| {
+            group_mut(s).streams = Ok(at(
+                &fixture!("describe_log_streams_silent.json"),
+                "/logStreams",
+            ));
+        }),
+        (CwlLogGroupClassLimited, Trail, |s| {
+            group_mut(s).group = Ok(Some(at(
+                &fixture!("describe_log_groups_infrequent_access.json"),
+                "/logGroups/0",
+            )));
+        }),
+        (CwlLogGroupKeyUnusable, Trail, |s| {
+            let group = group_mut(s);
+            group.group = Ok(Some(at(
+                &fixture!("describe_log_groups_kms.json"),
+                "/logGroups/0",
+            )));
+            group.key = Some(Ok(Some(kms_key(
+                fixture!("describe_key_disabled.json"),
+                fixture!("get_key_policy_logs.json"),
+            ))));
+        }),
+        (TamperAlarmUnrouted, Trail, |s| {
+            s.topics.insert(
+                TOPIC.into(),
+                Ok(Some(at(
+                    &fixture!("list_subscriptions_by_topic_pending.json"),
+                    "/Subscriptions",
+                ))),
+            );
+        }),
+        (TamperGuardrailMissing, Account, |s| {
+            s.guardrail = Some(Ok(guardrail(&[], &[], &[])));
+        }),
+        (TamperGuardrailNotApplicable, Account, |s| {
+            let mut management = guardrail(&[], &[], &[]);
+            management.management_account = true;
+            s.guardrail = Some(Ok(management));
+        }),
     ]
 }
 
@@ -406,7 +509,7 @@ fn policy_without_star_fails_and_says_the_star_is_missing() {
     assert!(text.contains("cloudtrail-cwl (WriteTrailLogs)"), "{text}");
     assert!(text.contains(&format!("{GROUP_KEY}:*")), "{text}");
     assert!(
-        text.contains("logs:CreateLogStream and logs:PutLogEvents"),
+        text.contains("may not call logs:CreateLogStream or logs:PutLogEvents"),
         "{text}"
     );
 }
@@ -451,7 +554,7 @@ fn explicit_deny_in_a_second_policy_removes_delivery() {
     assert_eq!(codes(&trail), vec![ReasonCode::CwlRolePermissionMissing]);
     assert!(
         message(&trail, ReasonCode::CwlRolePermissionMissing).starts_with(
-            "Role CloudTrailRoleForCloudWatchLogs_management-events may not logs:PutLogEvents on"
+            "Role CloudTrailRoleForCloudWatchLogs_management-events may not call logs:PutLogEvents on"
         )
     );
 }
@@ -486,6 +589,8 @@ fn tamper_filter_that_only_matches_stop_logging_leaves_delete_trail_uncovered() 
         metric_transformations: vec![crate::snapshot::MetricTransformation {
             metric_name: "CloudTrailEventCount".into(),
             metric_namespace: "CISBenchmark".into(),
+            metric_value: "1".into(),
+            default_value: None,
         }],
     }]);
     let trail = find(&evaluate(&s), EvaluationKind::Trail).clone();
@@ -792,3 +897,5 @@ fn a_gap_older_than_the_window_is_no_longer_raised() {
     let evaluations = evaluate_account(&snapshot, &wide);
     assert!(codes(find(&evaluations, EvaluationKind::Trail)).contains(&ReasonCode::LoggingGap));
 }
+
+mod real_aws;

@@ -20,8 +20,32 @@ data "aws_iam_policy_document" "evaluate" {
   }
   statement {
     sid       = "ReadLogGroups"
-    actions   = ["logs:DescribeLogGroups", "logs:DescribeMetricFilters"]
+    actions   = ["logs:DescribeLogGroups", "logs:DescribeLogStreams", "logs:DescribeMetricFilters"]
     resources = ["arn:${local.partition}:logs:*:${local.account}:log-group:*"]
+  }
+  # A log group may be encrypted with another account's key, whose DescribeKey that account
+  # may allow; GetKeyPolicy answers only in the key's own account.
+  statement {
+    sid       = "ReadLogGroupKeys"
+    actions   = ["kms:DescribeKey"]
+    resources = ["arn:${local.partition}:kms:*:*:key/*"]
+  }
+  statement {
+    sid       = "ReadLogGroupKeyPolicies"
+    actions   = ["kms:GetKeyPolicy"]
+    resources = ["arn:${local.partition}:kms:*:${local.account}:key/*"]
+  }
+  statement {
+    sid       = "ReadAlarmTopics"
+    actions   = ["sns:ListSubscriptionsByTopic"]
+    resources = ["arn:${local.partition}:sns:*:${local.account}:*"]
+  }
+  # The organisation's id names an organisation trail's member streams. DescribeOrganization
+  # has no resource type: AWS accepts only "*" for it.
+  statement {
+    sid       = "ReadOrganization"
+    actions   = ["organizations:DescribeOrganization"]
+    resources = ["*"]
   }
   statement {
     sid       = "ReadAlarms"
@@ -124,6 +148,17 @@ data "aws_iam_policy_document" "organization" {
     sid       = "ReadMemberAccounts"
     actions   = ["sts:AssumeRole"]
     resources = ["arn:${local.partition}:iam::*:role/${var.org_role_name}"]
+  }
+  # The SCPs on each account's path, for TAMPER_GUARDRAIL_MISSING. Their ARNs name the
+  # management account, which a delegated administrator's deployment does not know.
+  statement {
+    sid = "ReadServiceControlPolicies"
+    actions = [
+      "organizations:DescribePolicy",
+      "organizations:ListParents",
+      "organizations:ListPoliciesForTarget",
+    ]
+    resources = ["arn:${local.partition}:organizations::*:*"]
   }
 }
 

@@ -43,9 +43,9 @@ variable "regions" {
 }
 
 variable "max_delivery_age_hours" {
-  description = "A trail whose last CloudWatch Logs delivery is older than this fails."
+  description = "A trail, or a region of its log group, with no CloudWatch Logs delivery for longer than this fails (warns for a write-only trail)."
   type        = number
-  default     = 24
+  default     = 4
   validation {
     condition     = var.max_delivery_age_hours >= 1 && var.max_delivery_age_hours <= 2160
     error_message = "max_delivery_age_hours is from 1 to 2160."

@@ -4,11 +4,16 @@
 //! Rather than grepping the pattern text for "StopLogging" (which `$.eventName != StopLogging`
 //! would fool), trailwatch runs each pattern against a real-shaped CloudTrail record. Supported:
 //! JSON patterns (`{ ($.eventName = StopLogging) || ($.eventName = DeleteTrail) }`) with `=`,
-//! `!=`, numeric comparisons, `*` wildcards, `IS NULL`, `NOT EXISTS`, `IS TRUE/FALSE`, `&&`,
-//! `||` and parentheses; term patterns (`StopLogging`, `"Stop Logging"`, `?a ?b`, `-x`); and the
-//! empty pattern. Space-delimited `[...]` patterns cannot apply to JSON records and never match.
+//! `!=`, numeric comparisons, `*` wildcards, `%regex%` values, `IS NULL`, `NOT EXISTS`,
+//! `IS TRUE/FALSE`, `&&`, `||` and parentheses; term patterns (`StopLogging`, `"Stop Logging"`,
+//! `?a ?b`, `-x`, `%regex%`); and the empty pattern. Space-delimited `[...]` patterns cannot
+//! apply to JSON records and never match. What is not understood is an error, never a silent
+//! "does not match": the rules quote such a pattern rather than guess.
+
+mod regex;
 
 use crate::policy::glob_match;
+use regex::Regex;
 use serde_json::Value;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -53,23 +58,48 @@ pub fn matches(pattern: &str, event: &Value) -> Result<bool, PatternError> {
     if trimmed.starts_with('[') {
         return Ok(false);
     }
-    Ok(term_match(trimmed, &event.to_string()))
+    term_match(trimmed, &event.to_string())
 }
 
-fn term_match(pattern: &str, text: &str) -> bool {
+/// One term of a term pattern: a plain string to find, or a `%regex%`.
+enum Term {
+    Text(String),
+    Regex(Regex),
+}
+
+impl Term {
+    fn parse(text: &str) -> Result<Self, PatternError> {
+        match text
+            .strip_prefix('%')
+            .and_then(|rest| rest.strip_suffix('%'))
+        {
+            Some(expression) if text.len() >= 2 => Ok(Term::Regex(Regex::parse(expression)?)),
+            _ => Ok(Term::Text(text.to_string())),
+        }
+    }
+
+    fn found_in(&self, text: &str) -> bool {
+        match self {
+            Term::Text(term) => text.contains(term.as_str()),
+            Term::Regex(regex) => regex.is_match(text),
+        }
+    }
+}
+
+fn term_match(pattern: &str, text: &str) -> Result<bool, PatternError> {
     let mut any_of = Vec::new();
     for term in split_terms(pattern) {
         if let Some(optional) = term.strip_prefix('?') {
-            any_of.push(optional.to_string());
+            any_of.push(Term::parse(optional)?);
         } else if let Some(excluded) = term.strip_prefix('-') {
-            if text.contains(excluded) {
-                return false;
+            if Term::parse(excluded)?.found_in(text) {
+                return Ok(false);
             }
-        } else if !text.contains(term.as_str()) {
-            return false;
+        } else if !Term::parse(&term)?.found_in(text) {
+            return Ok(false);
         }
     }
-    any_of.is_empty() || any_of.iter().any(|t| text.contains(t.as_str()))
+    Ok(any_of.is_empty() || any_of.iter().any(|t| t.found_in(text)))
 }
 
 fn split_terms(pattern: &str) -> Vec<String> {
@@ -103,6 +133,8 @@ enum Token {
     Op(String),
     Word(String),
     Quoted(String),
+    /// `%regex%`, without the percent signs.
+    Regex(String),
 }
 
 fn tokenize(text: &str) -> Result<Vec<Token>, PatternError> {
@@ -139,6 +171,14 @@ fn tokenize(text: &str) -> Result<Vec<Token>, PatternError> {
                 i += op.len();
                 tokens.push(Token::Op(op));
             }
+            '%' => {
+                let close = chars[i + 1..]
+                    .iter()
+                    .position(|c| *c == '%')
+                    .ok_or_else(|| PatternError("unterminated %regex%".into()))?;
+                tokens.push(Token::Regex(chars[i + 1..i + 1 + close].iter().collect()));
+                i += close + 2;
+            }
             '"' => {
                 let mut value = String::new();
                 i += 1;
@@ -169,7 +209,7 @@ fn tokenize(text: &str) -> Result<Vec<Token>, PatternError> {
                     && !chars[i].is_whitespace()
                     && !matches!(
                         chars[i],
-                        '(' | ')' | '=' | '!' | '<' | '>' | '&' | '|' | '"'
+                        '(' | ')' | '=' | '!' | '<' | '>' | '&' | '|' | '"' | '%'
                     )
                 {
                     i += 1;
@@ -195,6 +235,12 @@ enum Expr {
         op: String,
         value: String,
         quoted: bool,
+    },
+    /// `$.path = %regex%` (or `!=`).
+    Matches {
+        path: String,
+        negated: bool,
+        regex: Regex,
     },
     IsNull(String),
     NotExists(String),
@@ -272,6 +318,11 @@ impl Parser<'_> {
                     value,
                     quoted: true,
                 }),
+                Some(Token::Regex(expression)) if op == "=" || op == "!=" => Ok(Expr::Matches {
+                    path,
+                    negated: op == "!=",
+                    regex: Regex::parse(&expression)?,
+                }),
                 other => Err(PatternError(format!("expected a value, got {other:?}"))),
             },
             Some(Token::Word(w)) if w.eq_ignore_ascii_case("IS") => match self.next().cloned() {
@@ -322,6 +373,18 @@ impl Expr {
         match self {
             Expr::And(a, b) => a.eval(event) && b.eval(event),
             Expr::Or(a, b) => a.eval(event) || b.eval(event),
+            Expr::Matches {
+                path,
+                negated,
+                regex,
+            } => {
+                let text = match lookup(event, path) {
+                    None | Some(Value::Null) => return false,
+                    Some(Value::String(s)) => s.clone(),
+                    Some(other) => other.to_string(),
+                };
+                regex.is_match(&text) != *negated
+            }
             Expr::IsNull(path) => matches!(lookup(event, path), Some(Value::Null)),
             Expr::NotExists(path) => lookup(event, path).is_none(),
             Expr::IsBool(path, b) => lookup(event, path) == Some(&Value::Bool(*b)),
@@ -426,6 +489,25 @@ mod tests {
         assert_eq!(matches("StopLogging -mallory", &e), Ok(false));
         assert_eq!(matches("", &e), Ok(true));
         assert_eq!(matches("[ip, user, ...]", &e), Ok(false));
+    }
+
+    #[test]
+    fn regex_terms_and_values_are_understood() {
+        let e = stop_logging();
+        assert_eq!(matches("{ $.eventName = %Stop.*% }", &e), Ok(true));
+        assert_eq!(matches("{ $.eventName = %^Delete% }", &e), Ok(false));
+        assert_eq!(matches("{ $.eventName != %^Delete% }", &e), Ok(true));
+        assert_eq!(
+            matches("{ $.eventName = %StopLogging|DeleteTrail% }", &e),
+            Ok(true)
+        );
+        assert_eq!(matches("%Stop[A-Z]ogging%", &e), Ok(true));
+        assert_eq!(matches("?%DeleteTrail% ?%StopLog%", &e), Ok(true));
+        assert_eq!(matches("%mallory% -%Stop%", &e), Ok(false));
+        // Not CloudWatch's regex (no groups): an error, not a silent "does not match".
+        assert!(matches("{ $.eventName = %(Stop|Delete)Logging% }", &e).is_err());
+        assert!(matches("%(Stop)%", &e).is_err());
+        assert!(matches("{ $.eventName = %Stop }", &e).is_err());
     }
 
     #[test]
