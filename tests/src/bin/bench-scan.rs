@@ -12,6 +12,12 @@
 //!   measures `TRAILWATCH scan --org` from the management account the same way, into
 //!   `OUT_DIR/org-<ACCOUNTS>-c<N>.json`, N being the accounts read at once
 //!   (`BENCH_ACCOUNT_CONCURRENCY`, else trailwatch's default).
+//! - `bench-scan lambda ZIP BOOTSTRAP LABEL OUT_DIR` measures a Lambda zip as Lambda runs it:
+//!   BOOTSTRAP (the zip's binary) is started against a stand-in for the Lambda runtime API, as
+//!   `provided.al2023` starts it, and handed one scheduled event. The time until it asks for
+//!   its first event is its init (cold start), the time until it answers is the scan, of 3
+//!   regions × 3 healthy trails. Five cold starts; the medians and the zip's size go to
+//!   `OUT_DIR/lambda-<LABEL>.json`.
 //! - `bench-scan table OUT_DIR` writes criterion's estimates to `OUT_DIR/core.json` and prints
 //!   them and every `scan-*.json` as Markdown tables, for the README.
 
@@ -68,9 +74,12 @@ async fn main() -> Result<()> {
             anyhow::ensure!(accounts >= 1, "ACCOUNTS must be at least 1");
             organization(Path::new(binary), accounts, Path::new(out)).await
         }
+        ["lambda", zip, bootstrap, label, out] => {
+            lambda(Path::new(zip), Path::new(bootstrap), label, Path::new(out)).await
+        }
         ["table", out] => table(Path::new(out)),
         _ => bail!(
-            "usage: bench-scan run TRAILWATCH REGIONS TRAILS OUT_DIR | bench-scan org TRAILWATCH ACCOUNTS OUT_DIR | bench-scan table OUT_DIR"
+            "usage: bench-scan run TRAILWATCH REGIONS TRAILS OUT_DIR | bench-scan org TRAILWATCH ACCOUNTS OUT_DIR | bench-scan lambda ZIP BOOTSTRAP LABEL OUT_DIR | bench-scan table OUT_DIR"
         ),
     }
 }
@@ -310,6 +319,232 @@ async fn organization(binary: &Path, count: usize, out: &Path) -> Result<()> {
         file.display()
     );
     Ok(())
+}
+
+/// Cold starts measured per zip; the median of five shrugs off one slow start.
+const COLD_STARTS: usize = 5;
+
+/// A function's zip, started cold [`COLD_STARTS`] times against a seeded account.
+async fn lambda(zip: &Path, bootstrap: &Path, label: &str, out: &Path) -> Result<()> {
+    let zip_bytes = std::fs::metadata(zip)
+        .with_context(|| format!("{} is missing: `make build` makes it", zip.display()))?
+        .len();
+    let account = Account::fresh().await?;
+    seed(&account, &REGIONS[..3], 3).await?;
+    let mut inits = Vec::new();
+    let mut invokes = Vec::new();
+    for _ in 0..COLD_STARTS {
+        let (init_ms, invoke_ms) = cold_start(bootstrap, &account).await?;
+        inits.push(init_ms);
+        invokes.push(invoke_ms);
+    }
+    let median = |mut values: Vec<f64>| {
+        values.sort_by(f64::total_cmp);
+        (values[values.len() / 2] * 10.0).round() / 10.0
+    };
+    let result = json!({
+        "label": label,
+        "zip_bytes": zip_bytes,
+        "init_ms": median(inits.clone()),
+        "scan_ms": median(invokes.clone()),
+        "init_ms_runs": inits,
+        "scan_ms_runs": invokes,
+        "machine": machine(),
+    });
+    std::fs::create_dir_all(out)?;
+    let file = out.join(format!("lambda-{label}.json"));
+    std::fs::write(&file, serde_json::to_string_pretty(&result)?)?;
+    println!(
+        "{label}: {zip_bytes} bytes, init {} ms, scan {} ms -> {}",
+        result["init_ms"],
+        result["scan_ms"],
+        file.display()
+    );
+    Ok(())
+}
+
+/// What the stand-in runtime API saw the function do.
+enum RuntimeCall {
+    /// `GET …/invocation/next`: the function is ready for an event.
+    Next,
+    /// `POST …/invocation/ID/response`, with the answer.
+    Response(String),
+    /// `POST …/invocation/ID/error` or `…/init/error`, with the error.
+    Failed(String),
+}
+
+/// Starts `bootstrap` with a runtime API of its own and times its init and its one invocation.
+async fn cold_start(bootstrap: &Path, account: &Account) -> Result<(f64, f64)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let api = listener.local_addr()?.to_string();
+    let (calls, mut seen) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut served = 0usize;
+        while let Ok((connection, _)) = listener.accept().await {
+            let calls = calls.clone();
+            served += 1;
+            tokio::spawn(serve_runtime(connection, calls, served == 1));
+        }
+    });
+    let mut command = Command::new(bootstrap);
+    command
+        .env_clear()
+        .env("AWS_LAMBDA_RUNTIME_API", &api)
+        .env("AWS_LAMBDA_FUNCTION_NAME", "trailwatch-scheduled-scan")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
+        .env(
+            "AWS_LAMBDA_LOG_GROUP_NAME",
+            "/aws/lambda/trailwatch-scheduled-scan",
+        )
+        .env("AWS_LAMBDA_LOG_STREAM_NAME", "bench")
+        .env("AWS_ENDPOINT_URL", endpoint()?)
+        .env("TRAILWATCH_REGIONS", REGIONS[..3].join(","))
+        .env("TRAILWATCH_SECURITY_HUB", "false")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (key, value) in account.env() {
+        command.env(key, value);
+    }
+    let started = Instant::now();
+    let mut child = command.spawn().context("starting the bootstrap")?;
+    let measured = async {
+        let mut init = None;
+        while let Some(call) = seen.recv().await {
+            let at = started.elapsed().as_secs_f64() * 1000.0;
+            match (call, init) {
+                (RuntimeCall::Next, None) => init = Some(at),
+                (RuntimeCall::Next, Some(_)) => {}
+                (RuntimeCall::Response(body), Some(init)) => {
+                    let answer: Value = serde_json::from_str(&body).context("the answer")?;
+                    let summary = &answer["summary"];
+                    anyhow::ensure!(
+                        summary["pass"] == 10 && summary["fail"] == 0,
+                        "every seeded trail is healthy: {answer}"
+                    );
+                    return Ok((init, at - init));
+                }
+                (RuntimeCall::Response(body), None) | (RuntimeCall::Failed(body), _) => {
+                    bail!("the function failed: {body}")
+                }
+            }
+        }
+        bail!("the runtime API stopped")
+    };
+    let result = tokio::time::timeout(std::time::Duration::from_secs(120), measured).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    result.context("the function neither answered nor failed in 120 s")?
+}
+
+/// One connection of the stand-in runtime API, which the runtime's client keeps alive across
+/// requests. The first connection's first `next` gets the scheduled event; later ones wait
+/// until the function is stopped.
+async fn serve_runtime(
+    mut connection: tokio::net::TcpStream,
+    calls: tokio::sync::mpsc::UnboundedSender<RuntimeCall>,
+    first: bool,
+) -> Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buffer = Vec::new();
+    let mut handed_event = !first;
+    loop {
+        let (head, body) = loop {
+            if let Some(request) = take_request(&mut buffer) {
+                break request;
+            }
+            let mut chunk = [0u8; 8192];
+            let n = connection.read(&mut chunk).await?;
+            if n == 0 {
+                return Ok(());
+            }
+            buffer.extend_from_slice(&chunk[..n]);
+        };
+        let line = head.lines().next().unwrap_or_default().to_string();
+        if line.starts_with("GET") && line.contains("/invocation/next") {
+            let _ = calls.send(RuntimeCall::Next);
+            if handed_event {
+                // The function asks for its second event: it never comes.
+                std::future::pending::<()>().await;
+            }
+            handed_event = true;
+            let event = r#"{"version":"0","id":"bench","detail-type":"Scheduled Event","source":"aws.events","account":"000000000000","time":"2026-12-01T00:00:00Z","region":"us-east-1","resources":[],"detail":{}}"#;
+            let deadline = (std::time::SystemTime::now() + std::time::Duration::from_secs(900))
+                .duration_since(std::time::UNIX_EPOCH)?
+                .as_millis();
+            connection
+                .write_all(
+                    format!(
+                        "HTTP/1.1 200 OK\r\n\
+                         Content-Type: application/json\r\n\
+                         Lambda-Runtime-Aws-Request-Id: bench-1\r\n\
+                         Lambda-Runtime-Deadline-Ms: {deadline}\r\n\
+                         Lambda-Runtime-Invoked-Function-Arn: arn:aws:lambda:us-east-1:000000000000:function:trailwatch-scheduled-scan\r\n\
+                         Lambda-Runtime-Trace-Id: Root=1-00000000-000000000000000000000000\r\n\
+                         Content-Length: {}\r\n\r\n{event}",
+                        event.len()
+                    )
+                    .as_bytes(),
+                )
+                .await?;
+            continue;
+        }
+        let body = String::from_utf8_lossy(&body).into_owned();
+        let call = if line.contains("/response") {
+            RuntimeCall::Response(body)
+        } else {
+            RuntimeCall::Failed(format!("{line}: {body}"))
+        };
+        let _ = calls.send(call);
+        connection
+            .write_all(b"HTTP/1.1 202 Accepted\r\nContent-Length: 2\r\n\r\n{}")
+            .await?;
+    }
+}
+
+/// The first whole request in `buffer`, taken out of it: its head and its body, read by
+/// `Content-Length` or, when chunked, by chunks.
+fn take_request(buffer: &mut Vec<u8>) -> Option<(String, Vec<u8>)> {
+    let head_end = buffer.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
+    let head = String::from_utf8_lossy(&buffer[..head_end]).into_owned();
+    let header = |name: &str| {
+        head.lines().skip(1).find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            key.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| value.trim().to_string())
+        })
+    };
+    if header("transfer-encoding").is_some_and(|t| t.eq_ignore_ascii_case("chunked")) {
+        let mut body = Vec::new();
+        let mut at = head_end;
+        loop {
+            let line_end = buffer[at..].windows(2).position(|w| w == b"\r\n")? + at;
+            let size_text = String::from_utf8_lossy(&buffer[at..line_end]).into_owned();
+            let size = usize::from_str_radix(size_text.split(';').next()?.trim(), 16).ok()?;
+            let data = line_end + 2;
+            if buffer.len() < data + size + 2 {
+                return None;
+            }
+            if size == 0 {
+                let end = data + 2;
+                buffer.drain(..end);
+                return Some((head, body));
+            }
+            body.extend_from_slice(&buffer[data..data + size]);
+            at = data + size + 2;
+        }
+    }
+    let length: usize = header("content-length")
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(0);
+    if buffer.len() < head_end + length {
+        return None;
+    }
+    let body = buffer[head_end..head_end + length].to_vec();
+    buffer.drain(..head_end + length);
+    Some((head, body))
 }
 
 /// What the figures were measured on.
