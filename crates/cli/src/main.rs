@@ -1,5 +1,6 @@
 //! `trailwatch`, the command line: `scan` evaluates every trail of an account in every region,
-//! `check` evaluates one trail, `replay` runs the trail-change function's flow on a saved event.
+//! `check` evaluates one trail, `replay` runs the trail-change function's flow on a saved event,
+//! `explain` prints what a reason code means and how to fix it.
 //! Credentials, region and endpoint come from the standard AWS chain (`AWS_PROFILE`,
 //! `AWS_REGION`, `AWS_ENDPOINT_URL`).
 //!
@@ -7,6 +8,7 @@
 //! configuration error (including an unknown trail, and a malformed, foreign or other-account
 //! event for `replay`); 3 the evaluation or its publication is incomplete.
 
+mod explain;
 mod output;
 
 use anyhow::Context;
@@ -74,6 +76,12 @@ enum Command {
         common: CommonArgs,
         #[command(flatten)]
         destinations: Destinations,
+    },
+    /// What a reason code means, why it matters and how to fix it. An unknown code exits 2
+    /// and lists the known ones.
+    Explain {
+        /// A reason code, like LOGGING_GAP (any case).
+        code: String,
     },
 }
 
@@ -265,6 +273,11 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             common,
             destinations,
         } => replay(Config::from_env()?, &event, regions, common, destinations).await,
+        Command::Explain { code } => {
+            let text = explain::explain(&code).map_err(anyhow::Error::msg)?;
+            print!("{text}");
+            Ok(0)
+        }
     }
 }
 

@@ -15,6 +15,18 @@ pub enum Level {
     Fail,
 }
 
+impl Level {
+    /// The level as the README and `trailwatch explain` name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Info => "INFO",
+            Level::Warning => "WARNING",
+            Level::Error => "ERROR",
+            Level::Fail => "FAIL",
+        }
+    }
+}
+
 /// The verdict of one evaluation. The JSON contract spells these PASS, FAIL, WARNING, ERROR.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
