@@ -81,9 +81,9 @@ async fn throttling_bursts_are_ridden_out_by_the_sdk_retry() -> Result<()> {
     let trail = evaluation(&report, &healthy.arn);
     assert_eq!(trail.status, Status::Pass);
     // Retries are attempts of one operation: the call count does not grow. GetCallerIdentity,
-    // DescribeTrails, the trail's status and selectors, its log group's group, filters, streams
-    // and alarms, the alarm topic's subscriptions, and the role's four reads.
-    assert_eq!(report.api_calls, 1 + 1 + 2 + 4 + 1 + 4);
+    // DescribeTrails, the trail's status and selectors, its tags, its log group's group,
+    // filters, streams and alarms, the alarm topic's subscriptions, and the role's four reads.
+    assert_eq!(report.api_calls, 1 + 1 + 2 + 1 + 4 + 1 + 4);
     Ok(())
 }
 

@@ -309,7 +309,45 @@ impl CloudTrailInventory {
                 .map(|out| mapping::event_selectors(&out))
                 .map_err(|e| unavailable("GetEventSelectors", &e)),
             regional_status: BTreeMap::new(),
+            tags: None,
         }
+    }
+
+    /// The tags of `arns`, trails homed in `region`, in one `ListTags` call ("the trails must
+    /// be in the current Region"; at most [`LIST_TAGS_BATCH`] ARNs).
+    #[instrument(skip(self, arns), fields(trails = arns.len()))]
+    async fn trail_tags(
+        &self,
+        region: String,
+        arns: Vec<String>,
+    ) -> (Vec<String>, Observed<TagsByTrail>) {
+        let tags = self
+            .clients(&region)
+            .cloudtrail
+            .list_tags()
+            .set_resource_id_list(Some(arns.clone()))
+            .send()
+            .await
+            .map_err(|e| unavailable("ListTags", &e))
+            .map(|out| {
+                out.resource_tag_list()
+                    .iter()
+                    .map(|resource| {
+                        let tags = resource
+                            .tags_list()
+                            .iter()
+                            .map(|t| {
+                                (
+                                    t.key().to_string(),
+                                    t.value().unwrap_or_default().to_string(),
+                                )
+                            })
+                            .collect();
+                        (resource.resource_id().unwrap_or_default().to_string(), tags)
+                    })
+                    .collect()
+            });
+        (arns, tags)
     }
 
     /// A multi-region trail's status as `region` sees it, asked by ARN.
@@ -853,6 +891,37 @@ impl Inventory for CloudTrailInventory {
                 details.regional_status.insert(found.region, found.status);
             }
         }
+        // Tags say whether a person exempted a trail: one call per home region and batch.
+        let mut homed: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+        for view in views.iter().filter(|v| v.owned) {
+            homed
+                .entry(view.trail.home_region.as_str())
+                .or_default()
+                .push(view.trail.trail_arn.clone());
+        }
+        let batches: Vec<(String, Vec<String>)> = homed
+            .into_iter()
+            .flat_map(|(region, arns)| {
+                arns.chunks(LIST_TAGS_BATCH)
+                    .map(|batch| (region.to_string(), batch.to_vec()))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let tagged: Vec<(Vec<String>, Observed<TagsByTrail>)> = stream::iter(batches)
+            .map(|(region, arns)| self.trail_tags(region, arns))
+            .buffer_unordered(self.concurrency)
+            .collect()
+            .await;
+        for (arns, tags) in tagged {
+            for arn in arns {
+                if let Some(details) = trail_details.get_mut(&arn) {
+                    details.tags = Some(match &tags {
+                        Ok(by_trail) => Ok(by_trail.get(&arn).cloned().unwrap_or_default()),
+                        Err(why) => Err(why.clone()),
+                    });
+                }
+            }
+        }
 
         // Log groups and roles in other accounts are that account's to check (see the rules).
         let owned = views.iter().filter(|v| v.owned);
@@ -953,6 +1022,12 @@ impl Inventory for CloudTrailInventory {
         })
     }
 }
+
+/// `ListTags` takes at most this many ARNs ("The list has a limit of 20 ARNs").
+const LIST_TAGS_BATCH: usize = 20;
+
+/// Tags by trail ARN, each key to value.
+type TagsByTrail = BTreeMap<String, BTreeMap<String, String>>;
 
 /// What [`CloudTrailInventory::regional_status`] read.
 struct RegionalStatus {

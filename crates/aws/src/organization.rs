@@ -213,6 +213,7 @@ pub fn unreachable_account(account: &str, region: &str, why: &str) -> Evaluation
             format!("Account {account} was not evaluated: {why}. Check that infra/member-account.yaml is deployed there and trusts this deployment."),
         )],
         trail: None,
+        exemption: None,
     }
 }
 

@@ -30,9 +30,11 @@ use tracing::{info, warn};
 use trailwatch_core::alert::{self, AlertContext, AlertMessage};
 use trailwatch_core::event::Change;
 use trailwatch_core::finding::{self, Finding, FindingContext, RECORD_ARCHIVED};
-use trailwatch_core::memory::{decide, Decision, LedgerEntry, Observation};
+use trailwatch_core::memory::{Decision, LedgerEntry, Observation};
 use trailwatch_core::metrics::RunMetrics;
-use trailwatch_core::reconcile::{self, Candidate, PriorFindings, Transition, Vanished};
+use trailwatch_core::reconcile::{
+    self, Candidate, PriorFindings, Transition, Vanished, WorkflowUpdate,
+};
 use trailwatch_core::{Evaluation, EvaluationKind, ScanReport, Status};
 
 /// Requests to Security Hub or the ledger in flight at once within one publication.
@@ -79,6 +81,9 @@ pub struct Outcome {
     pub imported: usize,
     pub archived: usize,
     pub unchanged: usize,
+    /// Findings whose workflow was set with `BatchUpdateFindings`: suppressed for an
+    /// exemption, or released when it ended.
+    pub workflow_updated: usize,
     /// What was paged (or would have been, had SNS answered).
     pub transitions: Vec<Transition>,
     /// The alert sent, with SNS's message id.
@@ -290,14 +295,21 @@ where
         }
     }
     candidates.extend(publication.event_pages);
+    let recordable =
+        |region: &str| !recalled.not_enabled.contains(region) && !blocked.contains(region);
     let mut imports: Vec<Finding> = match sink {
         Some(_) => plan
             .imports
             .into_iter()
-            .filter(|f| !recalled.not_enabled.contains(&f.region) && !blocked.contains(&f.region))
+            .filter(|f| recordable(&f.region))
             .collect(),
         None => Vec::new(),
     };
+    let workflow_updates: Vec<WorkflowUpdate> = plan
+        .workflow_updates
+        .into_iter()
+        .filter(|u| recordable(&u.region))
+        .collect();
     let alert_context = AlertContext {
         account_id: report.account_id.clone(),
         region: context.home_region.clone(),
@@ -366,11 +378,13 @@ where
             (transitions, sent, recorded, Vec::new())
         }
     };
+    let workflow_updated = Box::pin(update_workflows(sink, &workflow_updates, &mut failures)).await;
 
     info!(
         imported = recorded.imported,
         archived = recorded.archived,
         unchanged = plan.unchanged,
+        workflow_updated,
         transitions = transitions.len(),
         deferred = deferred.len(),
         alerted = sent.is_some(),
@@ -383,6 +397,7 @@ where
         imported: recorded.imported,
         archived: recorded.archived,
         unchanged: plan.unchanged,
+        workflow_updated,
         transitions,
         alert: sent,
         deferred,
@@ -549,13 +564,7 @@ async fn claim_one<L: Ledger>(
     for _ in 0..CLAIM_ATTEMPTS {
         let now = Utc::now();
         let base = entry.as_ref().map(|e| e.version);
-        let decision = decide(
-            entry.as_ref(),
-            candidate.hub.as_ref(),
-            &candidate.state,
-            observed_at,
-            now,
-        );
+        let decision = candidate.decide(entry.as_ref(), observed_at, now);
         let written = match &decision {
             Decision::Superseded => return (Claimed::HoldBack { deferred: false }, None),
             Decision::InFlight { .. } => return (Claimed::HoldBack { deferred: true }, None),
@@ -678,6 +687,8 @@ pub(crate) fn sink_failure(error: &SinkError) -> Failure {
         | SinkError::Denied { region, .. }
         | SinkError::Read { region, .. }
         | SinkError::Import { region, .. }
+        | SinkError::Update { region, .. }
+        | SinkError::NotUpdated { region, .. }
         | SinkError::Rejected { region, .. } => region.clone(),
     };
     Failure {
@@ -741,6 +752,36 @@ async fn import_all<S: FindingSink + Sync>(
         }
     }
     recorded
+}
+
+/// Stage 6, after the imports: the workflow changes only `BatchUpdateFindings` can make, per
+/// region. A failure loses no page (an exempt trail pages nobody either way) and is reported.
+async fn update_workflows<S: FindingSink + Sync>(
+    sink: Option<&S>,
+    updates: &[WorkflowUpdate],
+    failures: &mut Vec<Failure>,
+) -> usize {
+    let Some(sink) = sink else {
+        return 0;
+    };
+    let mut by_region: BTreeMap<&str, Vec<WorkflowUpdate>> = BTreeMap::new();
+    for update in updates {
+        by_region
+            .entry(update.region.as_str())
+            .or_default()
+            .push(update.clone());
+    }
+    let mut updated = 0;
+    for (region, updates) in by_region {
+        match Box::pin(sink.update_workflow(region, &updates)).await {
+            Ok(()) => updated += updates.len(),
+            Err(error) => {
+                warn!(region, error = %error, "workflow update failed");
+                failures.push(sink_failure(&error));
+            }
+        }
+    }
+    updated
 }
 
 /// Stage 4: one alert for `transitions`, if there is a channel and anything to say. Returns the

@@ -4,10 +4,12 @@ use crate::config::ApiCallCounter;
 use aws_config::{Region, SdkConfig};
 use aws_sdk_securityhub::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_securityhub::types::{
-    AwsCloudTrailTrailDetails, AwsSecurityFinding, AwsSecurityFindingFilters, Compliance,
-    ComplianceStatus, Recommendation, RecordState, Remediation, Resource as SdkResource,
+    AwsCloudTrailTrailDetails, AwsSecurityFinding, AwsSecurityFindingFilters,
+    AwsSecurityFindingIdentifier, Compliance, ComplianceStatus, Note as SdkNote, NoteUpdate,
+    Recommendation, RecordState, Remediation, Resource as SdkResource,
     ResourceDetails as SdkResourceDetails, Severity, SeverityLabel,
-    StatusReason as SdkStatusReason, StringFilter, StringFilterComparison,
+    StatusReason as SdkStatusReason, StringFilter, StringFilterComparison, Workflow as SdkWorkflow,
+    WorkflowStatus, WorkflowUpdate as SdkWorkflowUpdate,
 };
 use std::collections::HashMap;
 use std::future::Future;
@@ -15,9 +17,11 @@ use std::sync::Mutex;
 use std::time::Duration;
 use tracing::{instrument, warn};
 use trailwatch_core::finding::{
-    self, CloudTrailTrailDetails, Finding, FindingSeverity, Recommendation as CoreRecommendation,
-    Remediation as CoreRemediation, Resource, ResourceDetails, StatusReason, RECORD_ACTIVE,
+    self, CloudTrailTrailDetails, Finding, FindingSeverity, Note,
+    Recommendation as CoreRecommendation, Remediation as CoreRemediation, Resource,
+    ResourceDetails, StatusReason, Workflow, RECORD_ACTIVE,
 };
+use trailwatch_core::reconcile::WorkflowUpdate;
 
 /// Security Hub accepts at most 100 findings per `BatchImportFindings`.
 pub const BATCH_SIZE: usize = 100;
@@ -61,6 +65,19 @@ pub enum SinkError {
             aws_sdk_securityhub::operation::batch_import_findings::BatchImportFindingsError,
         >,
     },
+    #[error("updating the workflow of findings in {region} failed (securityhub:BatchUpdateFindings): {}", DisplayErrorContext(.source))]
+    Update {
+        region: String,
+        #[source]
+        source: SdkError<
+            aws_sdk_securityhub::operation::batch_update_findings::BatchUpdateFindingsError,
+        >,
+    },
+    #[error("Security Hub in {region} did not update the workflow of {} finding(s): {}", .rejected.len(), describe(.rejected))]
+    NotUpdated {
+        region: String,
+        rejected: Vec<RejectedFinding>,
+    },
     #[error("Security Hub in {region} rejected {} finding(s) after {IMPORT_ATTEMPTS} attempts: {}", .rejected.len(), describe(.rejected))]
     Rejected {
         region: String,
@@ -82,9 +99,11 @@ impl SinkError {
         match self {
             SinkError::Import { ids, .. } => ids.clone(),
             SinkError::Rejected { rejected, .. } => rejected.iter().map(|r| r.id.clone()).collect(),
-            SinkError::NotEnabled { .. } | SinkError::Denied { .. } | SinkError::Read { .. } => {
-                vec![]
-            }
+            SinkError::NotEnabled { .. }
+            | SinkError::Denied { .. }
+            | SinkError::Read { .. }
+            | SinkError::Update { .. }
+            | SinkError::NotUpdated { .. } => vec![],
         }
     }
 
@@ -112,6 +131,14 @@ pub trait FindingSink {
         &self,
         region: &str,
         findings: &[Finding],
+    ) -> impl Future<Output = Result<(), SinkError>> + Send;
+
+    /// Sets the workflow status and note of existing findings in `region`: what an import
+    /// may not change once a finding exists.
+    fn update_workflow(
+        &self,
+        region: &str,
+        updates: &[WorkflowUpdate],
     ) -> impl Future<Output = Result<(), SinkError>> + Send;
 }
 
@@ -286,6 +313,15 @@ impl FindingSink for SecurityHubSink {
             .collect())
     }
 
+    #[instrument(skip(self, updates), fields(count = updates.len()))]
+    async fn update_workflow(
+        &self,
+        region: &str,
+        updates: &[WorkflowUpdate],
+    ) -> Result<(), SinkError> {
+        self.update_groups(region, updates).await
+    }
+
     #[instrument(skip(self, findings), fields(count = findings.len()))]
     async fn import(&self, region: &str, findings: &[Finding]) -> Result<(), SinkError> {
         let mut errors = Vec::new();
@@ -317,6 +353,88 @@ impl FindingSink for SecurityHubSink {
                     rejected,
                 })
             }
+        }
+    }
+}
+
+/// `BatchUpdateFindings` takes one workflow and note for up to 100 findings.
+const UPDATE_BATCH_SIZE: usize = 100;
+
+impl SecurityHubSink {
+    /// One `BatchUpdateFindings` per workflow, note and 100 findings; every group is tried,
+    /// and the first failure is returned with every finding left unchanged.
+    async fn update_groups(
+        &self,
+        region: &str,
+        updates: &[WorkflowUpdate],
+    ) -> Result<(), SinkError> {
+        let mut groups: std::collections::BTreeMap<(&str, &str), Vec<&WorkflowUpdate>> =
+            std::collections::BTreeMap::new();
+        for update in updates {
+            groups
+                .entry((update.status.as_str(), update.note.text.as_str()))
+                .or_default()
+                .push(update);
+        }
+        let client = self.client(region);
+        let mut rejected = Vec::new();
+        let mut failure = None;
+        for ((status, text), members) in groups {
+            for batch in members.chunks(UPDATE_BATCH_SIZE) {
+                let identifiers = batch
+                    .iter()
+                    .map(|u| {
+                        AwsSecurityFindingIdentifier::builder()
+                            .id(&u.finding_id)
+                            .product_arn(&u.product_arn)
+                            .build()
+                    })
+                    .collect();
+                let result = client
+                    .batch_update_findings()
+                    .set_finding_identifiers(Some(identifiers))
+                    .workflow(
+                        SdkWorkflowUpdate::builder()
+                            .status(WorkflowStatus::from(status))
+                            .build(),
+                    )
+                    .note(
+                        NoteUpdate::builder()
+                            .text(text)
+                            .updated_by(&batch[0].note.updated_by)
+                            .build(),
+                    )
+                    .send()
+                    .await;
+                match result {
+                    Ok(output) => rejected.extend(output.unprocessed_findings().iter().map(|f| {
+                        RejectedFinding {
+                            id: f
+                                .finding_identifier()
+                                .and_then(|i| i.id())
+                                .unwrap_or_default()
+                                .to_string(),
+                            code: f.error_code().unwrap_or_default().to_string(),
+                            message: f.error_message().unwrap_or_default().to_string(),
+                        }
+                    })),
+                    Err(source) => {
+                        warn!(region, error = %DisplayErrorContext(&source), "BatchUpdateFindings failed");
+                        failure.get_or_insert(SinkError::Update {
+                            region: region.to_string(),
+                            source,
+                        });
+                    }
+                }
+            }
+        }
+        match (failure, rejected.is_empty()) {
+            (Some(error), _) => Err(error),
+            (None, false) => Err(SinkError::NotUpdated {
+                region: region.to_string(),
+                rejected,
+            }),
+            (None, true) => Ok(()),
         }
     }
 }
@@ -405,6 +523,18 @@ fn to_sdk(f: &Finding) -> AwsSecurityFinding {
                 .build()
         }))
         .record_state(RecordState::from(f.record_state.as_str()))
+        .set_workflow(f.workflow.as_ref().map(|w| {
+            SdkWorkflow::builder()
+                .status(WorkflowStatus::from(w.status.as_str()))
+                .build()
+        }))
+        .set_note(f.note.as_ref().map(|n| {
+            SdkNote::builder()
+                .text(&n.text)
+                .updated_by(&n.updated_by)
+                .updated_at(&n.updated_at)
+                .build()
+        }))
         .build()
 }
 
@@ -494,5 +624,13 @@ fn from_sdk(f: &AwsSecurityFinding) -> Option<Finding> {
             .record_state()
             .map(|s| s.as_str().to_string())
             .unwrap_or_else(|| RECORD_ACTIVE.to_string()),
+        workflow: f.workflow().and_then(|w| w.status()).map(|s| Workflow {
+            status: s.as_str().to_string(),
+        }),
+        note: f.note().map(|n| Note {
+            text: n.text().unwrap_or_default().to_string(),
+            updated_by: n.updated_by().unwrap_or_default().to_string(),
+            updated_at: n.updated_at().unwrap_or_default().to_string(),
+        }),
     })
 }

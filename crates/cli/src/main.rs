@@ -550,10 +550,11 @@ fn print_report(
 /// What was recorded and sent goes to stderr, so stdout stays the report alone.
 fn print_publication(outcome: &Outcome) {
     eprintln!(
-        "Security Hub: {} imported, {} archived, {} unchanged · {} transition(s)",
+        "Security Hub: {} imported, {} archived, {} unchanged, {} workflow(s) updated · {} transition(s)",
         outcome.imported,
         outcome.archived,
         outcome.unchanged,
+        outcome.workflow_updated,
         outcome.transitions.len()
     );
     match &outcome.alert {
@@ -574,12 +575,19 @@ fn terminal_width() -> Option<u16> {
 }
 
 /// Findings at or above `--fail-on` give 1; otherwise an incomplete evaluation gives 3, since a
-/// clean exit must never hide data trailwatch could not read.
+/// clean exit must never hide data trailwatch could not read. An exempt trail's findings are decided already and weigh nothing here; that it could not be
+/// read in full still makes the run incomplete.
 fn exit_code(report: &ScanReport, fail_on: FailOn) -> u8 {
     let has = |status| report.evaluations.iter().any(|e| e.status == status);
+    let has_finding = |status| {
+        report
+            .evaluations
+            .iter()
+            .any(|e| e.status == status && !e.is_exempt())
+    };
     let findings = match fail_on {
-        FailOn::Fail => has(Status::Fail),
-        FailOn::Warning => has(Status::Fail) || has(Status::Warning),
+        FailOn::Fail => has_finding(Status::Fail),
+        FailOn::Warning => has_finding(Status::Fail) || has_finding(Status::Warning),
         FailOn::Never => false,
     };
     if findings {

@@ -55,8 +55,13 @@ pub fn table(report: &ScanReport, width: Option<u16>) -> String {
             (EvaluationKind::Monitor, _) => format!("trailwatch {}", evaluation.resource_id),
             _ => format!("account {}", evaluation.account_id),
         };
+        let exemption = evaluation
+            .exemption
+            .as_ref()
+            .filter(|e| e.is_current())
+            .map(|e| format!("(exempt) {}", e.describe()));
         let reasons = if evaluation.reasons.is_empty() {
-            "—".to_string()
+            exemption.unwrap_or_else(|| "—".to_string())
         } else {
             // What changes the status first; notes for the record last.
             let mut reasons: Vec<_> = evaluation.reasons.iter().collect();
@@ -71,6 +76,7 @@ pub fn table(report: &ScanReport, width: Option<u16>) -> String {
                     };
                     format!("{marker}{}: {}", r.code, r.message)
                 })
+                .chain(exemption)
                 .collect::<Vec<_>>()
                 .join("\n")
         };

@@ -93,6 +93,7 @@ fn large_account() -> AccountSnapshot {
                     region,
                 )),
                 regional_status: BTreeMap::new(),
+                tags: None,
             },
         );
         let groups: Value = fixture(text!("describe_log_groups.json"), index, region);

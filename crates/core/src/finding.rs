@@ -102,6 +102,31 @@ pub struct Resource {
     pub details: Option<ResourceDetails>,
 }
 
+/// `Workflow`: where a person (or trailwatch, for an exemption) is in handling the finding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Workflow {
+    /// NEW, NOTIFIED, SUPPRESSED or RESOLVED.
+    pub status: String,
+}
+
+/// `Note`: the last note someone left on the finding.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Note {
+    pub text: String,
+    pub updated_by: String,
+    pub updated_at: String,
+}
+
+pub const WORKFLOW_NEW: &str = "NEW";
+pub const WORKFLOW_SUPPRESSED: &str = "SUPPRESSED";
+/// Who trailwatch's own notes are by: a suppressed finding with another author was
+/// suppressed by a person, and trailwatch never lifts that.
+pub const NOTE_AUTHOR: &str = "trailwatch";
+/// Security Hub's limit on `Note.Text`.
+const NOTE_MAX: usize = 512;
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct StatusReason {
@@ -144,6 +169,12 @@ pub struct Finding {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compliance: Option<Compliance>,
     pub record_state: String,
+    /// Set by trailwatch only when it creates the finding of an exempt trail; after that,
+    /// Security Hub takes workflow and note changes through `BatchUpdateFindings` alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workflow: Option<Workflow>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<Note>,
 }
 
 impl Finding {
@@ -208,6 +239,30 @@ impl Finding {
 
     pub fn updated(&self) -> Option<DateTime<Utc>> {
         parse_time(&self.updated_at)
+    }
+
+    pub fn is_suppressed(&self) -> bool {
+        self.workflow
+            .as_ref()
+            .is_some_and(|w| w.status == WORKFLOW_SUPPRESSED)
+    }
+
+    /// Suppressed by a person rather than by trailwatch for an exemption.
+    pub fn suppressed_by_person(&self) -> bool {
+        self.is_suppressed()
+            && self
+                .note
+                .as_ref()
+                .is_none_or(|n| n.updated_by != NOTE_AUTHOR)
+    }
+}
+
+/// The note trailwatch leaves on a finding it suppresses or lifts, by itself.
+pub fn note(text: &str, now: DateTime<Utc>) -> Note {
+    Note {
+        text: truncate(text, NOTE_MAX),
+        updated_by: NOTE_AUTHOR.into(),
+        updated_at: format_time(now),
     }
 }
 
@@ -422,6 +477,10 @@ pub fn remedy(code: ReasonCode, evaluation: &Evaluation) -> Option<String> {
         CwlRoleUnverifiable => format!(
             "Review the conditional statements of role {role} named in the finding, or drop conditions trailwatch cannot verify."
         ),
+        ExemptionInvalid | ExemptionExpired => format!(
+            "Set the trail's exemption as REASON or REASON until=YYYY-MM-DD (aws cloudtrail add-tags --resource-id {} --region {region} --tags-list Key=trailwatch:exempt,Value=...), fix the trail, or remove the tag (aws cloudtrail remove-tags).",
+            evaluation.resource_id
+        ),
         NoTrail => "Create a multi-region trail that streams to CloudWatch Logs: aws cloudtrail create-trail --name management-events --s3-bucket-name BUCKET --is-multi-region-trail --cloud-watch-logs-log-group-arn LOG_GROUP_ARN:* --cloud-watch-logs-role-arn ROLE_ARN, then aws cloudtrail start-logging --name management-events".to_string(),
         TamperGuardrailMissing => "Attach a service control policy that denies cloudtrail:StopLogging, cloudtrail:DeleteTrail and cloudtrail:UpdateTrail to every principal but your security role (Condition ArnNotLike aws:PrincipalArn arn:aws:iam::*:role/SECURITY_ROLE) at the root or the account's OU.".to_string(),
         NoRealtimeCoverage => "Make one multi-region trail log management events to CloudWatch Logs and fix its FAIL reasons (aws cloudtrail update-trail --name NAME --is-multi-region-trail).".to_string(),
@@ -429,7 +488,8 @@ pub fn remedy(code: ReasonCode, evaluation: &Evaluation) -> Option<String> {
         CwlDeliveryPending
         | CwlChecksDelegated
         | OrgTrailCoverage
-        | TamperGuardrailNotApplicable => return None,
+        | TamperGuardrailNotApplicable
+        | ExemptionUnverifiable => return None,
     };
     Some(text)
 }
@@ -475,6 +535,7 @@ fn trail_details(trail: &TrailSummary, arn: &str) -> CloudTrailTrailDetails {
 /// Renders one evaluation as a new, active finding first seen now.
 pub fn render(evaluation: &Evaluation, context: &FindingContext) -> Finding {
     let region = finding_region(evaluation, context);
+    let exemption = evaluation.exemption.as_ref().filter(|e| e.is_current());
     let now = format_time(context.now);
     let resource = match (&evaluation.kind, &evaluation.trail) {
         (EvaluationKind::Trail, Some(trail)) => Resource {
@@ -540,6 +601,10 @@ pub fn render(evaluation: &Evaluation, context: &FindingContext) -> Finding {
             related_requirements: RELATED_REQUIREMENTS.iter().map(|r| r.to_string()).collect(),
         }),
         record_state: RECORD_ACTIVE.into(),
+        workflow: exemption.map(|_| Workflow {
+            status: WORKFLOW_SUPPRESSED.into(),
+        }),
+        note: exemption.map(|e| note(&e.describe(), context.now)),
     }
 }
 
@@ -583,6 +648,7 @@ mod tests {
                 log_file_validation_enabled: true,
                 s3_bucket_name: Some("logs".into()),
             }),
+            exemption: None,
         }
     }
 
@@ -656,6 +722,7 @@ mod tests {
             severity: Severity::Medium,
             reasons: vec![Reason::new(ReasonCode::EvaluationIncomplete, "denied")],
             trail: None,
+            exemption: None,
         };
         let f = render(&account, &context());
         assert_eq!(f.region, "us-east-1");

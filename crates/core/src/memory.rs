@@ -136,7 +136,7 @@ pub fn reason_code(key: &str) -> Option<ReasonCode> {
 /// What a key stands for when deciding whether it is new. A stop of logging is one event
 /// whether it is seen while the trail is stopped (`LOGGING_STOPPED`) or after it was started
 /// again (`LOGGING_GAP`): the same stop time is the same stop, paged once.
-fn identity(key: &str) -> String {
+pub fn identity(key: &str) -> String {
     match key.split_once('@') {
         Some((code, occurrence))
             if code == ReasonCode::LoggingGap.as_str()

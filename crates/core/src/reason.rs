@@ -159,7 +159,13 @@ pub enum ReasonCode {
     LoggingGap,
     /// A policy statement that decides the outcome carries a condition trailwatch cannot evaluate.
     CwlRoleUnverifiable,
+    /// The `trailwatch:exempt` tag's value is empty or cannot be read as an exemption.
+    ExemptionInvalid,
+    /// The `trailwatch:exempt` tag's `until` date has passed: the trail is judged as usual.
+    ExemptionExpired,
     // Trail level, INFO.
+    /// The trail's tags could not be read, so an exemption, if any, is not honoured.
+    ExemptionUnverifiable,
     /// CloudWatch delivery has not happened yet, but logging started within `max_delivery_age`.
     CwlDeliveryPending,
     /// The log group or role lives in another account, so its checks belong to that account.
@@ -181,7 +187,7 @@ pub enum ReasonCode {
 }
 
 impl ReasonCode {
-    pub const ALL: [ReasonCode; 28] = [
+    pub const ALL: [ReasonCode; 31] = [
         ReasonCode::CwlNotConfigured,
         ReasonCode::CwlRoleNotConfigured,
         ReasonCode::LoggingStopped,
@@ -210,6 +216,9 @@ impl ReasonCode {
         ReasonCode::TamperGuardrailNotApplicable,
         ReasonCode::EvaluationIncomplete,
         ReasonCode::MonitorTampered,
+        ReasonCode::ExemptionInvalid,
+        ReasonCode::ExemptionExpired,
+        ReasonCode::ExemptionUnverifiable,
     ];
 
     pub fn level(self) -> Level {
@@ -237,11 +246,14 @@ impl ReasonCode {
             | TamperGuardrailMissing
             | ManagementEventsExcluded
             | LogFileValidationDisabled
-            | CwlRoleUnverifiable => Level::Warning,
+            | CwlRoleUnverifiable
+            | ExemptionInvalid
+            | ExemptionExpired => Level::Warning,
             CwlDeliveryPending
             | CwlChecksDelegated
             | OrgTrailCoverage
-            | TamperGuardrailNotApplicable => Level::Info,
+            | TamperGuardrailNotApplicable
+            | ExemptionUnverifiable => Level::Info,
             EvaluationIncomplete => Level::Error,
         }
     }
@@ -307,6 +319,9 @@ impl ReasonCode {
             TamperGuardrailNotApplicable => "TAMPER_GUARDRAIL_NOT_APPLICABLE",
             EvaluationIncomplete => "EVALUATION_INCOMPLETE",
             MonitorTampered => "MONITOR_TAMPERED",
+            ExemptionInvalid => "EXEMPTION_INVALID",
+            ExemptionExpired => "EXEMPTION_EXPIRED",
+            ExemptionUnverifiable => "EXEMPTION_UNVERIFIABLE",
         }
     }
 }

@@ -456,6 +456,7 @@ pub fn monitor_page(change: &Change, resource: &str, home_region: &str) -> Candi
         severity: Severity::worst_of(&reasons),
         reasons,
         trail: None,
+        exemption: None,
     };
     Candidate {
         finding_id: crate::finding::finding_id(&evaluation),
@@ -463,6 +464,7 @@ pub fn monitor_page(change: &Change, resource: &str, home_region: &str) -> Candi
         evaluation,
         hub: None,
         unrecorded: true,
+        suppressed: None,
     }
 }
 
@@ -501,6 +503,7 @@ pub fn deletion_candidate(change: &Change, trail_arn: &str) -> Candidate {
         state: Remembered::Archived,
         hub: None,
         unrecorded: false,
+        suppressed: None,
     }
 }
 
@@ -532,6 +535,7 @@ mod tests {
             severity: Severity::Informational,
             reasons: vec![],
             trail: None,
+            exemption: None,
         }
     }
 

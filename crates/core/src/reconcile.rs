@@ -9,13 +9,13 @@
 
 use crate::evaluate::{Evaluation, EvaluationKind};
 use crate::finding::{
-    self, compliance_status, format_time, Finding, FindingContext, FIELD_KIND, FIELD_RESOURCE,
-    RECORD_ACTIVE, RECORD_ARCHIVED,
+    self, compliance_status, format_time, Finding, FindingContext, Note, Workflow, FIELD_KIND,
+    FIELD_RESOURCE, RECORD_ACTIVE, RECORD_ARCHIVED, WORKFLOW_NEW, WORKFLOW_SUPPRESSED,
 };
 pub use crate::memory::TransitionKind;
-use crate::memory::{transition, HubMemory, Remembered, Shift};
+use crate::memory::{self, transition, Decision, HubMemory, LedgerEntry, Remembered, Shift};
 use crate::reason::Severity;
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -99,6 +99,9 @@ pub struct Candidate {
     pub hub: Option<HubMemory>,
     /// Security Hub never records this candidate (a page about the monitor itself).
     pub unrecorded: bool,
+    /// The reason keys of the finding when a person suppressed it in Security Hub: it is
+    /// not paged again while it has no reason beyond these.
+    pub suppressed: Option<Vec<String>>,
 }
 
 impl Candidate {
@@ -110,14 +113,60 @@ impl Candidate {
             state: Remembered::of(evaluation),
             hub,
             unrecorded: false,
+            suppressed: None,
         }
     }
 
     /// Whether Security Hub alone says this candidate is worth a page, and why.
     pub fn hub_transition(&self) -> Option<Transition> {
         let prior = self.hub.as_ref().map(|h| &h.state);
-        transition(prior, &self.state).map(|shift| Transition::new(self, shift, prior))
+        transition(prior, &self.state)
+            .filter(|shift| !self.held_by_suppression(shift))
+            .map(|shift| Transition::new(self, shift, prior))
     }
+
+    /// Decides this candidate against its ledger item (see [`memory::decide`]); a page that a
+    /// person's suppression holds back is recorded quietly instead, so that the ledger still
+    /// knows the state and a later new reason is told apart.
+    pub fn decide(
+        &self,
+        entry: Option<&LedgerEntry>,
+        observed_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Decision {
+        match memory::decide(entry, self.hub.as_ref(), &self.state, observed_at, now) {
+            Decision::Page(shift) if self.held_by_suppression(&shift) => Decision::Record,
+            decision => decision,
+        }
+    }
+
+    /// A person suppressed this finding and it has no reason they did not see: no page. A
+    /// trail's deletion still pages; there is nothing left that they could have decided on.
+    pub fn held_by_suppression(&self, shift: &Shift) -> bool {
+        let Some(suppressed) = &self.suppressed else {
+            return false;
+        };
+        if shift.kind == TransitionKind::Deleted {
+            return false;
+        }
+        let seen: BTreeSet<String> = suppressed.iter().map(|k| memory::identity(k)).collect();
+        self.state
+            .keys()
+            .iter()
+            .all(|key| seen.contains(&memory::identity(key)))
+    }
+}
+
+/// A change of a finding's workflow that only `BatchUpdateFindings` can make.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkflowUpdate {
+    pub finding_id: String,
+    pub product_arn: String,
+    /// Where the finding lives, and so where to call.
+    pub region: String,
+    /// `SUPPRESSED` for an exemption, `NEW` when trailwatch lifts its own suppression.
+    pub status: String,
+    pub note: Note,
 }
 
 /// What this run must do.
@@ -129,6 +178,8 @@ pub struct Plan {
     pub candidates: Vec<Candidate>,
     /// Findings left alone because nothing changed.
     pub unchanged: usize,
+    /// Existing findings to suppress for an exemption, or to lift trailwatch's suppression of.
+    pub workflow_updates: Vec<WorkflowUpdate>,
 }
 
 /// Which trails missing from the evaluations may be called deleted.
@@ -218,14 +269,31 @@ pub fn plan(
             true => None,
             false => known.get(new.id.as_str()).copied(),
         };
-        result.candidates.push(Candidate::of(
-            evaluation,
-            previous.and_then(Finding::hub_memory),
-        ));
+        // An exempt trail is never paged, nor remembered as paged: when the exemption ends,
+        // its state is news again.
+        if !evaluation.is_exempt() {
+            let mut candidate = Candidate::of(evaluation, previous.and_then(Finding::hub_memory));
+            candidate.suppressed = previous
+                .filter(|p| p.suppressed_by_person())
+                .map(Finding::reason_keys);
+            result.candidates.push(candidate);
+        }
         let Some(previous) = previous else {
             result.imports.push(new);
             continue;
         };
+        if let Some(update) = workflow_update(evaluation, previous, context) {
+            // Security Hub ignores a workflow in an import of an existing finding; the update
+            // makes the change, and the import carries it too so the two agree.
+            new.workflow = Some(Workflow {
+                status: update.status.clone(),
+            });
+            new.note = Some(update.note.clone());
+            result.workflow_updates.push(update);
+        } else {
+            new.workflow = previous.workflow.clone();
+            new.note = previous.note.clone();
+        }
         let stale = previous
             .updated()
             .is_none_or(|updated| context.now - updated >= refresh_after);
@@ -262,6 +330,9 @@ pub fn plan(
                     state: Remembered::Archived,
                     hub: previous.hub_memory(),
                     unrecorded: false,
+                    suppressed: previous
+                        .suppressed_by_person()
+                        .then(|| previous.reason_keys()),
                 });
                 result.imports.push(archived(previous, context));
             }
@@ -273,6 +344,50 @@ pub fn plan(
         }
     }
     result
+}
+
+/// What must change in `previous`'s workflow for `evaluation`: suppress it for a current
+/// exemption, or lift a suppression trailwatch made once the exemption is gone. A person's
+/// suppression is theirs, and is never lifted.
+fn workflow_update(
+    evaluation: &Evaluation,
+    previous: &Finding,
+    context: &FindingContext,
+) -> Option<WorkflowUpdate> {
+    let (status, text) = match &evaluation.exemption {
+        Some(exemption) if exemption.is_current() && !previous.is_suppressed() => {
+            (WORKFLOW_SUPPRESSED, exemption.describe())
+        }
+        Some(exemption)
+            if !exemption.is_current()
+                && previous.is_suppressed()
+                && !previous.suppressed_by_person() =>
+        {
+            (
+                WORKFLOW_NEW,
+                format!(
+                    "The {} exemption ended on {}; trailwatch judges and pages this trail again.",
+                    crate::evaluate::exemption::EXEMPT_TAG,
+                    exemption.until.map(|d| d.to_string()).unwrap_or_default()
+                ),
+            )
+        }
+        None if previous.is_suppressed() && !previous.suppressed_by_person() => (
+            WORKFLOW_NEW,
+            format!(
+                "The {} tag is gone; trailwatch judges and pages this trail again.",
+                crate::evaluate::exemption::EXEMPT_TAG
+            ),
+        ),
+        _ => return None,
+    };
+    Some(WorkflowUpdate {
+        finding_id: previous.id.clone(),
+        product_arn: previous.product_arn.clone(),
+        region: previous.region.clone(),
+        status: status.to_string(),
+        note: finding::note(&text, context.now),
+    })
 }
 
 /// `UpdatedAt` must only grow, even if this machine's clock is behind the last writer's.
@@ -342,6 +457,14 @@ mod tests {
             prior.iter().map(|f| (f.id.clone(), f.clone())).collect();
         for f in &plan.imports {
             store.insert(f.id.clone(), f.clone());
+        }
+        // What BatchUpdateFindings then changes.
+        for update in &plan.workflow_updates {
+            let finding = store.get_mut(&update.finding_id).unwrap();
+            finding.workflow = Some(Workflow {
+                status: update.status.clone(),
+            });
+            finding.note = Some(update.note.clone());
         }
         (plan, store.into_values().collect())
     }
@@ -532,5 +655,154 @@ mod tests {
         );
         assert_eq!(transitions(&plan).len(), 1);
         assert_eq!(transitions(&plan)[0].kind, TransitionKind::NewFailure);
+    }
+
+    fn exempt(mut evaluation: Evaluation, until: Option<&str>, expired: bool) -> Evaluation {
+        evaluation.exemption = Some(crate::evaluate::Exemption {
+            reason: "data events only".into(),
+            until: until.map(|d| d.parse().unwrap()),
+            expired,
+        });
+        if expired {
+            evaluation.reasons.push(crate::reason::Reason::new(
+                ReasonCode::ExemptionExpired,
+                "ended",
+            ));
+        }
+        evaluation
+    }
+
+    /// A person suppresses `id` in Security Hub, as the console's "Suppress" does.
+    fn suppress_by_person(stored: &mut [Finding], id: &str) {
+        let finding = stored.iter_mut().find(|f| f.id == id).unwrap();
+        finding.workflow = Some(Workflow {
+            status: WORKFLOW_SUPPRESSED.into(),
+        });
+        finding.note = Some(Note {
+            text: "accepted risk, ticket SEC-42".into(),
+            updated_by: "arn:aws:sts::111122223333:assumed-role/SecOps/alice".into(),
+            updated_at: "2024-06-01T12:30:00.000Z".into(),
+        });
+    }
+
+    #[test]
+    fn an_exempt_trail_is_created_suppressed_with_its_reason_and_pages_nobody() {
+        let s3_only = exempt(
+            trail("data", &[ReasonCode::CwlNotConfigured]),
+            Some("2024-12-31"),
+            false,
+        );
+        let (plan, _) = run(&[s3_only], &[], "2024-06-01T12:00:00Z");
+        assert!(plan.candidates.is_empty(), "{:#?}", plan.candidates);
+        let finding = &plan.imports[0];
+        assert_eq!(finding.compliance_status(), Some("FAILED"));
+        assert!(finding.is_suppressed());
+        let note = finding.note.as_ref().unwrap();
+        assert_eq!(note.updated_by, finding::NOTE_AUTHOR);
+        assert!(note.text.contains("data events only"), "{}", note.text);
+        assert!(note.text.contains("2024-12-31"), "{}", note.text);
+        assert!(
+            plan.workflow_updates.is_empty(),
+            "a new finding needs no update"
+        );
+    }
+
+    #[test]
+    fn an_exemption_on_an_existing_finding_suppresses_it_through_an_update() {
+        let failing = trail("data", &[ReasonCode::CwlNotConfigured]);
+        let (_, stored) = run(std::slice::from_ref(&failing), &[], "2024-06-01T12:00:00Z");
+        let (plan, stored) = run(
+            &[exempt(failing.clone(), None, false)],
+            &stored,
+            "2024-06-01T13:00:00Z",
+        );
+        assert!(plan.candidates.is_empty());
+        assert_eq!(plan.workflow_updates.len(), 1);
+        let update = &plan.workflow_updates[0];
+        assert_eq!(update.status, WORKFLOW_SUPPRESSED);
+        assert_eq!(update.finding_id, stored[0].id);
+        assert_eq!(update.product_arn, stored[0].product_arn);
+        // Once suppressed, later runs leave the workflow alone.
+        let (plan, _) = run(
+            &[exempt(failing, None, false)],
+            &stored,
+            "2024-06-01T14:00:00Z",
+        );
+        assert!(plan.workflow_updates.is_empty());
+    }
+
+    #[test]
+    fn an_expired_exemption_pages_saying_so_and_lifts_trailwatchs_own_suppression() {
+        let failing = trail("data", &[ReasonCode::CwlNotConfigured]);
+        let (_, stored) = run(
+            &[exempt(failing.clone(), Some("2024-06-30"), false)],
+            &[],
+            "2024-06-01T12:00:00Z",
+        );
+        let (plan, _) = run(
+            &[exempt(failing, Some("2024-06-30"), true)],
+            &stored,
+            "2024-07-01T12:00:00Z",
+        );
+        let paged = transitions(&plan);
+        assert_eq!(paged.len(), 1, "{paged:#?}");
+        assert!(
+            paged[0].added.contains(&"EXEMPTION_EXPIRED".to_string()),
+            "{paged:#?}"
+        );
+        assert_eq!(plan.workflow_updates.len(), 1);
+        assert_eq!(plan.workflow_updates[0].status, WORKFLOW_NEW);
+        assert!(plan.workflow_updates[0].note.text.contains("2024-06-30"));
+    }
+
+    #[test]
+    fn a_person_suppressed_finding_is_not_paged_again_until_a_new_reason_appears() {
+        let one = trail("t", &[ReasonCode::CwlRetentionUnset]);
+        let (_, mut stored) = run(std::slice::from_ref(&one), &[], "2024-06-01T12:00:00Z");
+        let id = stored[0].id.clone();
+        suppress_by_person(&mut stored, &id);
+        // A re-import (a refresh, a severity change) keeps the person's workflow and note.
+        let worse = trail(
+            "t",
+            &[
+                ReasonCode::CwlRetentionUnset,
+                ReasonCode::TamperAlarmMissing,
+            ],
+        );
+        let (plan, after) = run(
+            std::slice::from_ref(&worse),
+            &stored,
+            "2024-06-01T13:00:00Z",
+        );
+        assert_eq!(transitions(&plan).len(), 1, "a new reason pages");
+        assert!(after[0].suppressed_by_person(), "{:#?}", after[0].workflow);
+        assert!(plan.workflow_updates.is_empty(), "never un-suppressed");
+        // The same reasons, refreshed a day later: no page, still suppressed.
+        let (plan, after) = run(std::slice::from_ref(&worse), &after, "2024-06-02T14:00:00Z");
+        assert_eq!(plan.imports.len(), 1, "the refresh");
+        assert!(transitions(&plan).is_empty(), "{:#?}", transitions(&plan));
+        assert!(after[0].suppressed_by_person());
+        // Nor is the fix: the person decided about this finding already.
+        let (plan, _) = run(&[trail("t", &[])], &after, "2024-06-02T15:00:00Z");
+        assert!(transitions(&plan).is_empty(), "{:#?}", transitions(&plan));
+    }
+
+    #[test]
+    fn the_ledger_records_what_a_persons_suppression_holds_back() {
+        let one = trail("t", &[ReasonCode::CwlRetentionUnset]);
+        let (_, mut stored) = run(std::slice::from_ref(&one), &[], "2024-06-01T12:00:00Z");
+        let id = stored[0].id.clone();
+        suppress_by_person(&mut stored, &id);
+        let (plan, _) = run(std::slice::from_ref(&one), &stored, "2024-06-01T13:00:00Z");
+        let candidate = &plan.candidates[0];
+        let at = parse_time("2024-06-01T13:00:00Z").unwrap();
+        // An empty ledger would page this first sight; the person's suppression records it.
+        assert_eq!(candidate.decide(None, at, at), Decision::Record);
+        let mut unsuppressed = candidate.clone();
+        unsuppressed.suppressed = None;
+        assert!(matches!(
+            unsuppressed.decide(None, at, at),
+            Decision::Page(_)
+        ));
     }
 }

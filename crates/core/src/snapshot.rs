@@ -440,6 +440,10 @@ pub struct TrailDetails {
     /// `GetTrailStatus` "returns trail status from a single Region".
     #[serde(default)]
     pub regional_status: BTreeMap<String, Observed<TrailStatus>>,
+    /// The trail's tags (`ListTags`, in its home region), key to value; a tag set without a
+    /// value reads as empty. `None`: not read.
+    #[serde(default)]
+    pub tags: Option<Observed<BTreeMap<String, String>>>,
 }
 
 /// Everything one scan of one account saw.

@@ -26,5 +26,6 @@ pub fn trail_evaluation(name: &str, codes: &[ReasonCode]) -> Evaluation {
             log_file_validation_enabled: true,
             s3_bucket_name: None,
         }),
+        exemption: None,
     }
 }

@@ -8,6 +8,7 @@
 
 mod coverage;
 mod delivery;
+pub mod exemption;
 mod guardrail;
 mod log_group;
 mod role;
@@ -21,6 +22,7 @@ use crate::arn::LogGroupRef;
 use crate::reason::{Level, Reason, ReasonCode, Severity, Status};
 use crate::snapshot::{AccountSnapshot, RegionSnapshot, Trail, Unavailable};
 use chrono::{DateTime, Duration, Utc};
+pub use exemption::Exemption;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -94,6 +96,9 @@ pub struct Evaluation {
     pub reasons: Vec<Reason>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trail: Option<TrailSummary>,
+    /// The trail's `trailwatch:exempt` tag, read as an exemption: current or expired.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exemption: Option<Exemption>,
 }
 
 impl Evaluation {
@@ -118,7 +123,14 @@ impl Evaluation {
             severity: Severity::worst_of(&reasons),
             reasons,
             trail: None,
+            exemption: None,
         }
+    }
+
+    /// Whether a person exempted this trail, and the exemption holds now: then it is never
+    /// paged, its finding is suppressed and the exit code ignores it.
+    pub fn is_exempt(&self) -> bool {
+        self.exemption.as_ref().is_some_and(Exemption::is_current)
     }
 
     /// The reasons that weigh in the verdict: everything but INFO notes.
@@ -146,6 +158,7 @@ impl Evaluation {
             severity: Severity::High,
             reasons: vec![],
             trail: Some(trail),
+            exemption: None,
         }
     }
 }
@@ -286,6 +299,11 @@ pub fn evaluate_trail(
     }
     selectors::selector_reasons(trail, details, &mut reasons);
     delivery::validation_reasons(trail, &mut reasons);
+    let exemption = exemption::exemption_of(
+        details.and_then(|d| d.tags.as_ref()),
+        settings.now,
+        &mut reasons,
+    );
 
     let mut evaluation = Evaluation::new(
         EvaluationKind::Trail,
@@ -306,6 +324,7 @@ pub fn evaluate_trail(
         log_file_validation_enabled: trail.log_file_validation_enabled,
         s3_bucket_name: trail.s3_bucket_name.clone(),
     });
+    evaluation.exemption = exemption;
     evaluation
 }
 

@@ -85,6 +85,7 @@ fn healthy() -> AccountSnapshot {
             ))
             .unwrap()),
             regional_status: BTreeMap::new(),
+            tags: None,
         },
     );
     let mut log_groups = BTreeMap::new();
@@ -197,6 +198,24 @@ fn group_mut(s: &mut AccountSnapshot) -> &mut LogGroupSnapshot {
     s.log_groups.get_mut(GROUP_KEY).unwrap()
 }
 
+/// A `ListTags` answer (CloudTrail API reference, "ListTags", Response Syntax:
+/// `ResourceTagList[].TagsList[].{Key, Value}`, Value optional) as the inventory maps it.
+fn tags_of(list_tags: Value) -> Observed<BTreeMap<String, String>> {
+    let mut tags = BTreeMap::new();
+    for resource in list_tags["ResourceTagList"].as_array().unwrap() {
+        if resource["ResourceId"] != TRAIL_ARN {
+            continue;
+        }
+        for tag in resource["TagsList"].as_array().unwrap() {
+            tags.insert(
+                tag["Key"].as_str().unwrap().to_string(),
+                tag["Value"].as_str().unwrap_or_default().to_string(),
+            );
+        }
+    }
+    Ok(tags)
+}
+
 fn denied(operation: &str) -> Unavailable {
     Unavailable::new(
         operation,
@@ -235,6 +254,15 @@ fn scenarios() -> Vec<Scenario> {
     use EvaluationKind::*;
     use ReasonCode::*;
     vec![
+        (ExemptionInvalid, Trail, |s| {
+            details_mut(s).tags = Some(tags_of(fixture!("list_tags_exempt_no_value.json")));
+        }),
+        (ExemptionExpired, Trail, |s| {
+            details_mut(s).tags = Some(tags_of(fixture!("list_tags_exempt_expired.json")));
+        }),
+        (ExemptionUnverifiable, Trail, |s| {
+            details_mut(s).tags = Some(Err(denied("ListTags")));
+        }),
         (CwlNotConfigured, Trail, |s| {
             trail_mut(s).cloud_watch_logs_log_group_arn = None;
         }),
@@ -899,3 +927,48 @@ fn a_gap_older_than_the_window_is_no_longer_raised() {
 }
 
 mod real_aws;
+
+#[test]
+fn an_exempt_trail_is_judged_in_full_and_carries_its_exemption() {
+    let mut snapshot = healthy();
+    details_mut(&mut snapshot).tags = Some(tags_of(fixture!("list_tags_exempt.json")));
+    trail_mut(&mut snapshot).cloud_watch_logs_log_group_arn = None;
+    let evaluations = evaluate(&snapshot);
+    let trail = find(&evaluations, EvaluationKind::Trail);
+    assert_eq!(
+        trail.status,
+        Status::Fail,
+        "the status is what the checks say"
+    );
+    assert_eq!(codes(trail), vec![ReasonCode::CwlNotConfigured]);
+    assert!(trail.is_exempt());
+    let exemption = trail.exemption.as_ref().unwrap();
+    assert_eq!(exemption.reason, "data events only S3 is the record");
+    assert_eq!(
+        exemption.until.map(|d| d.to_string()).as_deref(),
+        Some("2099-12-31")
+    );
+    // The only trail streams nowhere: exempt or not, it covers nothing.
+    let account = find(&evaluations, EvaluationKind::Account);
+    assert!(
+        codes(account).contains(&ReasonCode::NoRealtimeCoverage),
+        "{account:#?}"
+    );
+    let json = serde_json::to_value(trail).unwrap();
+    assert_eq!(
+        json["exemption"],
+        serde_json::json!({"reason": "data events only S3 is the record", "until": "2099-12-31"})
+    );
+}
+
+#[test]
+fn an_expired_exemption_exempts_nothing() {
+    let mut snapshot = healthy();
+    details_mut(&mut snapshot).tags = Some(tags_of(fixture!("list_tags_exempt_expired.json")));
+    let evaluations = evaluate(&snapshot);
+    let trail = find(&evaluations, EvaluationKind::Trail);
+    assert!(!trail.is_exempt());
+    assert!(trail.exemption.as_ref().unwrap().expired);
+    assert_eq!(trail.status, Status::Warning);
+    assert!(message(trail, ReasonCode::ExemptionExpired).contains("2020-01-31"));
+}

@@ -15,7 +15,7 @@ data "aws_iam_policy_document" "evaluate" {
   }
   statement {
     sid       = "ReadTrails"
-    actions   = ["cloudtrail:GetEventSelectors", "cloudtrail:GetTrailStatus"]
+    actions   = ["cloudtrail:GetEventSelectors", "cloudtrail:GetTrailStatus", "cloudtrail:ListTags"]
     resources = ["arn:${local.partition}:cloudtrail:*:${local.account}:trail/*"]
   }
   statement {
@@ -80,6 +80,13 @@ data "aws_iam_policy_document" "evaluate" {
     sid       = "RecordVerdicts"
     actions   = ["securityhub:BatchImportFindings"]
     resources = ["arn:${local.partition}:securityhub:*:${local.account}:product/${local.account}/default"]
+  }
+  # An exempt trail's existing finding is suppressed, and released when the exemption ends:
+  # once a finding exists, only BatchUpdateFindings changes its workflow.
+  statement {
+    sid       = "SuppressExemptFindings"
+    actions   = ["securityhub:BatchUpdateFindings"]
+    resources = ["arn:${local.partition}:securityhub:*:${local.account}:hub/default"]
   }
   statement {
     sid       = "Alert"

@@ -1,0 +1,258 @@
+//! Exemptions: a trail a person decided to live with, tagged `trailwatch:exempt`.
+//!
+//! Reason codes: `EXEMPTION_INVALID` (WARNING, the tag's value is empty or unreadable),
+//! `EXEMPTION_EXPIRED` (WARNING, its `until` date has passed), `EXEMPTION_UNVERIFIABLE` (INFO,
+//! the tags could not be read, so no exemption is honoured).
+//!
+//! An exempt trail is still judged in full and its status is what the checks say; the
+//! exemption rides along on the evaluation. What it changes is the handling: the exit code,
+//! paging and the Security Hub workflow leave it alone. Anything short of a valid, current
+//! exemption is judged and paged as usual, because a page lost to a mistyped tag is worse than
+//! one more page.
+//!
+//! The value is `<reason>` or `<reason> until=YYYY-MM-DD`. CloudTrail accepts only letters,
+//! digits, spaces and `_ . : / = + - @` in tag values (`AddTags`: "the key or value specified
+//! for the tag does not match the regular expression `^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$`"), so a
+//! `;` before `until=` can never be set on a real trail; it is accepted all the same, for
+//! values written by hand in fixtures and other tools.
+
+use crate::reason::{Reason, ReasonCode};
+use crate::snapshot::Observed;
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// The tag key that exempts a trail.
+pub const EXEMPT_TAG: &str = "trailwatch:exempt";
+
+/// A person's decision to live with a trail's findings, read from its tag.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Exemption {
+    pub reason: String,
+    /// The last day the exemption holds, in UTC; `None` for one without end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<NaiveDate>,
+    /// The `until` day has passed: the trail is judged and paged as usual again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub expired: bool,
+}
+
+impl Exemption {
+    /// Whether the exemption holds now.
+    pub fn is_current(&self) -> bool {
+        !self.expired
+    }
+
+    /// The exemption in a sentence, for a Security Hub note or a report.
+    pub fn describe(&self) -> String {
+        match self.until {
+            Some(until) => format!(
+                "Exempt by the {EXEMPT_TAG} tag until {until}: {}",
+                self.reason
+            ),
+            None => format!("Exempt by the {EXEMPT_TAG} tag: {}", self.reason),
+        }
+    }
+}
+
+/// Reads a `trailwatch:exempt` value as of `now`, or says why it cannot be read.
+pub fn parse(value: &str, now: DateTime<Utc>) -> Result<Exemption, String> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(
+            "the value is empty; write the reason, and `until=YYYY-MM-DD` if it ends".into(),
+        );
+    }
+    let (reason, until) = match value.rfind("until=") {
+        Some(at) => {
+            let date_text = value[at + "until=".len()..].trim();
+            let until = NaiveDate::parse_from_str(date_text, "%Y-%m-%d")
+                .map_err(|_| format!("`until={date_text}` is not a date written YYYY-MM-DD"))?;
+            let reason = value[..at]
+                .trim_end()
+                .trim_end_matches([';', ','])
+                .trim_end();
+            (reason, Some(until))
+        }
+        None => (value, None),
+    };
+    if reason.is_empty() {
+        return Err("it gives no reason; write why the trail is exempt before `until=`".into());
+    }
+    Ok(Exemption {
+        reason: reason.to_string(),
+        until,
+        expired: until.is_some_and(|until| now.date_naive() > until),
+    })
+}
+
+/// The exemption `tags` carry, with the reasons it adds to the verdict. `None` tags were not
+/// read at all (a snapshot from before tags were read): no exemption and nothing to say.
+pub fn exemption_of(
+    tags: Option<&Observed<BTreeMap<String, String>>>,
+    now: DateTime<Utc>,
+    reasons: &mut Vec<Reason>,
+) -> Option<Exemption> {
+    let tags = match tags? {
+        Ok(tags) => tags,
+        Err(why) => {
+            reasons.push(Reason::new(
+                ReasonCode::ExemptionUnverifiable,
+                format!(
+                    "The trail's tags could not be read ({}), so a {EXEMPT_TAG} tag, if any, is \
+                     not honoured: the trail is judged and paged as usual.",
+                    why.describe()
+                ),
+            ));
+            return None;
+        }
+    };
+    let value = tags.get(EXEMPT_TAG)?;
+    match parse(value, now) {
+        Ok(exemption) => {
+            if exemption.expired {
+                reasons.push(Reason::new(
+                    ReasonCode::ExemptionExpired,
+                    format!(
+                        "The {EXEMPT_TAG} tag's exemption (\"{}\") ended on {}; the trail is \
+                         judged and paged as usual again. Renew the date, fix the trail, or \
+                         remove the tag.",
+                        exemption.reason,
+                        exemption.until.map(|d| d.to_string()).unwrap_or_default()
+                    ),
+                ));
+            }
+            Some(exemption)
+        }
+        Err(why) => {
+            reasons.push(Reason::new(
+                ReasonCode::ExemptionInvalid,
+                format!(
+                    "The {EXEMPT_TAG} tag's value {value:?} is not an exemption: {why}. The \
+                     trail is not exempt until it is."
+                ),
+            ));
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::Unavailable;
+
+    fn at(day: &str) -> DateTime<Utc> {
+        format!("{day}T12:00:00Z").parse().unwrap()
+    }
+
+    fn tagged(value: &str) -> Observed<BTreeMap<String, String>> {
+        Ok(BTreeMap::from([(
+            EXEMPT_TAG.to_string(),
+            value.to_string(),
+        )]))
+    }
+
+    #[test]
+    fn a_reason_alone_exempts_without_end() {
+        let exemption = parse("data events only, S3 is enough", at("2026-12-01")).unwrap();
+        assert_eq!(exemption.reason, "data events only, S3 is enough");
+        assert_eq!(exemption.until, None);
+        assert!(exemption.is_current());
+    }
+
+    #[test]
+    fn until_is_read_in_the_form_aws_accepts_and_in_the_semicolon_form() {
+        for value in [
+            "cost review until=2026-12-31",
+            "cost review; until=2026-12-31",
+            "  cost review ;until=2026-12-31  ",
+        ] {
+            let exemption = parse(value, at("2026-12-01")).unwrap();
+            assert_eq!(exemption.reason, "cost review", "{value}");
+            assert_eq!(exemption.until, NaiveDate::from_ymd_opt(2026, 12, 31));
+            assert!(exemption.is_current());
+        }
+    }
+
+    #[test]
+    fn the_until_day_itself_still_holds_and_the_next_day_does_not() {
+        let value = "cost review until=2026-12-01";
+        assert!(parse(value, at("2026-12-01")).unwrap().is_current());
+        let lapsed = parse(value, at("2026-12-02")).unwrap();
+        assert!(lapsed.expired);
+    }
+
+    #[test]
+    fn empty_reasonless_and_undated_values_are_refused() {
+        for value in [
+            "",
+            "   ",
+            "until=2026-12-31",
+            "; until=2026-12-31",
+            "x until=31/12/2026",
+            "x until=2026-02-30",
+        ] {
+            assert!(
+                parse(value, at("2026-12-01")).is_err(),
+                "{value:?} was accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn a_bad_value_warns_naming_the_tag_and_exempts_nothing() {
+        let mut reasons = Vec::new();
+        let exemption = exemption_of(Some(&tagged("")), at("2026-12-01"), &mut reasons);
+        assert_eq!(exemption, None);
+        assert_eq!(reasons.len(), 1);
+        assert_eq!(reasons[0].code, ReasonCode::ExemptionInvalid);
+        assert!(
+            reasons[0].message.contains(EXEMPT_TAG),
+            "{}",
+            reasons[0].message
+        );
+    }
+
+    #[test]
+    fn an_expired_exemption_rides_along_with_its_warning() {
+        let mut reasons = Vec::new();
+        let exemption = exemption_of(
+            Some(&tagged("migration until=2026-11-30")),
+            at("2026-12-01"),
+            &mut reasons,
+        )
+        .unwrap();
+        assert!(exemption.expired);
+        assert_eq!(reasons[0].code, ReasonCode::ExemptionExpired);
+        assert!(
+            reasons[0].message.contains("2026-11-30"),
+            "{}",
+            reasons[0].message
+        );
+    }
+
+    #[test]
+    fn unreadable_tags_exempt_nothing_and_say_so() {
+        let mut reasons = Vec::new();
+        let denied: Observed<BTreeMap<String, String>> = Err(Unavailable::new(
+            "ListTags",
+            Some("AccessDeniedException".into()),
+            "not authorized",
+        ));
+        assert_eq!(
+            exemption_of(Some(&denied), at("2026-12-01"), &mut reasons),
+            None
+        );
+        assert_eq!(reasons[0].code, ReasonCode::ExemptionUnverifiable);
+        let mut none = Vec::new();
+        assert_eq!(exemption_of(None, at("2026-12-01"), &mut none), None);
+        assert!(none.is_empty());
+        let untagged: Observed<BTreeMap<String, String>> = Ok(BTreeMap::new());
+        assert_eq!(
+            exemption_of(Some(&untagged), at("2026-12-01"), &mut none),
+            None
+        );
+        assert!(none.is_empty());
+    }
+}

@@ -1,0 +1,262 @@
+//! Living with a finding, on moto: trails a person exempted with the `trailwatch:exempt` tag,
+//! exemptions that lapse or cannot be read, and findings a person suppressed in Security Hub.
+//!
+//! moto does not implement `BatchUpdateFindings`, which suppresses an existing finding; these
+//! tests create exempt trails before their first scan (the finding is born suppressed) and
+//! suppress findings the way moto can, by importing them with a person's workflow and note.
+//! The update itself is covered by the core's reconcile tests.
+
+use anyhow::{Context, Result};
+use serde_json::Value;
+use std::process::{Command, Output};
+use trailwatch_aws::{Config, Services};
+use trailwatch_tests::{trailwatch_binary, Account, Deployment, TrailSpec};
+
+const HOME: &str = "us-east-1";
+const EXEMPT_TAG: &str = "trailwatch:exempt";
+
+async fn tag(account: &Account, trail_arn: &str, value: &str) -> Result<()> {
+    account
+        .cloudtrail(HOME)
+        .add_tags()
+        .resource_id(trail_arn)
+        .tags_list(
+            aws_sdk_cloudtrail::types::Tag::builder()
+                .key(EXEMPT_TAG)
+                .value(value)
+                .build()?,
+        )
+        .send()
+        .await?;
+    Ok(())
+}
+
+fn scan_json(account: &Account, extra: &[&str]) -> Result<(Output, Value)> {
+    let mut command = Command::new(trailwatch_binary());
+    command
+        .args(["scan", "--regions", HOME, "--output", "json"])
+        .args(extra)
+        .env_remove("AWS_PROFILE");
+    for (key, value) in account.env() {
+        command.env(key, value);
+    }
+    let output = command.output()?;
+    let report = serde_json::from_slice(&output.stdout).with_context(|| {
+        format!(
+            "stdout is not JSON; stderr: {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })?;
+    Ok((output, report))
+}
+
+fn evaluation<'a>(report: &'a Value, trail_arn: &str) -> &'a Value {
+    report["evaluations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["resource_id"] == trail_arn)
+        .unwrap_or_else(|| panic!("no evaluation of {trail_arn} in {report:#}"))
+}
+
+fn codes(evaluation: &Value) -> Vec<String> {
+    evaluation["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["code"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Every trail ARN the pages since the last look were about.
+async fn paged_trails(deployment: &Deployment) -> Result<Vec<String>> {
+    Ok(deployment
+        .pages()
+        .await?
+        .iter()
+        .flat_map(|page| page["transitions"].as_array().cloned().unwrap_or_default())
+        .filter_map(|t| t["evaluation"]["resource_id"].as_str().map(str::to_string))
+        .filter(|id| id.contains(":trail/"))
+        .collect())
+}
+
+#[tokio::test]
+async fn an_exempt_s3_only_trail_is_reported_exempt_exits_0_and_pages_nobody() -> Result<()> {
+    let deployment = Deployment::new(true).await?;
+    let account = &deployment.account;
+    let data = account.trail(TrailSpec::new("data-events", HOME)).await?;
+    tag(account, &data, "data events only until=2099-12-31").await?;
+
+    let (output, report) = scan_json(account, &[])?;
+    assert_eq!(output.status.code(), Some(0), "{report:#}");
+    let exempt = evaluation(&report, &data);
+    assert_eq!(
+        exempt["status"], "FAIL",
+        "the checks still decide the status"
+    );
+    assert_eq!(codes(exempt), vec!["CWL_NOT_CONFIGURED"]);
+    assert_eq!(
+        exempt["exemption"],
+        serde_json::json!({"reason": "data events only", "until": "2099-12-31"})
+    );
+
+    let services = deployment.services(account, "scheduled scan")?;
+    let outcome = services.run().await?;
+    assert!(outcome.failures.is_empty(), "{:#?}", outcome.failures);
+    assert!(
+        paged_trails(&deployment).await?.is_empty(),
+        "an exempt trail pages nobody"
+    );
+    let finding = account.trail_finding(HOME, "data-events").await?;
+    assert_eq!(
+        finding
+            .workflow()
+            .and_then(|w| w.status())
+            .map(|s| s.as_str()),
+        Some("SUPPRESSED")
+    );
+    let note = finding.note().context("the exemption's note")?;
+    assert_eq!(note.updated_by(), Some("trailwatch"));
+    assert!(
+        note.text().unwrap_or_default().contains("data events only"),
+        "{note:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_expired_exemption_fails_and_pages_saying_it_expired() -> Result<()> {
+    let deployment = Deployment::new(true).await?;
+    let account = &deployment.account;
+    let data = account.trail(TrailSpec::new("data-events", HOME)).await?;
+    tag(account, &data, "migration until=2020-01-31").await?;
+
+    let (output, report) = scan_json(account, &[])?;
+    assert_eq!(output.status.code(), Some(1), "{report:#}");
+    let lapsed = evaluation(&report, &data);
+    assert_eq!(lapsed["status"], "FAIL");
+    assert_eq!(lapsed["exemption"]["expired"], true);
+    assert!(
+        codes(lapsed).contains(&"EXEMPTION_EXPIRED".to_string()),
+        "{lapsed:#}"
+    );
+
+    let services = deployment.services(account, "scheduled scan")?;
+    services.run().await?;
+    let pages = deployment.pages().await?;
+    let text = serde_json::to_string(&pages)?;
+    assert!(text.contains(&data), "{text}");
+    assert!(text.contains("EXEMPTION_EXPIRED"), "{text}");
+    assert!(text.contains("2020-01-31"), "{text}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_malformed_exemption_warns_naming_the_tag_and_exempts_nothing() -> Result<()> {
+    let account = Account::fresh().await?;
+    let audit = account.healthy_trail("audit", HOME, true).await?;
+    let data = account.trail(TrailSpec::new("data-events", HOME)).await?;
+    tag(&account, &audit.arn, "until=2026-13-45").await?;
+    tag(&account, &data, "cost until=next year").await?;
+
+    let (output, report) = scan_json(&account, &["--fail-on", "warning"])?;
+    assert_eq!(output.status.code(), Some(1), "{report:#}");
+    let warned = evaluation(&report, &audit.arn);
+    assert_eq!(warned["status"], "WARNING", "{warned:#}");
+    assert!(warned.get("exemption").is_none(), "{warned:#}");
+    let message = warned["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["code"] == "EXEMPTION_INVALID")
+        .context("an EXEMPTION_INVALID reason")?["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(message.contains(EXEMPT_TAG), "{message}");
+    assert!(message.contains("until=2026-13-45"), "{message}");
+    // A failing trail with a bad tag still fails, and fails the exit code.
+    let failing = evaluation(&report, &data);
+    assert_eq!(failing["status"], "FAIL");
+    assert!(codes(failing).contains(&"EXEMPTION_INVALID".to_string()));
+    Ok(())
+}
+
+/// A person suppresses the finding in Security Hub: imported with their workflow and note, as
+/// moto can express it (moto has no `BatchUpdateFindings`).
+async fn suppress_as_a_person(account: &Account, name: &str) -> Result<()> {
+    use aws_sdk_securityhub::types::{Note, Workflow, WorkflowStatus};
+    let mut finding = account.trail_finding(HOME, name).await?;
+    finding.workflow = Some(
+        Workflow::builder()
+            .status(WorkflowStatus::Suppressed)
+            .build(),
+    );
+    finding.note = Some(
+        Note::builder()
+            .text("Accepted: decommissioned in Q1, ticket SEC-42")
+            .updated_by("arn:aws:sts::000000000000:assumed-role/SecOps/alice")
+            .updated_at("2026-12-01T09:00:00.000Z")
+            .build(),
+    );
+    account
+        .security_hub(HOME)
+        .batch_import_findings()
+        .findings(finding)
+        .send()
+        .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_finding_a_person_suppressed_is_not_paged_again_until_a_new_reason() -> Result<()> {
+    let deployment = Deployment::new(true).await?;
+    let account = &deployment.account;
+    let legacy = account.trail(TrailSpec::new("legacy", HOME)).await?;
+    let services = deployment.services(account, "scheduled scan")?;
+    services.run().await?;
+    assert_eq!(paged_trails(&deployment).await?, vec![legacy.clone()]);
+    suppress_as_a_person(account, "legacy").await?;
+
+    // A redeployed stack starts with an empty ledger: without the suppression, the failing
+    // trail would be paged again as new.
+    let fresh_ledger = account
+        .ledger_table(HOME, "trailwatch-alert-ledger-2")
+        .await?;
+    let config = Config::from_lookup(|name| match name {
+        "TRAILWATCH_REGIONS" => Some(HOME.into()),
+        "TRAILWATCH_SNS_TOPIC_ARN" => Some(deployment.topic.clone()),
+        "TRAILWATCH_LEDGER_TABLE" => Some(fresh_ledger.clone()),
+        _ => None,
+    })?;
+    let redeployed = Services::new(&account.sdk, &config, "scheduled scan")?;
+    let outcome = redeployed.run().await?;
+    assert!(outcome.failures.is_empty(), "{:#?}", outcome.failures);
+    assert!(
+        paged_trails(&deployment).await?.is_empty(),
+        "suppressed, same reasons"
+    );
+    let finding = account.trail_finding(HOME, "legacy").await?;
+    assert_eq!(
+        finding
+            .workflow()
+            .and_then(|w| w.status())
+            .map(|s| s.as_str()),
+        Some("SUPPRESSED"),
+        "never un-suppressed"
+    );
+
+    // Stopping the trail is a reason the person never saw: it pages.
+    account
+        .cloudtrail(HOME)
+        .stop_logging()
+        .name("legacy")
+        .send()
+        .await?;
+    redeployed.run().await?;
+    let pages = deployment.pages().await?;
+    let text = serde_json::to_string(&pages)?;
+    assert!(text.contains(&legacy), "{text}");
+    assert!(text.contains("LOGGING_STOPPED"), "{text}");
+    Ok(())
+}
