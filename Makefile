@@ -9,7 +9,7 @@ VENV := .venv
 VENV_STAMP := $(VENV)/.installed
 DEMO_REGIONS := us-east-1,eu-west-1,ap-southeast-2
 
-.PHONY: help venv infra-venv build build-cli demo test bench lint lint-infra sam-build deploy clean
+.PHONY: help venv infra-venv build build-cli demo test bench bench-lambda lint lint-infra sam-build deploy clean
 
 help:
 	@echo "make demo   run trailwatch against a seeded AWS emulator (moto)"
@@ -17,6 +17,7 @@ help:
 	@echo "make lint   cargo fmt --check, clippy -D warnings, and the infra/ template checks"
 	@echo "make bench  criterion benchmarks of the core, and whole scans on moto (target/bench/)"
 	@echo "make build  the two Lambda zips (x86_64, provided.al2023) under target/lambda/"
+	@echo "make bench-lambda  the scheduled-scan zip's cold start and scan, as Lambda runs it"
 	@echo "make deploy sam build + sam deploy (--guided the first time) of infra/template.yaml"
 	@echo "make sam-build  only the sam build step, offline"
 
@@ -97,6 +98,18 @@ bench: venv
 	BENCH_ACCOUNT_CONCURRENCY=16 scripts/with-moto $(CARGO_TARGET_DIR)/debug/bench-scan org \
 		$(CARGO_TARGET_DIR)/release/trailwatch 50 $(BENCH_DIR)
 	$(CARGO_TARGET_DIR)/debug/bench-scan table $(BENCH_DIR) | tee $(BENCH_DIR)/table.md
+
+# The scheduled-scan zip as provided.al2023 runs it: its bootstrap started five times cold
+# against a stand-in for the Lambda runtime API, on moto seeded with 3 regions x 3 healthy
+# trails. LABEL names the result file (target/bench/lambda-LABEL.json), for comparing builds.
+bench-lambda: build
+	cargo build --quiet -p trailwatch-tests --bin bench-scan
+	rm -rf $(BENCH_DIR)/bootstrap && mkdir -p $(BENCH_DIR)/bootstrap
+	$(VENV)/bin/python -m zipfile -e $(LAMBDA_DIR)/scheduled-scan/bootstrap.zip $(BENCH_DIR)/bootstrap
+	chmod +x $(BENCH_DIR)/bootstrap/bootstrap
+	scripts/with-moto $(CARGO_TARGET_DIR)/debug/bench-scan lambda \
+		$(LAMBDA_DIR)/scheduled-scan/bootstrap.zip $(BENCH_DIR)/bootstrap/bootstrap \
+		$${LABEL:-scheduled-scan} $(BENCH_DIR)
 
 lint: lint-infra
 	cargo fmt --all --check

@@ -1088,3 +1088,98 @@ fn the_blind_spot_alarms_watch_what_the_functions_emit() -> Result<()> {
     assert_eq!(literal(attribute(alarm, "metric_name"))?, "Errors");
     Ok(())
 }
+
+/// Every string inside `value`, however deeply it sits (a `!Sub` body comes back wrapped).
+fn strings_in(value: &Value) -> Vec<&str> {
+    match value {
+        Value::String(text) => vec![text.as_str()],
+        Value::Array(list) => list.iter().flat_map(strings_in).collect(),
+        Value::Object(map) => map.values().flat_map(strings_in).collect(),
+        _ => vec![],
+    }
+}
+
+/// The metric names the functions' EMF lines declare, from the core that prints them.
+fn emitted_metrics() -> Result<BTreeSet<String>> {
+    let at = chrono::Utc::now();
+    let lines = [
+        trailwatch_core::metrics::emf_line("scheduled-scan", at, &Default::default()),
+        trailwatch_core::metrics::emf_organization_line("scheduled-scan", at, &Default::default()),
+    ];
+    let mut names = BTreeSet::new();
+    for line in lines {
+        let line: Value = serde_json::from_str(&line)?;
+        for metric in line["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+            .as_array()
+            .context("declared metrics")?
+        {
+            names.insert(metric["Name"].as_str().context("a name")?.to_string());
+        }
+    }
+    Ok(names)
+}
+
+/// The dashboard charts every metric the functions emit, and only those, with the functions'
+/// own Lambda errors and throttles; Terraform's has the same widgets.
+#[test]
+fn the_dashboards_chart_what_the_functions_emit() -> Result<()> {
+    let sam = cloudformation("template.yaml")?;
+    let body = strings_in(&resource(&sam, "MonitorDashboard")["Properties"]["DashboardBody"])
+        .into_iter()
+        .find(|text| text.contains("widgets"))
+        .context("the dashboard body")?
+        .replace("${AWS::Region}", "us-east-1")
+        .replace("${ScheduledScanFunction}", "scan-function")
+        .replace("${TrailChangeFunction}", "recheck-function");
+    let body: Value = serde_json::from_str(&body).context("the dashboard body is JSON")?;
+    let widgets = body["widgets"].as_array().context("widgets")?;
+    let mut charted = BTreeSet::new();
+    let mut lambda = BTreeSet::new();
+    for widget in widgets {
+        for metric in widget["properties"]["metrics"].as_array().context("metrics")? {
+            let (namespace, name, dimension) = (&metric[0], &metric[1], &metric[3]);
+            match namespace.as_str() {
+                Some("trailwatch") => {
+                    assert!(
+                        dimension == "scheduled-scan" || dimension == "trail-change",
+                        "{metric}"
+                    );
+                    charted.insert(name.as_str().unwrap().to_string());
+                }
+                Some("AWS/Lambda") => {
+                    lambda.insert(format!("{}/{}", dimension.as_str().unwrap(), name.as_str().unwrap()));
+                }
+                _ => panic!("unexpected namespace in {metric}"),
+            }
+        }
+    }
+    assert_eq!(charted, emitted_metrics()?);
+    assert_eq!(
+        lambda,
+        BTreeSet::from(
+            [
+                "recheck-function/Errors",
+                "recheck-function/Throttles",
+                "scan-function/Errors",
+                "scan-function/Throttles"
+            ]
+            .map(String::from)
+        )
+    );
+
+    let terraform = std::fs::read_to_string(
+        workspace_dir().join("infra/terraform/modules/trailwatch/dashboard.tf"),
+    )?;
+    hcl::parse(&terraform).context("dashboard.tf parses")?;
+    for widget in widgets {
+        let title = widget["properties"]["title"].as_str().unwrap();
+        assert!(terraform.contains(&format!("\"{title}\"")), "Terraform lacks {title:?}");
+    }
+    for name in emitted_metrics()? {
+        assert!(
+            terraform.contains(&format!("[\"trailwatch\", \"{name}\"")),
+            "Terraform does not chart {name}"
+        );
+    }
+    Ok(())
+}

@@ -34,3 +34,8 @@ output "central_event_bus_arn" {
   description = "Give this region to the region-forwarder module in every other region."
   value       = "arn:${local.partition}:events:${local.region}:${local.account}:event-bus/default"
 }
+
+output "dashboard_url" {
+  description = "trailwatch's own CloudWatch dashboard."
+  value       = "https://${local.region}.console.aws.amazon.com/cloudwatch/home?region=${local.region}#dashboards/dashboard/${aws_cloudwatch_dashboard.monitor.dashboard_name}"
+}
