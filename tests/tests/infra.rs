@@ -1136,7 +1136,10 @@ fn the_dashboards_chart_what_the_functions_emit() -> Result<()> {
     let mut charted = BTreeSet::new();
     let mut lambda = BTreeSet::new();
     for widget in widgets {
-        for metric in widget["properties"]["metrics"].as_array().context("metrics")? {
+        for metric in widget["properties"]["metrics"]
+            .as_array()
+            .context("metrics")?
+        {
             let (namespace, name, dimension) = (&metric[0], &metric[1], &metric[3]);
             match namespace.as_str() {
                 Some("trailwatch") => {
@@ -1147,7 +1150,11 @@ fn the_dashboards_chart_what_the_functions_emit() -> Result<()> {
                     charted.insert(name.as_str().unwrap().to_string());
                 }
                 Some("AWS/Lambda") => {
-                    lambda.insert(format!("{}/{}", dimension.as_str().unwrap(), name.as_str().unwrap()));
+                    lambda.insert(format!(
+                        "{}/{}",
+                        dimension.as_str().unwrap(),
+                        name.as_str().unwrap()
+                    ));
                 }
                 _ => panic!("unexpected namespace in {metric}"),
             }
@@ -1173,7 +1180,10 @@ fn the_dashboards_chart_what_the_functions_emit() -> Result<()> {
     hcl::parse(&terraform).context("dashboard.tf parses")?;
     for widget in widgets {
         let title = widget["properties"]["title"].as_str().unwrap();
-        assert!(terraform.contains(&format!("\"{title}\"")), "Terraform lacks {title:?}");
+        assert!(
+            terraform.contains(&format!("\"{title}\"")),
+            "Terraform lacks {title:?}"
+        );
     }
     for name in emitted_metrics()? {
         assert!(

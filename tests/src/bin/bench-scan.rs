@@ -12,6 +12,9 @@
 //!   measures `TRAILWATCH scan --org` from the management account the same way, into
 //!   `OUT_DIR/org-<ACCOUNTS>-c<N>.json`, N being the accounts read at once
 //!   (`BENCH_ACCOUNT_CONCURRENCY`, else trailwatch's default).
+//! - `bench-scan recheck TRAILWATCH OUT_DIR` measures the event path: `TRAILWATCH replay` of
+//!   an unrelated role edit and of a StopLogging, on 3 regions × 3 healthy trails, into
+//!   `OUT_DIR/recheck.json` (wall, calls by operation, whether it paged).
 //! - `bench-scan lambda ZIP BOOTSTRAP LABEL OUT_DIR` measures a Lambda zip as Lambda runs it:
 //!   BOOTSTRAP (the zip's binary) is started against a stand-in for the Lambda runtime API, as
 //!   `provided.al2023` starts it, and handed one scheduled event. The time until it asks for
@@ -74,12 +77,13 @@ async fn main() -> Result<()> {
             anyhow::ensure!(accounts >= 1, "ACCOUNTS must be at least 1");
             organization(Path::new(binary), accounts, Path::new(out)).await
         }
+        ["recheck", binary, out] => recheck(Path::new(binary), Path::new(out)).await,
         ["lambda", zip, bootstrap, label, out] => {
             lambda(Path::new(zip), Path::new(bootstrap), label, Path::new(out)).await
         }
         ["table", out] => table(Path::new(out)),
         _ => bail!(
-            "usage: bench-scan run TRAILWATCH REGIONS TRAILS OUT_DIR | bench-scan org TRAILWATCH ACCOUNTS OUT_DIR | bench-scan lambda ZIP BOOTSTRAP LABEL OUT_DIR | bench-scan table OUT_DIR"
+            "usage: bench-scan run TRAILWATCH REGIONS TRAILS OUT_DIR | bench-scan org TRAILWATCH ACCOUNTS OUT_DIR | bench-scan recheck TRAILWATCH OUT_DIR | bench-scan lambda ZIP BOOTSTRAP LABEL OUT_DIR | bench-scan table OUT_DIR"
         ),
     }
 }
@@ -318,6 +322,73 @@ async fn organization(binary: &Path, count: usize, out: &Path) -> Result<()> {
         measured.peak_rss_kib,
         file.display()
     );
+    Ok(())
+}
+
+/// The event path, replayed as the trail-change function runs it: what a change that concerns
+/// no trail costs, and what a StopLogging costs.
+async fn recheck(binary: &Path, out: &Path) -> Result<()> {
+    anyhow::ensure!(binary.exists(), "{} is missing", binary.display());
+    let regions = &REGIONS[..3];
+    let account = Account::fresh().await?;
+    seed(&account, regions, 3).await?;
+    account
+        .cloudtrail(regions[0])
+        .stop_logging()
+        .name("r0-t1")
+        .send()
+        .await?;
+    let mut unrelated = trailwatch_tests::fixture_event("put_role_policy.json", &account.id)?;
+    unrelated["detail"]["requestParameters"]["roleName"] = "orders-service".into();
+    let mut stop = trailwatch_tests::fixture_event("stop_logging.json", &account.id)?;
+    stop["detail"]["requestParameters"]["name"] = "r0-t1".into();
+    stop["detail"]["awsRegion"] = regions[0].into();
+    stop["region"] = regions[0].into();
+
+    let region_list = regions.join(",");
+    let mut results = serde_json::Map::new();
+    for (label, event) in [("unrelated_role_edit", unrelated), ("stop_logging", stop)] {
+        let path = std::env::temp_dir().join(format!("bench-recheck-{label}.json"));
+        std::fs::write(&path, event.to_string())?;
+        let path_text = path.display().to_string();
+        let args = [
+            "replay",
+            path_text.as_str(),
+            "--regions",
+            &region_list,
+            "--no-security-hub",
+            "--output",
+            "json",
+            "--fail-on",
+            "never",
+        ];
+        let measured = measure(binary, &args, &account).await?;
+        let calls: u64 = measured.by_operation.values().sum();
+        let report: Option<Value> = serde_json::from_str(&measured.stdout).ok();
+        let failing = report
+            .as_ref()
+            .and_then(|r| r["summary"]["fail"].as_u64())
+            .unwrap_or(0);
+        println!(
+            "{label}: {:.0} ms, {calls} calls, {failing} failing evaluation(s)",
+            measured.wall_ms
+        );
+        results.insert(
+            label.to_string(),
+            json!({
+                "wall_ms": measured.wall_ms.round(),
+                "api_calls": calls,
+                "by_operation": measured.by_operation,
+                "failing": failing,
+            }),
+        );
+    }
+    results.insert("machine".into(), machine());
+    std::fs::create_dir_all(out)?;
+    std::fs::write(
+        out.join("recheck.json"),
+        serde_json::to_string_pretty(&Value::Object(results))?,
+    )?;
     Ok(())
 }
 
