@@ -9,8 +9,7 @@
 use anyhow::{Context, Result};
 use serde_json::Value;
 use std::process::{Command, Output};
-use trailwatch_aws::{Config, Services};
-use trailwatch_tests::{trailwatch_binary, Account, Deployment, TrailSpec};
+use trailwatch_tests::{trailwatch_binary, Account, Deployment, TrailSpec, TRAIL};
 
 const HOME: &str = "us-east-1";
 const EXEMPT_TAG: &str = "trailwatch:exempt";
@@ -212,31 +211,32 @@ async fn suppress_as_a_person(account: &Account, name: &str) -> Result<()> {
 async fn a_finding_a_person_suppressed_is_not_paged_again_until_a_new_reason() -> Result<()> {
     let deployment = Deployment::new(true).await?;
     let account = &deployment.account;
-    let legacy = account.trail(TrailSpec::new("legacy", HOME)).await?;
     let services = deployment.services(account, "scheduled scan")?;
-    services.run().await?;
-    assert_eq!(paged_trails(&deployment).await?, vec![legacy.clone()]);
-    suppress_as_a_person(account, "legacy").await?;
-
-    // A redeployed stack starts with an empty ledger: without the suppression, the failing
-    // trail would be paged again as new.
-    let fresh_ledger = account
-        .ledger_table(HOME, "trailwatch-alert-ledger-2")
+    let audit = format!("arn:aws:cloudtrail:{HOME}:{}:trail/{TRAIL}", account.id);
+    // Retention comes off the trail's log group: a warning, paged once.
+    let logs = account.logs(HOME);
+    logs.delete_retention_policy()
+        .log_group_name(format!("cloudtrail/{TRAIL}"))
+        .send()
         .await?;
-    let config = Config::from_lookup(|name| match name {
-        "TRAILWATCH_REGIONS" => Some(HOME.into()),
-        "TRAILWATCH_SNS_TOPIC_ARN" => Some(deployment.topic.clone()),
-        "TRAILWATCH_LEDGER_TABLE" => Some(fresh_ledger.clone()),
-        _ => None,
-    })?;
-    let redeployed = Services::new(&account.sdk, &config, "scheduled scan")?;
-    let outcome = redeployed.run().await?;
+    services.run().await?;
+    assert_eq!(paged_trails(&deployment).await?, vec![audit.clone()]);
+    suppress_as_a_person(account, TRAIL).await?;
+
+    // Fixed again: without the suppression this pages as resolved; the person decided about
+    // this finding already, so it is recorded quietly.
+    logs.put_retention_policy()
+        .log_group_name(format!("cloudtrail/{TRAIL}"))
+        .retention_in_days(365)
+        .send()
+        .await?;
+    let outcome = services.run().await?;
     assert!(outcome.failures.is_empty(), "{:#?}", outcome.failures);
     assert!(
         paged_trails(&deployment).await?.is_empty(),
-        "suppressed, same reasons"
+        "suppressed, no new reason"
     );
-    let finding = account.trail_finding(HOME, "legacy").await?;
+    let finding = account.trail_finding(HOME, TRAIL).await?;
     assert_eq!(
         finding
             .workflow()
@@ -250,13 +250,13 @@ async fn a_finding_a_person_suppressed_is_not_paged_again_until_a_new_reason() -
     account
         .cloudtrail(HOME)
         .stop_logging()
-        .name("legacy")
+        .name(TRAIL)
         .send()
         .await?;
-    redeployed.run().await?;
+    services.run().await?;
     let pages = deployment.pages().await?;
     let text = serde_json::to_string(&pages)?;
-    assert!(text.contains(&legacy), "{text}");
+    assert!(text.contains(&audit), "{text}");
     assert!(text.contains("LOGGING_STOPPED"), "{text}");
     Ok(())
 }

@@ -108,11 +108,17 @@ impl SinkError {
     }
 
     /// Whether trying again later may succeed (an outage), as opposed to a setup problem.
+    /// A workflow update that was denied (a member stack from before exemptions, or an SCP
+    /// that keeps suppression to people) or refused finding by finding will not succeed on a
+    /// retry either; it is reported, and loses no page.
     pub fn is_retryable(&self) -> bool {
-        !matches!(
-            self,
-            SinkError::NotEnabled { .. } | SinkError::Denied { .. }
-        )
+        match self {
+            SinkError::NotEnabled { .. }
+            | SinkError::Denied { .. }
+            | SinkError::NotUpdated { .. } => false,
+            SinkError::Update { source, .. } => !is_denied(source),
+            _ => true,
+        }
     }
 }
 

@@ -124,6 +124,8 @@ pub const WORKFLOW_SUPPRESSED: &str = "SUPPRESSED";
 /// Who trailwatch's own notes are by: a suppressed finding with another author was
 /// suppressed by a person, and trailwatch never lifts that.
 pub const NOTE_AUTHOR: &str = "trailwatch";
+/// How the note of trailwatch's own suppression starts (see `Exemption::describe`).
+pub const EXEMPTION_NOTE_PREFIX: &str = "Exempt by the trailwatch:exempt tag";
 /// Security Hub's limit on `Note.Text`.
 const NOTE_MAX: usize = 512;
 
@@ -247,13 +249,19 @@ impl Finding {
             .is_some_and(|w| w.status == WORKFLOW_SUPPRESSED)
     }
 
-    /// Suppressed by a person rather than by trailwatch for an exemption.
-    pub fn suppressed_by_person(&self) -> bool {
+    /// Suppressed by trailwatch for an exemption: its own note, with the exemption's words.
+    /// trailwatch's note on lifting a suppression says something else, so a person who
+    /// suppresses the finding again without a note of their own is not taken for trailwatch.
+    pub fn suppressed_by_trailwatch(&self) -> bool {
         self.is_suppressed()
-            && self
-                .note
-                .as_ref()
-                .is_none_or(|n| n.updated_by != NOTE_AUTHOR)
+            && self.note.as_ref().is_some_and(|n| {
+                n.updated_by == NOTE_AUTHOR && n.text.starts_with(EXEMPTION_NOTE_PREFIX)
+            })
+    }
+
+    /// Suppressed by a person (or their automation) rather than by trailwatch.
+    pub fn suppressed_by_person(&self) -> bool {
+        self.is_suppressed() && !self.suppressed_by_trailwatch()
     }
 }
 

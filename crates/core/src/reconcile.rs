@@ -120,36 +120,59 @@ impl Candidate {
     /// Whether Security Hub alone says this candidate is worth a page, and why.
     pub fn hub_transition(&self) -> Option<Transition> {
         let prior = self.hub.as_ref().map(|h| &h.state);
+        // Security Hub is the only memory here: what it holds is what the person saw.
         transition(prior, &self.state)
-            .filter(|shift| !self.held_by_suppression(shift))
+            .filter(|shift| !self.held_by_suppression(shift, None))
             .map(|shift| Transition::new(self, shift, prior))
     }
 
-    /// Decides this candidate against its ledger item (see [`memory::decide`]); a page that a
+    /// Decides this candidate against its ledger item (see [`memory::decide`]). A page that a
     /// person's suppression holds back is recorded quietly instead, so that the ledger still
-    /// knows the state and a later new reason is told apart.
+    /// knows the state and a later new reason is told apart; but only against a state the
+    /// ledger confirmed, and never under another run's live claim: Security Hub alone may add
+    /// a page, never remove one.
     pub fn decide(
         &self,
         entry: Option<&LedgerEntry>,
         observed_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Decision {
+        let confirmed = entry
+            .filter(|e| e.live_claim(now).is_none())
+            .and_then(|e| e.confirmed.as_ref())
+            .map(|c| &c.state);
         match memory::decide(entry, self.hub.as_ref(), &self.state, observed_at, now) {
-            Decision::Page(shift) if self.held_by_suppression(&shift) => Decision::Record,
+            Decision::Page(shift)
+                if confirmed.is_some_and(|c| self.held_by_suppression(&shift, Some(c))) =>
+            {
+                Decision::Record
+            }
             decision => decision,
         }
     }
 
-    /// A person suppressed this finding and it has no reason they did not see: no page. A
-    /// trail's deletion still pages; there is nothing left that they could have decided on.
-    pub fn held_by_suppression(&self, shift: &Shift) -> bool {
+    /// A person suppressed this finding and it has no reason they did not see: no page. What
+    /// they saw is what Security Hub holds and, with the ledger, also what the ledger last
+    /// confirmed (an import can run ahead of a page that SNS refused). Losing sight of the
+    /// trail, regaining it and its deletion still page: none is a reason they decided on.
+    pub fn held_by_suppression(&self, shift: &Shift, confirmed: Option<&Remembered>) -> bool {
         let Some(suppressed) = &self.suppressed else {
             return false;
         };
-        if shift.kind == TransitionKind::Deleted {
+        if matches!(
+            shift.kind,
+            TransitionKind::Deleted | TransitionKind::LostSight | TransitionKind::Regained
+        ) {
             return false;
         }
-        let seen: BTreeSet<String> = suppressed.iter().map(|k| memory::identity(k)).collect();
+        let ids = |keys: &[String]| -> BTreeSet<String> {
+            keys.iter().map(|k| memory::identity(k)).collect()
+        };
+        let mut seen = ids(suppressed);
+        if let Some(confirmed) = confirmed {
+            let known = ids(confirmed.keys());
+            seen.retain(|id| known.contains(id));
+        }
         self.state
             .keys()
             .iter()
@@ -272,7 +295,12 @@ pub fn plan(
         // An exempt trail is never paged, nor remembered as paged: when the exemption ends,
         // its state is news again.
         if !evaluation.is_exempt() {
-            let mut candidate = Candidate::of(evaluation, previous.and_then(Finding::hub_memory));
+            // A finding trailwatch suppressed for an exemption was recorded, never paged: once
+            // the exemption is gone, its state is news again, as if first seen.
+            let hub = previous
+                .filter(|p| !p.suppressed_by_trailwatch())
+                .and_then(Finding::hub_memory);
+            let mut candidate = Candidate::of(evaluation, hub);
             candidate.suppressed = previous
                 .filter(|p| p.suppressed_by_person())
                 .map(Finding::reason_keys);
@@ -354,25 +382,23 @@ fn workflow_update(
     previous: &Finding,
     context: &FindingContext,
 ) -> Option<WorkflowUpdate> {
+    // Tags that could not be read say nothing about the exemption: leave the workflow be.
+    if evaluation.has_reason(crate::reason::ReasonCode::ExemptionUnverifiable) {
+        return None;
+    }
     let (status, text) = match &evaluation.exemption {
         Some(exemption) if exemption.is_current() && !previous.is_suppressed() => {
             (WORKFLOW_SUPPRESSED, exemption.describe())
         }
-        Some(exemption)
-            if !exemption.is_current()
-                && previous.is_suppressed()
-                && !previous.suppressed_by_person() =>
-        {
-            (
-                WORKFLOW_NEW,
-                format!(
-                    "The {} exemption ended on {}; trailwatch judges and pages this trail again.",
-                    crate::evaluate::exemption::EXEMPT_TAG,
-                    exemption.until.map(|d| d.to_string()).unwrap_or_default()
-                ),
-            )
-        }
-        None if previous.is_suppressed() && !previous.suppressed_by_person() => (
+        Some(exemption) if !exemption.is_current() && previous.suppressed_by_trailwatch() => (
+            WORKFLOW_NEW,
+            format!(
+                "The {} exemption ended on {}; trailwatch judges and pages this trail again.",
+                crate::evaluate::exemption::EXEMPT_TAG,
+                exemption.until.map(|d| d.to_string()).unwrap_or_default()
+            ),
+        ),
+        None if previous.suppressed_by_trailwatch() => (
             WORKFLOW_NEW,
             format!(
                 "The {} tag is gone; trailwatch judges and pages this trail again.",
@@ -788,21 +814,127 @@ mod tests {
     }
 
     #[test]
-    fn the_ledger_records_what_a_persons_suppression_holds_back() {
+    fn with_the_ledger_a_persons_suppression_holds_back_only_what_the_ledger_confirmed() {
+        use crate::memory::{LedgerEntry, Observation, PendingClaim};
         let one = trail("t", &[ReasonCode::CwlRetentionUnset]);
         let (_, mut stored) = run(std::slice::from_ref(&one), &[], "2024-06-01T12:00:00Z");
         let id = stored[0].id.clone();
         suppress_by_person(&mut stored, &id);
-        let (plan, _) = run(std::slice::from_ref(&one), &stored, "2024-06-01T13:00:00Z");
-        let candidate = &plan.candidates[0];
         let at = parse_time("2024-06-01T13:00:00Z").unwrap();
-        // An empty ledger would page this first sight; the person's suppression records it.
-        assert_eq!(candidate.decide(None, at, at), Decision::Record);
-        let mut unsuppressed = candidate.clone();
+        let entry = |state: Remembered| LedgerEntry {
+            version: 1,
+            confirmed: Some(Observation {
+                state,
+                observed_at: parse_time("2024-06-01T12:00:00Z").unwrap(),
+            }),
+            pending: None,
+        };
+        let candidate_for = |evaluation: &Evaluation| {
+            let (plan, _) = run(
+                std::slice::from_ref(evaluation),
+                &stored,
+                "2024-06-01T13:00:00Z",
+            );
+            plan.candidates[0].clone()
+        };
+        let warned = Remembered::of(&one);
+
+        // The fix of what the person suppressed is recorded quietly.
+        let fixed = candidate_for(&trail("t", &[]));
+        assert_eq!(
+            fixed.decide(Some(&entry(warned.clone())), at, at),
+            Decision::Record
+        );
+        let mut unsuppressed = fixed.clone();
         unsuppressed.suppressed = None;
         assert!(matches!(
-            unsuppressed.decide(None, at, at),
+            unsuppressed.decide(Some(&entry(warned.clone())), at, at),
             Decision::Page(_)
         ));
+        // An empty ledger is unsure: it pages, a duplicate rather than a loss.
+        let same = candidate_for(&one);
+        assert!(matches!(same.decide(None, at, at), Decision::Page(_)));
+        // Security Hub ran ahead of a page SNS refused: the ledger never confirmed the reason.
+        let passing = Remembered::of(&trail("t", &[]));
+        assert!(matches!(
+            same.decide(Some(&entry(passing)), at, at),
+            Decision::Page(_)
+        ));
+        // Under another run's live claim, nothing is written in its place.
+        let mut claimed = entry(warned);
+        claimed.pending = Some(PendingClaim {
+            observation: Observation {
+                state: Remembered::of(&trail("t", &[ReasonCode::LoggingStopped])),
+                observed_at: parse_time("2024-06-01T12:30:00Z").unwrap(),
+            },
+            lease_expires_at: parse_time("2024-06-01T14:00:00Z").unwrap(),
+            owner: "other run".into(),
+        });
+        assert_ne!(fixed.decide(Some(&claimed), at, at), Decision::Record);
+        // Losing sight of a suppressed trail still pages.
+        let blind = candidate_for(&trail("t", &[ReasonCode::EvaluationIncomplete]));
+        assert!(matches!(
+            blind.decide(Some(&entry(Remembered::of(&one))), at, at),
+            Decision::Page(_)
+        ));
+    }
+
+    #[test]
+    fn a_suppression_trailwatch_lifted_and_a_person_renewed_without_a_note_stays() {
+        let failing = trail("data", &[ReasonCode::CwlNotConfigured]);
+        let (_, stored) = run(
+            &[exempt(failing.clone(), None, false)],
+            &[],
+            "2024-06-01T12:00:00Z",
+        );
+        // The tag is removed: trailwatch lifts its own suppression, and pages as first seen.
+        let (plan, mut stored) = run(
+            std::slice::from_ref(&failing),
+            &stored,
+            "2024-06-01T13:00:00Z",
+        );
+        assert_eq!(plan.workflow_updates[0].status, WORKFLOW_NEW);
+        assert_eq!(
+            transitions(&plan).len(),
+            1,
+            "the exemption-era state is news"
+        );
+        // A person suppresses it again, changing only the workflow: the note is still
+        // trailwatch's lifting note, and the suppression is theirs.
+        stored[0].workflow = Some(Workflow {
+            status: WORKFLOW_SUPPRESSED.into(),
+        });
+        assert!(stored[0].suppressed_by_person());
+        let (plan, _) = run(
+            std::slice::from_ref(&failing),
+            &stored,
+            "2024-06-01T14:00:00Z",
+        );
+        assert!(
+            plan.workflow_updates.is_empty(),
+            "{:#?}",
+            plan.workflow_updates
+        );
+    }
+
+    #[test]
+    fn unreadable_tags_leave_trailwatchs_suppression_alone() {
+        let failing = trail("data", &[ReasonCode::CwlNotConfigured]);
+        let (_, stored) = run(
+            &[exempt(failing.clone(), None, false)],
+            &[],
+            "2024-06-01T12:00:00Z",
+        );
+        let mut unreadable = failing;
+        unreadable.reasons.push(crate::reason::Reason::new(
+            ReasonCode::ExemptionUnverifiable,
+            "denied",
+        ));
+        let (plan, _) = run(&[unreadable], &stored, "2024-06-01T13:00:00Z");
+        assert!(
+            plan.workflow_updates.is_empty(),
+            "{:#?}",
+            plan.workflow_updates
+        );
     }
 }

@@ -16,6 +16,7 @@
 //! `;` before `until=` can never be set on a real trail; it is accepted all the same, for
 //! values written by hand in fixtures and other tools.
 
+use crate::finding::EXEMPTION_NOTE_PREFIX;
 use crate::reason::{Reason, ReasonCode};
 use crate::snapshot::Observed;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -43,14 +44,12 @@ impl Exemption {
         !self.expired
     }
 
-    /// The exemption in a sentence, for a Security Hub note or a report.
+    /// The exemption in a sentence, for a Security Hub note or a report. It starts with
+    /// [`EXEMPTION_NOTE_PREFIX`], which is how trailwatch knows its own suppressions.
     pub fn describe(&self) -> String {
         match self.until {
-            Some(until) => format!(
-                "Exempt by the {EXEMPT_TAG} tag until {until}: {}",
-                self.reason
-            ),
-            None => format!("Exempt by the {EXEMPT_TAG} tag: {}", self.reason),
+            Some(until) => format!("{EXEMPTION_NOTE_PREFIX} until {until}: {}", self.reason),
+            None => format!("{EXEMPTION_NOTE_PREFIX}: {}", self.reason),
         }
     }
 }
@@ -63,9 +62,8 @@ pub fn parse(value: &str, now: DateTime<Utc>) -> Result<Exemption, String> {
             "the value is empty; write the reason, and `until=YYYY-MM-DD` if it ends".into(),
         );
     }
-    let (reason, until) = match value.rfind("until=") {
-        Some(at) => {
-            let date_text = value[at + "until=".len()..].trim();
+    let (reason, until) = match end_date_at(value) {
+        Some((at, date_text)) => {
             let until = NaiveDate::parse_from_str(date_text, "%Y-%m-%d")
                 .map_err(|_| format!("`until={date_text}` is not a date written YYYY-MM-DD"))?;
             let reason = value[..at]
@@ -84,6 +82,28 @@ pub fn parse(value: &str, now: DateTime<Utc>) -> Result<Exemption, String> {
         until,
         expired: until.is_some_and(|until| now.date_naive() > until),
     })
+}
+
+/// Where the value's end date starts, and its text: the last `until` (any case) followed by
+/// `=`, or by `:` or a space and a digit. A near miss such as `until 2027-06-30` is an end date
+/// that must parse, never a reason that exempts for ever; `until the migration` is reason text.
+fn end_date_at(value: &str) -> Option<(usize, &str)> {
+    // ASCII lower-casing keeps every byte offset.
+    let lower = value.to_ascii_lowercase();
+    lower
+        .match_indices("until")
+        .filter_map(|(at, word)| {
+            let rest = &value[at + word.len()..];
+            let separator = rest.chars().next()?;
+            let date_text = rest[separator.len_utf8()..].trim();
+            let dated = match separator {
+                '=' => true,
+                ':' | ' ' => date_text.starts_with(|c: char| c.is_ascii_digit()),
+                _ => false,
+            };
+            dated.then_some((at, date_text))
+        })
+        .last()
 }
 
 /// The exemption `tags` carry, with the reasons it adds to the verdict. `None` tags were not
@@ -173,6 +193,27 @@ mod tests {
             assert_eq!(exemption.until, NaiveDate::from_ymd_opt(2026, 12, 31));
             assert!(exemption.is_current());
         }
+    }
+
+    #[test]
+    fn near_misses_of_until_are_end_dates_that_must_parse_and_prose_is_reason() {
+        for value in [
+            "cost UNTIL=2026-12-31",
+            "cost until 2026-12-31",
+            "cost Until:2026-12-31",
+        ] {
+            let exemption = parse(value, at("2026-12-01")).unwrap();
+            assert_eq!(exemption.reason, "cost", "{value}");
+            assert_eq!(
+                exemption.until,
+                NaiveDate::from_ymd_opt(2026, 12, 31),
+                "{value}"
+            );
+        }
+        assert!(parse("cost until 2026/12/31", at("2026-12-01")).is_err());
+        let prose = parse("kept until the migration ends", at("2026-12-01")).unwrap();
+        assert_eq!(prose.reason, "kept until the migration ends");
+        assert_eq!(prose.until, None);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 # One page for the people who run trailwatch, built on the metrics line each run prints
-# (namespace trailwatch, dimension Function) and on Lambda's own metrics. The same widgets as
+# (namespace trailwatch, dimension Function) and on Lambda's own metrics. Counts are summed over
+# the hour: in organisation mode every account prints its own line. The same widgets as
 # MonitorDashboard in infra/template.yaml.
 locals {
   dashboard_functions = {
@@ -21,7 +22,7 @@ resource "aws_cloudwatch_dashboard" "monitor" {
         x = 0, y = 0
         properties = {
           title  = "Trails evaluated and failing (hourly scan)", region = local.region
-          view   = "timeSeries", period = 3600, stat = "Maximum"
+          view   = "timeSeries", period = 3600, stat = "Sum"
           metrics = [
             ["trailwatch", "TrailsEvaluated", "Function", "scheduled-scan", { label = "evaluated" }],
             ["trailwatch", "TrailsFailing", "Function", "scheduled-scan", { label = "failing" }],
