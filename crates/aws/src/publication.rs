@@ -712,6 +712,18 @@ struct Recorded {
     unrecorded: BTreeSet<String>,
 }
 
+/// `items` grouped by the region each is recorded in, as Security Hub takes them.
+fn by_region<'a, T: Clone>(
+    items: &'a [T],
+    region: impl Fn(&'a T) -> &'a str,
+) -> BTreeMap<&'a str, Vec<T>> {
+    let mut grouped: BTreeMap<&'a str, Vec<T>> = BTreeMap::new();
+    for item in items {
+        grouped.entry(region(item)).or_default().push(item.clone());
+    }
+    grouped
+}
+
 /// Stage 6: imports `findings` region by region; what fails is in `failures` and `unrecorded`.
 async fn import_all<S: FindingSink + Sync>(
     sink: Option<&S>,
@@ -722,14 +734,7 @@ async fn import_all<S: FindingSink + Sync>(
     let Some(sink) = sink else {
         return recorded;
     };
-    let mut by_region: BTreeMap<&str, Vec<Finding>> = BTreeMap::new();
-    for f in findings {
-        by_region
-            .entry(f.region.as_str())
-            .or_default()
-            .push(f.clone());
-    }
-    for (region, findings) in by_region {
+    for (region, findings) in by_region(findings, |f| &f.region) {
         let (gone, total) = (
             findings
                 .iter()
@@ -764,15 +769,8 @@ async fn update_workflows<S: FindingSink + Sync>(
     let Some(sink) = sink else {
         return 0;
     };
-    let mut by_region: BTreeMap<&str, Vec<WorkflowUpdate>> = BTreeMap::new();
-    for update in updates {
-        by_region
-            .entry(update.region.as_str())
-            .or_default()
-            .push(update.clone());
-    }
     let mut updated = 0;
-    for (region, updates) in by_region {
+    for (region, updates) in by_region(updates, |u| &u.region) {
         match Box::pin(sink.update_workflow(region, &updates)).await {
             Ok(()) => updated += updates.len(),
             Err(error) => {
