@@ -9,7 +9,7 @@ VENV := .venv
 VENV_STAMP := $(VENV)/.installed
 DEMO_REGIONS := us-east-1,eu-west-1,ap-southeast-2
 
-.PHONY: help venv infra-venv build build-cli demo test bench bench-lambda lint lint-infra sam-build deploy clean
+.PHONY: help venv infra-venv browser build build-cli demo test bench bench-lambda lint lint-infra sam-build deploy clean
 
 help:
 	@echo "make demo   run trailwatch against a seeded AWS emulator (moto)"
@@ -67,7 +67,16 @@ demo: venv build-cli
 
 TEST_LOG := $(CARGO_TARGET_DIR)/trailwatch-test.log
 
-test: venv build-cli
+# The HTML report's browser test runs headless Chromium: Debian's package, installed when
+# neither `chromium` nor $$TRAILWATCH_CHROMIUM is there (root, or sudo, runs apt-get).
+browser:
+	@command -v chromium >/dev/null || { [ -n "$${TRAILWATCH_CHROMIUM:-}" ] && [ -x "$$TRAILWATCH_CHROMIUM" ]; } || { \
+	  echo "Installing Debian's chromium for the HTML report's browser test"; \
+	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq chromium >/dev/null; \
+	}
+
+test: venv build-cli browser
 	cargo build --quiet --workspace --all-targets
 	scripts/with-moto cargo test --workspace 2>&1 | tee $(TEST_LOG); exit $${PIPESTATUS[0]}
 	@scripts/test-summary $(TEST_LOG)

@@ -406,17 +406,20 @@ async fn a_change_in_a_member_account_is_rechecked_through_its_role() -> Result<
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_scans_the_organisation_with_org() -> Result<()> {
     let org = Organization::new().await?;
-    let mut command = std::process::Command::new(trailwatch_binary());
-    command
-        .args(["scan", "--org", "--role-name", READ_ROLE, "--regions", HOME])
-        .args(["--output", "json"])
-        .env_remove("AWS_PROFILE")
-        .env("AWS_ENDPOINT_URL", &org.proxy.endpoint);
-    for (key, value) in org.management.env() {
-        command.env(key, value);
-    }
-    // Blocking; the proxy answers the child on the runtime's other thread meanwhile.
-    let output = tokio::task::block_in_place(|| command.output())?;
+    let scan_org = |format: &str| {
+        let mut command = std::process::Command::new(trailwatch_binary());
+        command
+            .args(["scan", "--org", "--role-name", READ_ROLE, "--regions", HOME])
+            .args(["--output", format])
+            .env_remove("AWS_PROFILE");
+        for (key, value) in org.management.env() {
+            command.env(key, value);
+        }
+        command.env("AWS_ENDPOINT_URL", &org.proxy.endpoint);
+        // Blocking; the proxy answers the child on the runtime's other thread meanwhile.
+        tokio::task::block_in_place(|| command.output())
+    };
+    let output = scan_org("json")?;
     let stderr = String::from_utf8_lossy(&output.stderr);
     // The failing member's FAIL decides the exit code over the refusing member's ERROR.
     assert_eq!(output.status.code(), Some(1), "{stderr}");
@@ -440,6 +443,44 @@ async fn the_cli_scans_the_organisation_with_org() -> Result<()> {
     // Without --publish nothing is recorded anywhere.
     assert!(org.failing.findings(HOME).await?.is_empty());
     assert!(org.alerts().await?.is_empty());
+
+    // The same organisation as one page: a matrix row per account, the unreachable one
+    // unreadable, and each member's trails in the rows.
+    let output = scan_org("html")?;
+    assert_eq!(output.status.code(), Some(1));
+    let page = scraper::Html::parse_document(&String::from_utf8(output.stdout)?);
+    let select = |css: &str| {
+        let selector = scraper::Selector::parse(css).unwrap();
+        page.select(&selector)
+            .map(|e| {
+                let state = e.value().attr("data-state").unwrap_or_default().to_string();
+                (state, e.text().collect::<String>())
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(select("#coverage tbody tr").len(), 4);
+    let cell = |account: &Account| {
+        let cells = select(&format!(
+            r#"#coverage tr[data-account="{}"] td[data-region="{HOME}"]"#,
+            account.id
+        ));
+        assert_eq!(cells.len(), 1, "one cell for {}", account.id);
+        cells[0].clone()
+    };
+    assert_eq!(cell(&org.refusing).0, "unreadable");
+    let (state, trails) = cell(&org.healthy);
+    assert_eq!(state, "covered");
+    assert!(trails.contains("audit"), "{trails}");
+    let failing_rows = select(&format!(
+        r#"#evaluations tr[data-account="{}"][data-kind="trail"]"#,
+        org.failing.id
+    ));
+    assert!(
+        failing_rows
+            .iter()
+            .any(|(_, text)| text.contains("s3-only")),
+        "{failing_rows:?}"
+    );
 
     // --org without a role name is a usage error that says what is missing.
     let mut missing = std::process::Command::new(trailwatch_binary());

@@ -219,7 +219,7 @@ where
     let context = scanned.finding_context(&options.docs_url, Utc::now());
     let full = &scanned.report;
     // The report covers what was published: everything, or what a change touched.
-    let report = ScanReport::new(
+    let mut report = ScanReport::new(
         full.scanned_at,
         full.account_id.clone(),
         full.regions.clone(),
@@ -227,6 +227,7 @@ where
         full.api_calls,
         full.duration_ms,
     );
+    report.coverage = full.coverage.clone();
     let mut failures = Vec::new();
     let Destinations {
         sink,

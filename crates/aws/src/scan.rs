@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::time::Instant;
 use tracing::info;
 use trailwatch_core::finding::FindingContext;
-use trailwatch_core::{evaluate_account, EvaluationKind, ScanReport, Settings};
+use trailwatch_core::{evaluate_account, region_coverage, EvaluationKind, ScanReport, Settings};
 
 #[derive(Debug, Clone)]
 pub struct ScanOptions {
@@ -129,7 +129,11 @@ pub async fn scan_listed<I: Inventory>(
     if options.scope.trail.is_some() {
         evaluations.retain(|e| e.kind == EvaluationKind::Trail);
     }
-    let report = ScanReport::new(
+    let coverage = match options.scope.trail {
+        Some(_) => Vec::new(),
+        None => region_coverage(&snapshot, &evaluations),
+    };
+    let mut report = ScanReport::new(
         scanned_at,
         snapshot.account_id.clone(),
         snapshot.regions.iter().map(|r| r.region.clone()).collect(),
@@ -137,6 +141,7 @@ pub async fn scan_listed<I: Inventory>(
         inventory.api_calls() - calls_before,
         u64::try_from(clock.elapsed().as_millis()).unwrap_or(u64::MAX),
     );
+    report.coverage = coverage;
     info!(
         account = %report.account_id,
         regions = report.regions.len(),

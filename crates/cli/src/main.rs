@@ -9,6 +9,7 @@
 //! event for `replay`); 3 the evaluation or its publication is incomplete.
 
 mod explain;
+mod html;
 mod output;
 
 use anyhow::Context;
@@ -199,6 +200,9 @@ enum OutputFormat {
     Json,
     /// The findings as `BatchImportFindings` would receive them.
     Asff,
+    /// One self-contained page: a summary, the coverage matrix, every evaluation with its fix,
+    /// and the exemptions (`> report.html`).
+    Html,
 }
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
@@ -384,6 +388,7 @@ fn print_organization(
 ) -> anyhow::Result<u8> {
     let mut documents = Vec::new();
     let mut findings = Vec::new();
+    let mut pages = Vec::new();
     // 1 (findings) wins over 3 (incomplete), as in `exit_code`.
     let mut codes = Vec::new();
     for run in runs {
@@ -408,6 +413,10 @@ fn print_organization(
                             .iter()
                             .map(|e| finding::render(e, &outcome.context)),
                     ),
+                    OutputFormat::Html => pages.push(html::AccountPage::Scanned {
+                        name: Some(&account.name),
+                        report: &outcome.report,
+                    }),
                 }
                 if published {
                     eprint!("{}: ", account.id);
@@ -437,6 +446,11 @@ fn print_organization(
                         account.id,
                         reason.unwrap_or_default()
                     ),
+                    OutputFormat::Html => pages.push(html::AccountPage::Unreachable {
+                        id: &account.id,
+                        name: &account.name,
+                        evaluation,
+                    }),
                 }
             }
         }
@@ -451,6 +465,7 @@ fn print_organization(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({ "Findings": findings }))?
         ),
+        OutputFormat::Html => println!("{}", html::render(&pages, chrono::Utc::now())),
     }
     Ok([EXIT_FINDINGS, EXIT_INCOMPLETE]
         .into_iter()
@@ -532,6 +547,13 @@ fn print_report(
     match format {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(report)?),
         OutputFormat::Table => println!("{}", output::table(report, terminal_width())),
+        OutputFormat::Html => println!(
+            "{}",
+            html::render(
+                &[html::AccountPage::Scanned { name: None, report }],
+                chrono::Utc::now()
+            )
+        ),
         OutputFormat::Asff => {
             let findings: Vec<_> = report
                 .evaluations

@@ -1,9 +1,10 @@
-//! Terminal output: the results table and the progress spinner.
+//! Terminal output: the results table and the progress spinner, and the order and labels
+//! that the table and the HTML report share.
 
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, ContentArrangement, Table};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::time::Duration;
-use trailwatch_core::{EvaluationKind, Level, ScanReport, Status};
+use trailwatch_core::{Evaluation, EvaluationKind, Level, ScanReport, Status};
 
 /// A spinner on stderr while the scan runs; hidden when stderr is not a terminal, so logs and
 /// pipes stay clean.
@@ -31,6 +32,31 @@ fn status_rank(status: Status) -> u8 {
 }
 
 /// The worst verdicts first; within a status, trails before regions before the account.
+pub fn worst_first<'e>(
+    evaluations: impl IntoIterator<Item = &'e Evaluation>,
+) -> Vec<&'e Evaluation> {
+    let mut rows: Vec<_> = evaluations.into_iter().collect();
+    rows.sort_by_key(|e| {
+        (
+            status_rank(e.status),
+            e.kind != EvaluationKind::Trail,
+            e.kind == EvaluationKind::Account,
+        )
+    });
+    rows
+}
+
+/// What an evaluation is about, in two or three words.
+pub fn resource_label(evaluation: &Evaluation) -> String {
+    match (&evaluation.kind, &evaluation.trail) {
+        (EvaluationKind::Trail, Some(trail)) => format!("trail {}", trail.name),
+        (EvaluationKind::Region, _) => format!("region {}", evaluation.region),
+        (EvaluationKind::Monitor, _) => format!("trailwatch {}", evaluation.resource_id),
+        _ => format!("account {}", evaluation.account_id),
+    }
+}
+
+/// A table of the report.
 pub fn table(report: &ScanReport, width: Option<u16>) -> String {
     let mut table = Table::new();
     table
@@ -40,21 +66,8 @@ pub fn table(report: &ScanReport, width: Option<u16>) -> String {
     if let Some(width) = width {
         table.set_width(width);
     }
-    let mut rows: Vec<_> = report.evaluations.iter().collect();
-    rows.sort_by_key(|e| {
-        (
-            status_rank(e.status),
-            e.kind != EvaluationKind::Trail,
-            e.kind == EvaluationKind::Account,
-        )
-    });
-    for evaluation in rows {
-        let resource = match (&evaluation.kind, &evaluation.trail) {
-            (EvaluationKind::Trail, Some(trail)) => format!("trail {}", trail.name),
-            (EvaluationKind::Region, _) => format!("region {}", evaluation.region),
-            (EvaluationKind::Monitor, _) => format!("trailwatch {}", evaluation.resource_id),
-            _ => format!("account {}", evaluation.account_id),
-        };
+    for evaluation in worst_first(&report.evaluations) {
+        let resource = resource_label(evaluation);
         let exemption = evaluation
             .exemption
             .as_ref()

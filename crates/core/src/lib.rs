@@ -25,7 +25,8 @@ pub mod snapshot;
 mod test_support;
 
 pub use evaluate::{
-    evaluate_account, unique_trails, Evaluation, EvaluationKind, Settings, TrailView,
+    evaluate_account, region_coverage, unique_trails, CoverageState, Evaluation, EvaluationKind,
+    RegionCoverage, Settings, TrailView,
 };
 pub use reason::{Level, Reason, ReasonCode, Severity, Status};
 pub use report::{ScanReport, Summary};

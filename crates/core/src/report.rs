@@ -1,6 +1,6 @@
 //! The scan report: the stable JSON contract that `trailwatch scan --output json` prints.
 
-use crate::evaluate::Evaluation;
+use crate::evaluate::{Evaluation, RegionCoverage};
 use crate::reason::Status;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
@@ -39,6 +39,10 @@ pub struct ScanReport {
     /// AWS API operations the scan made (retries of one operation count once).
     pub api_calls: u64,
     pub duration_ms: u64,
+    /// Region by region, the trails that give real-time coverage; empty when the scan did not
+    /// read the whole account (a check of one trail, a re-check that stopped at the listing).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub coverage: Vec<RegionCoverage>,
 }
 
 impl ScanReport {
@@ -58,6 +62,7 @@ impl ScanReport {
             evaluations,
             api_calls,
             duration_ms,
+            coverage: Vec::new(),
         }
     }
 }

@@ -12,6 +12,7 @@ use super::selectors::logs_management_writes;
 use super::{Evaluation, EvaluationKind, Settings, TrailView};
 use crate::reason::{Level, Reason, ReasonCode};
 use crate::snapshot::{AccountSnapshot, TrailDetails};
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +69,93 @@ fn coverage_of(
     }
 }
 
+/// Every trail judged for coverage, with the verdicts the trail rules gave it.
+fn judge<'v>(
+    snapshot: &AccountSnapshot,
+    views: &'v [TrailView],
+    evaluations: &[Evaluation],
+) -> Vec<(&'v TrailView, Coverage)> {
+    let trail_evaluations: BTreeMap<&str, &Evaluation> = evaluations
+        .iter()
+        .filter(|e| e.kind == EvaluationKind::Trail)
+        .map(|e| (e.resource_id.as_str(), e))
+        .collect();
+    views
+        .iter()
+        .map(|v| {
+            let evaluation = trail_evaluations.get(v.trail.trail_arn.as_str()).copied();
+            let details = snapshot.trail_details.get(&v.trail.trail_arn);
+            (v, coverage_of(v, details, evaluation))
+        })
+        .collect()
+}
+
+/// Whether API calls made in one region reach CloudWatch Logs now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CoverageState {
+    /// At least one trail that logs here covers the region in real time.
+    Covered,
+    /// No trail covers the region.
+    Uncovered,
+    /// A trail may cover it, but its state could not be read in full.
+    Unknown,
+    /// The region's trails could not be listed, and no multi-region trail covers it.
+    Unreadable,
+}
+
+/// One cell of the coverage matrix: a scanned region, and the trails that cover it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RegionCoverage {
+    pub region: String,
+    pub state: CoverageState,
+    /// The ARNs of the trails that give the region real-time coverage, by the same rule as the
+    /// account's verdict (an organisation trail of another account included).
+    #[serde(default)]
+    pub trails: Vec<String>,
+}
+
+/// Region by region, which trails give real-time coverage: the account verdict's rule, cell by
+/// cell, for the coverage matrix of the HTML report and the JSON's `coverage`.
+pub fn region_coverage(
+    snapshot: &AccountSnapshot,
+    evaluations: &[Evaluation],
+) -> Vec<RegionCoverage> {
+    let views = super::unique_trails(&snapshot.regions, &snapshot.account_id);
+    let judged = judge(snapshot, &views, evaluations);
+    snapshot
+        .regions
+        .iter()
+        .map(|region| {
+            let logs_here = |v: &TrailView| {
+                v.trail.is_multi_region_trail || v.trail.home_region == region.region
+            };
+            let trails: Vec<String> = judged
+                .iter()
+                .filter(|(v, c)| *c == Coverage::Yes && logs_here(v))
+                .map(|(v, _)| v.trail.trail_arn.clone())
+                .collect();
+            let state = if !trails.is_empty() {
+                CoverageState::Covered
+            } else if region.trails.is_err() {
+                CoverageState::Unreadable
+            } else if judged
+                .iter()
+                .any(|(v, c)| *c == Coverage::Unknown && logs_here(v))
+            {
+                CoverageState::Unknown
+            } else {
+                CoverageState::Uncovered
+            };
+            RegionCoverage {
+                region: region.region.clone(),
+                state,
+                trails,
+            }
+        })
+        .collect()
+}
+
 pub(super) fn coverage_evaluation(
     snapshot: &AccountSnapshot,
     views: &[TrailView],
@@ -84,19 +172,7 @@ pub(super) fn coverage_evaluation(
         .map(|r| r.region.as_str())
         .collect();
     let mut reasons = Vec::new();
-    let trail_evaluations: BTreeMap<&str, &Evaluation> = evaluations
-        .iter()
-        .filter(|e| e.kind == EvaluationKind::Trail)
-        .map(|e| (e.resource_id.as_str(), e))
-        .collect();
-    let judged: Vec<(&TrailView, Coverage)> = views
-        .iter()
-        .map(|v| {
-            let evaluation = trail_evaluations.get(v.trail.trail_arn.as_str()).copied();
-            let details = snapshot.trail_details.get(&v.trail.trail_arn);
-            (v, coverage_of(v, details, evaluation))
-        })
-        .collect();
+    let judged = judge(snapshot, views, evaluations);
     let multi = |c: Coverage| {
         judged
             .iter()

@@ -15,6 +15,7 @@ mod role;
 mod selectors;
 mod tamper_alarm;
 
+pub use coverage::{region_coverage, CoverageState, RegionCoverage};
 pub use delivery::{gap_reason, human_duration, stop_occurrence};
 pub use selectors::{logs_management_reads, logs_management_writes};
 

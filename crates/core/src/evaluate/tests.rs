@@ -972,3 +972,83 @@ fn an_expired_exemption_exempts_nothing() {
     assert_eq!(trail.status, Status::Warning);
     assert!(message(trail, ReasonCode::ExemptionExpired).contains("2020-01-31"));
 }
+
+fn coverage_cells(s: &AccountSnapshot) -> Vec<(String, CoverageState, Vec<String>)> {
+    region_coverage(s, &evaluate(s))
+        .into_iter()
+        .map(|c| (c.region, c.state, c.trails))
+        .collect()
+}
+
+#[test]
+fn a_healthy_multi_region_trail_covers_every_region_even_an_unlistable_one() {
+    let mut s = healthy();
+    s.regions.push(RegionSnapshot {
+        region: "ap-south-2".into(),
+        trails: Err(denied("DescribeTrails")),
+    });
+    let covered = vec![TRAIL_ARN.to_string()];
+    assert_eq!(
+        coverage_cells(&s),
+        vec![
+            ("us-east-1".into(), CoverageState::Covered, covered.clone()),
+            ("ap-south-2".into(), CoverageState::Covered, covered),
+        ]
+    );
+}
+
+#[test]
+fn a_single_region_trail_covers_its_home_region_only() {
+    let mut s = healthy();
+    s.regions.push(RegionSnapshot {
+        region: "eu-west-1".into(),
+        trails: Ok(vec![]),
+    });
+    s.regions.push(RegionSnapshot {
+        region: "ap-south-2".into(),
+        trails: Err(denied("DescribeTrails")),
+    });
+    trail_mut(&mut s).is_multi_region_trail = false;
+    assert_eq!(
+        coverage_cells(&s),
+        vec![
+            (
+                "us-east-1".into(),
+                CoverageState::Covered,
+                vec![TRAIL_ARN.to_string()]
+            ),
+            ("eu-west-1".into(), CoverageState::Uncovered, vec![]),
+            ("ap-south-2".into(), CoverageState::Unreadable, vec![]),
+        ]
+    );
+}
+
+#[test]
+fn a_failing_or_unreadable_trail_covers_nothing() {
+    let mut stopped = healthy();
+    details_mut(&mut stopped).status = status(fixture!("get_trail_status_stopped.json"));
+    assert_eq!(
+        coverage_cells(&stopped),
+        vec![("us-east-1".into(), CoverageState::Uncovered, vec![])]
+    );
+    let mut unreadable = healthy();
+    details_mut(&mut unreadable).status = Err(denied("GetTrailStatus"));
+    assert_eq!(
+        coverage_cells(&unreadable),
+        vec![("us-east-1".into(), CoverageState::Unknown, vec![])]
+    );
+}
+
+#[test]
+fn a_member_account_is_covered_by_the_organisation_trail() {
+    let (_, _, change) = scenarios()
+        .into_iter()
+        .find(|(c, _, _)| *c == ReasonCode::OrgTrailCoverage)
+        .unwrap();
+    let mut s = healthy();
+    change(&mut s);
+    let cells = coverage_cells(&s);
+    assert_eq!(cells.len(), 1);
+    assert_eq!(cells[0].1, CoverageState::Covered);
+    assert!(cells[0].2[0].contains(":999988887777:trail/"), "{cells:?}");
+}
