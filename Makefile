@@ -73,7 +73,8 @@ browser:
 	@command -v chromium >/dev/null || { [ -n "$${TRAILWATCH_CHROMIUM:-}" ] && [ -x "$$TRAILWATCH_CHROMIUM" ]; } || { \
 	  echo "Installing Debian's chromium for the HTML report's browser test"; \
 	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
-	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq chromium >/dev/null; \
+	  command -v apt-get >/dev/null || { echo "No chromium and no apt-get: install Chromium and set TRAILWATCH_CHROMIUM to its binary"; exit 2; }; \
+	  $$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	}
 
 test: venv build-cli browser

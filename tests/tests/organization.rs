@@ -468,6 +468,15 @@ async fn the_cli_scans_the_organisation_with_org() -> Result<()> {
         cells[0].clone()
     };
     assert_eq!(cell(&org.refusing).0, "unreadable");
+    let refusing_rows = select(&format!(
+        r#"#evaluations tr[data-account="{}"][data-status="ERROR"]"#,
+        org.refusing.id
+    ));
+    assert_eq!(
+        refusing_rows.len(),
+        1,
+        "the unreachable account's ERROR row"
+    );
     let (state, trails) = cell(&org.healthy);
     assert_eq!(state, "covered");
     assert!(trails.contains("audit"), "{trails}");

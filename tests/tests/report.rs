@@ -1,6 +1,7 @@
 //! The HTML report in a real browser: `trailwatch scan --output html` of a seeded moto account,
 //! loaded by headless Chromium, which runs the page's own script; the test reads the DOM
-//! Chromium rendered and saves a screenshot under the target directory.
+//! Chromium rendered and saves a screenshot under the target directory
+//! (`html-report/report-<account>.png`).
 //!
 //! `make test` installs Debian's `chromium` when it is missing; `TRAILWATCH_CHROMIUM` names
 //! another browser binary.
@@ -23,11 +24,16 @@ fn chromium() -> PathBuf {
 /// Headless Chromium on `page` with `args`; its stdout. Each run gets its own profile, so
 /// tests that run at once never share one.
 fn run_chromium(page: &str, args: &[&str], profile: &Path) -> Result<String> {
-    let output = Command::new(chromium())
+    // `timeout` guards against a browser that never exits, which would hang the whole suite;
+    // no assertion depends on how long it takes.
+    let output = Command::new("timeout")
+        .args(["--kill-after=10", "300"])
+        .arg(chromium())
         .args([
             "--headless",
             "--no-sandbox",
             "--disable-gpu",
+            "--disable-dev-shm-usage",
             "--no-first-run",
             "--hide-scrollbars",
         ])
@@ -129,8 +135,9 @@ async fn the_report_renders_the_matrix_statuses_and_exemptions_in_a_browser() ->
         "the stopped trail fails the scan: {}",
         String::from_utf8_lossy(&output.stderr)
     );
+    // Named for the test's account: two runs sharing a target directory keep apart.
     let dir = output_dir()?;
-    let report = dir.join("report.html");
+    let report = dir.join(format!("report-{}.html", account.id));
     std::fs::write(&report, &output.stdout)?;
     let url = format!("file://{}", report.display());
     let profile = tempdir(&dir, &account.id)?;
@@ -170,17 +177,25 @@ async fn the_report_renders_the_matrix_statuses_and_exemptions_in_a_browser() ->
     let exemption = text(&exemptions[0]);
     assert!(exemption.contains("data events only"), "{exemption}");
     assert!(exemption.contains("2099-12-31"), "{exemption}");
-    // The page's script ran: every row is shown, and it says so.
-    assert!(select(&dom, "#evaluations tr.evaluation[hidden]").is_empty());
+    // The page's script ran (only it writes #shown), and shows every row.
     let rows = select(&dom, "#evaluations tr.evaluation").len();
     assert_eq!(
         text(&select(&dom, "#shown")[0]),
         format!("{rows} of {rows} evaluations shown.")
     );
+    assert!(select(&dom, "#evaluations tr.evaluation[hidden]").is_empty());
+    // The account's own verdict sits beside its cells.
+    let verdict = select(
+        &dom,
+        &format!(r#"#coverage tr[data-account="{id}"] td.verdict"#),
+    );
+    assert_eq!(verdict[0].value().attr("data-status"), Some("FAIL"));
+    assert!(text(&verdict[0]).contains("NO_REALTIME_COVERAGE"));
 
-    // Filtered by the address, as a shared link would open it: only the FAIL rows stay.
+    // Filtered by the address, as a shared link would open it, encoded and in lower case as
+    // some chat clients rewrite it: only the FAIL rows stay.
     let filtered = Html::parse_document(&run_chromium(
-        &format!("{url}#status=FAIL"),
+        &format!("{url}#status=fail%2Cnonsense"),
         &["--dump-dom"],
         &profile,
     )?);
@@ -196,7 +211,7 @@ async fn the_report_renders_the_matrix_statuses_and_exemptions_in_a_browser() ->
         format!("{} of {rows} evaluations shown.", visible.len())
     );
 
-    let screenshot = dir.join("report.png");
+    let screenshot = dir.join(format!("report-{}.png", account.id));
     run_chromium(
         &url,
         &[
@@ -211,6 +226,7 @@ async fn the_report_renders_the_matrix_statuses_and_exemptions_in_a_browser() ->
         "a PNG at {}",
         screenshot.display()
     );
+    std::fs::remove_dir_all(&profile)?;
     Ok(())
 }
 

@@ -207,6 +207,7 @@ fn matrix(accounts: &[AccountPage], regions: &BTreeSet<&str>) -> Markup {
             thead {
                 tr {
                     th { "Account" }
+                    th { "Account verdict" }
                     @for region in regions { th { (region) } }
                 }
             }
@@ -217,10 +218,38 @@ fn matrix(accounts: &[AccountPage], regions: &BTreeSet<&str>) -> Markup {
                             (account.id())
                             @if let Some(name) = account.name() { br; span.name { (name) } }
                         }
+                        (account_verdict(account))
                         @for region in regions {
                             (matrix_cell(account, region))
                         }
                     }
+                }
+            }
+        }
+    }
+}
+
+/// The account's own verdict beside its cells: every scanned region can be covered by
+/// single-region trails while the account still fails `NO_REALTIME_COVERAGE`, because regions
+/// enabled later and global service events are covered by none.
+fn account_verdict(account: &AccountPage) -> Markup {
+    let verdict = account
+        .evaluations()
+        .into_iter()
+        .find(|e| matches!(e.kind, EvaluationKind::Account));
+    match verdict {
+        None => html! { td.verdict data-status="" { "—" } },
+        Some(e) => {
+            let codes: Vec<&str> = e
+                .reasons
+                .iter()
+                .filter(|r| r.level != Level::Info)
+                .map(|r| r.code.as_str())
+                .collect();
+            html! {
+                td.verdict data-status=(e.status.as_str()) {
+                    span.badge.(class_of(e.status)) { (e.status.as_str()) }
+                    @for code in codes { " " code { (code) } }
                 }
             }
         }
@@ -408,9 +437,16 @@ const SCRIPT: &str = r#"
     });
     document.getElementById('shown').textContent = visible + ' of ' + rows.length + ' evaluations shown.';
   }
-  var match = /(?:^#|&)status=([A-Z,]*)/.exec(location.hash);
-  if (match) {
-    var wanted = match[1].split(',');
+  var known = boxes.map(function (b) { return b.value; });
+  // #status=FAIL,ERROR, in any case, encoded or not; unknown words are ignored, and an
+  // address that names no known status shows everything rather than nothing.
+  function fromAddress() {
+    var match = /(?:^#|&)status=([^&]*)/.exec(location.hash);
+    if (!match) { return; }
+    var text;
+    try { text = decodeURIComponent(match[1]); } catch (e) { text = match[1]; }
+    var wanted = text.toUpperCase().split(',').filter(function (w) { return known.indexOf(w) >= 0; });
+    if (wanted.length === 0) { wanted = known; }
     boxes.forEach(function (b) { b.checked = wanted.indexOf(b.value) >= 0; });
   }
   boxes.forEach(function (b) {
@@ -420,6 +456,8 @@ const SCRIPT: &str = r#"
       apply();
     });
   });
+  window.addEventListener('hashchange', function () { fromAddress(); apply(); });
+  fromAddress();
   apply();
 })();
 "#;
