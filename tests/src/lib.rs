@@ -261,7 +261,7 @@ impl Account {
         }
     }
 
-    fn regional(&self, region: &str) -> SdkConfig {
+    pub fn regional(&self, region: &str) -> SdkConfig {
         self.sdk
             .to_builder()
             .region(aws_config::Region::new(region.to_string()))

@@ -12,6 +12,7 @@
 
 pub mod config;
 pub mod error;
+pub mod fix;
 pub mod flow;
 pub mod guardrail;
 pub mod inventory;

@@ -77,6 +77,16 @@ pub async fn scan<I: Inventory>(
     Ok(scan_detailed(inventory, options).await?.report)
 }
 
+/// The rules' settings for a scan made now.
+pub(crate) fn settings_of(options: &ScanOptions) -> Settings {
+    Settings {
+        max_delivery_age: options.max_delivery_age,
+        gap_window: options.gap_window,
+        warnings: options.warnings,
+        now: Utc::now(),
+    }
+}
+
 /// When and where a scan started: its clock, and the API calls made before it.
 #[derive(Debug, Clone, Copy)]
 pub struct Started {
@@ -119,13 +129,7 @@ pub async fn scan_listed<I: Inventory>(
         calls_before,
     } = started;
     let snapshot = Box::pin(inventory.collect_listed(listing, &options.scope)).await?;
-    let settings = Settings {
-        max_delivery_age: options.max_delivery_age,
-        gap_window: options.gap_window,
-        warnings: options.warnings,
-        now: Utc::now(),
-    };
-    let mut evaluations = evaluate_account(&snapshot, &settings);
+    let mut evaluations = evaluate_account(&snapshot, &settings_of(options));
     if options.scope.trail.is_some() {
         evaluations.retain(|e| e.kind == EvaluationKind::Trail);
     }

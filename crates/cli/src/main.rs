@@ -1,6 +1,7 @@
 //! `trailwatch`, the command line: `scan` evaluates every trail of an account in every region,
 //! `check` evaluates one trail, `replay` runs the trail-change function's flow on a saved event,
-//! `explain` prints what a reason code means and how to fix it.
+//! `fix` plans (and with `--apply` makes) the changes a trail's reasons call for, `explain`
+//! prints what a reason code means and how to fix it.
 //! Credentials, region and endpoint come from the standard AWS chain (`AWS_PROFILE`,
 //! `AWS_REGION`, `AWS_ENDPOINT_URL`).
 //!
@@ -9,6 +10,7 @@
 //! event for `replay`); 3 the evaluation or its publication is incomplete.
 
 mod explain;
+mod fix;
 mod html;
 mod output;
 
@@ -78,6 +80,9 @@ enum Command {
         #[command(flatten)]
         destinations: Destinations,
     },
+    /// Plan the fix of a trail (or --all) from its reasons, as numbered AWS CLI commands;
+    /// --apply makes the changes through the SDK and evaluates again. Nothing is ever deleted.
+    Fix(fix::FixArgs),
     /// What a reason code means, why it matters and how to fix it. An unknown code exits 2
     /// and lists the known ones.
     Explain {
@@ -277,6 +282,7 @@ async fn run(cli: Cli) -> anyhow::Result<u8> {
             common,
             destinations,
         } => replay(Config::from_env()?, &event, regions, common, destinations).await,
+        Command::Fix(args) => fix::run(args).await,
         Command::Explain { code } => {
             let text = explain::explain(&code).map_err(anyhow::Error::msg)?;
             print!("{text}");

@@ -13,6 +13,7 @@ pub mod evaluate;
 pub mod event;
 pub mod filter_pattern;
 pub mod finding;
+pub mod fix;
 pub mod memory;
 pub mod metrics;
 pub mod policy;

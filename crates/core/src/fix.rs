@@ -1,0 +1,844 @@
+//! `trailwatch fix`: from a trail's reasons to a plan of numbered steps, each an AWS call with
+//! its exact AWS CLI command, and the reasons no call can fix, with what a person must do.
+//!
+//! The plan is pure: it reads the evaluation and the snapshot the evaluation came from, so a
+//! dry run and `--apply` print the same steps. Every step can be run twice with the same
+//! result (create calls that find the resource already there count as done), and no step ever
+//! deletes or edits something that is not trailwatch's own: a missing permission is granted by
+//! trailwatch's own inline policy, never by editing the user's.
+
+use crate::arn::{Arn, LogGroupRef, RoleRef};
+use crate::evaluate::Evaluation;
+use crate::finding::remedy;
+use crate::reason::{Level, ReasonCode};
+use crate::snapshot::AccountSnapshot;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+/// The inline policies trailwatch puts on a delivery role start with this, and are the only
+/// policies it ever writes. Each is named for its log group, so two trails that share a role
+/// but not a group each keep their grant.
+pub const DELIVERY_POLICY_PREFIX: &str = "trailwatch-delivery-";
+/// The metric filter, metric and alarm of the tamper alarm trailwatch creates.
+pub const TAMPER_FILTER_NAME: &str = "trailwatch-cloudtrail-changes";
+pub const TAMPER_METRIC_NAMESPACE: &str = "CloudTrailMetrics";
+pub const TAMPER_METRIC_NAME: &str = "CloudTrailChangeCount";
+/// CIS AWS Foundations 4.5 (3.5 in earlier versions): changes to CloudTrail's configuration.
+/// `StopLogging` and `DeleteTrail` are what the tamper rule needs; the others are the control's.
+pub const TAMPER_FILTER_PATTERN: &str = "{ ($.eventName = CreateTrail) || ($.eventName = UpdateTrail) || ($.eventName = DeleteTrail) || ($.eventName = StartLogging) || ($.eventName = StopLogging) }";
+/// The seed's retention: a year of events in CloudWatch Logs, the rest in S3.
+pub const DEFAULT_RETENTION_DAYS: i32 = 365;
+
+/// What the person running `fix` chose; the rest is read from the account.
+#[derive(Debug, Clone)]
+pub struct FixOptions {
+    /// The log group to create for a trail without one; `/aws/cloudtrail/<trail>` by default.
+    pub log_group: Option<String>,
+    pub retention_days: i32,
+    /// The delivery role to create; `CloudTrailRoleForCloudWatchLogs_<trail>` by default, the
+    /// name the CloudTrail console gives it.
+    pub role_name: Option<String>,
+    /// The SNS topic the tamper alarm pages, by region (alarms notify topics in their own
+    /// region only).
+    pub alarm_topics: BTreeMap<String, String>,
+}
+
+impl Default for FixOptions {
+    fn default() -> Self {
+        Self {
+            log_group: None,
+            retention_days: DEFAULT_RETENTION_DAYS,
+            role_name: None,
+            alarm_topics: BTreeMap::new(),
+        }
+    }
+}
+
+/// One AWS call of a fix. Each is safe to repeat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    CreateLogGroup {
+        region: String,
+        name: String,
+    },
+    PutRetentionPolicy {
+        region: String,
+        group: String,
+        days: i32,
+    },
+    CreateRole {
+        name: String,
+        path: String,
+        trust_policy: String,
+    },
+    UpdateAssumeRolePolicy {
+        role: String,
+        trust_policy: String,
+        /// The trust policy it replaces, shown so nothing is lost.
+        previous: Option<String>,
+    },
+    PutRolePolicy {
+        role: String,
+        policy_name: String,
+        document: String,
+    },
+    /// `update-trail` with the log group ARN ending in `:*`, and the role.
+    SetCloudWatchLogs {
+        region: String,
+        trail: String,
+        log_group_arn: String,
+        role_arn: String,
+    },
+    EnableLogFileValidation {
+        region: String,
+        trail: String,
+    },
+    StartLogging {
+        region: String,
+        trail: String,
+    },
+    PutMetricFilter {
+        region: String,
+        group: String,
+    },
+    PutMetricAlarm {
+        region: String,
+        alarm_name: String,
+        topic_arn: String,
+    },
+}
+
+/// Quotes a value for a POSIX shell, so a printed command can be pasted as it is.
+fn shell(value: &str) -> String {
+    if value
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-_./:=@+,".contains(c))
+    {
+        value.to_string()
+    } else {
+        format!("'{}'", value.replace('\'', r"'\''"))
+    }
+}
+
+impl Action {
+    /// The same call as an AWS CLI command, with this account's real names and ARNs.
+    pub fn command(&self) -> String {
+        match self {
+            Action::CreateLogGroup { region, name } => format!(
+                "aws logs create-log-group --region {region} --log-group-name {}",
+                shell(name)
+            ),
+            Action::PutRetentionPolicy {
+                region,
+                group,
+                days,
+            } => format!(
+                "aws logs put-retention-policy --region {region} --log-group-name {} --retention-in-days {days}",
+                shell(group)
+            ),
+            Action::CreateRole {
+                name,
+                path,
+                trust_policy,
+            } => format!(
+                "aws iam create-role --role-name {} --path {} --assume-role-policy-document {}",
+                shell(name),
+                shell(path),
+                shell(trust_policy)
+            ),
+            Action::UpdateAssumeRolePolicy {
+                role, trust_policy, ..
+            } => format!(
+                "aws iam update-assume-role-policy --role-name {} --policy-document {}",
+                shell(role),
+                shell(trust_policy)
+            ),
+            Action::PutRolePolicy {
+                role,
+                policy_name,
+                document,
+            } => format!(
+                "aws iam put-role-policy --role-name {} --policy-name {} --policy-document {}",
+                shell(role),
+                shell(policy_name),
+                shell(document)
+            ),
+            Action::SetCloudWatchLogs {
+                region,
+                trail,
+                log_group_arn,
+                role_arn,
+            } => format!(
+                "aws cloudtrail update-trail --region {region} --name {} --cloud-watch-logs-log-group-arn {} --cloud-watch-logs-role-arn {}",
+                shell(trail),
+                shell(log_group_arn),
+                shell(role_arn)
+            ),
+            Action::EnableLogFileValidation { region, trail } => format!(
+                "aws cloudtrail update-trail --region {region} --name {} --enable-log-file-validation",
+                shell(trail)
+            ),
+            Action::StartLogging { region, trail } => format!(
+                "aws cloudtrail start-logging --region {region} --name {}",
+                shell(trail)
+            ),
+            Action::PutMetricFilter { region, group } => format!(
+                "aws logs put-metric-filter --region {region} --log-group-name {} --filter-name {TAMPER_FILTER_NAME} --filter-pattern {} --metric-transformations metricName={TAMPER_METRIC_NAME},metricNamespace={TAMPER_METRIC_NAMESPACE},metricValue=1",
+                shell(group),
+                shell(TAMPER_FILTER_PATTERN)
+            ),
+            Action::PutMetricAlarm {
+                region,
+                alarm_name,
+                topic_arn,
+            } => format!(
+                "aws cloudwatch put-metric-alarm --region {region} --alarm-name {} --metric-name {TAMPER_METRIC_NAME} --namespace {TAMPER_METRIC_NAMESPACE} --statistic Sum --period 300 --evaluation-periods 1 --threshold 1 --comparison-operator GreaterThanOrEqualToThreshold --treat-missing-data notBreaching --alarm-actions {}",
+                shell(alarm_name),
+                shell(topic_arn)
+            ),
+        }
+    }
+
+    /// What the step does, in a line.
+    pub fn describe(&self) -> String {
+        match self {
+            Action::CreateLogGroup { region, name } => {
+                format!("Create log group {name} in {region}")
+            }
+            Action::PutRetentionPolicy { group, days, .. } => {
+                format!("Keep log group {group}'s events {days} days")
+            }
+            Action::CreateRole { name, .. } => format!(
+                "Create role {name}, trusted by cloudtrail.amazonaws.com for this trail only"
+            ),
+            Action::UpdateAssumeRolePolicy { role, previous, .. } => match previous {
+                Some(previous) => format!(
+                    "Replace role {role}'s trust policy so CloudTrail may assume it (it was: {previous})"
+                ),
+                None => format!("Replace role {role}'s trust policy so CloudTrail may assume it"),
+            },
+            Action::PutRolePolicy {
+                role, policy_name, ..
+            } => format!(
+                "Let role {role} write the trail's log streams (inline policy {policy_name}; the role's other policies are left alone)"
+            ),
+            Action::SetCloudWatchLogs {
+                trail,
+                log_group_arn,
+                ..
+            } => format!("Point trail {trail} at {log_group_arn} and its role"),
+            Action::EnableLogFileValidation { trail, .. } => {
+                format!("Turn on log file validation for trail {trail}")
+            }
+            Action::StartLogging { trail, .. } => format!("Start logging on trail {trail}"),
+            Action::PutMetricFilter { group, .. } => format!(
+                "Count CloudTrail configuration changes (CIS 4.5) in log group {group} with metric filter {TAMPER_FILTER_NAME}"
+            ),
+            Action::PutMetricAlarm {
+                alarm_name,
+                topic_arn,
+                ..
+            } => format!("Alarm {alarm_name} pages {topic_arn} on the first change"),
+        }
+    }
+}
+
+/// A numbered step of a plan: the call, and the reason codes it answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    pub action: Action,
+    pub fixes: Vec<ReasonCode>,
+}
+
+/// What `fix` cannot do for a reason, and what a person must do instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ManualStep {
+    pub code: ReasonCode,
+    pub what_to_do: String,
+}
+
+/// The plan for one trail.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Plan {
+    pub trail_arn: String,
+    pub trail_name: String,
+    pub steps: Vec<Step>,
+    pub manual: Vec<ManualStep>,
+    /// Skipped steps and things to look into, said plainly.
+    pub notes: Vec<String>,
+}
+
+impl Plan {
+    fn push(&mut self, action: Action, code: ReasonCode) {
+        match self.steps.iter_mut().find(|s| s.action == action) {
+            Some(step) if !step.fixes.contains(&code) => step.fixes.push(code),
+            Some(_) => {}
+            None => self.steps.push(Step {
+                action,
+                fixes: vec![code],
+            }),
+        }
+    }
+}
+
+/// The trust policy of a delivery role: CloudTrail, for this trail of this account only
+/// (the confused-deputy conditions AWS documents for CloudTrail's service role).
+pub fn trust_policy(trail_arn: &str, account: &str) -> String {
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": {"Service": "cloudtrail.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+            "Condition": {"StringEquals": {"aws:SourceArn": trail_arn, "aws:SourceAccount": account}}
+        }]
+    })
+    .to_string()
+}
+
+/// The delivery policy: create and write streams in the trail's log group, with the `:*` that
+/// people leave out, and the member streams of an organisation trail.
+pub fn delivery_policy(group: &LogGroupRef, organization_id: Option<&str>) -> String {
+    let mut resources = vec![Value::String(format!("{}:log-stream:*", group.bare_arn()))];
+    if let Some(org) = organization_id {
+        resources.push(Value::String(format!(
+            "{}:log-stream:{org}_*",
+            group.bare_arn()
+        )));
+    }
+    json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "CloudTrailDelivery",
+            "Effect": "Allow",
+            "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+            "Resource": resources
+        }]
+    })
+    .to_string()
+}
+
+/// trailwatch's inline policy for one log group: IAM names allow `[\w+=,.@-]`, 128 at most.
+pub fn delivery_policy_name(group: &str) -> String {
+    let safe: String = group
+        .trim_start_matches('/')
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "_+=,.@-".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    format!("{DELIVERY_POLICY_PREFIX}{safe}")
+        .chars()
+        .take(128)
+        .collect()
+}
+
+/// The path of a role ARN (`/` for most), which `CreateRole` needs to recreate it as it was.
+fn role_path(arn: &str) -> String {
+    let resource = Arn::parse(arn).map(|a| a.resource).unwrap_or_default();
+    let inner = resource.strip_prefix("role").unwrap_or("/");
+    match inner.rfind('/') {
+        Some(end) if end > 0 => inner[..=end].to_string(),
+        _ => "/".to_string(),
+    }
+}
+
+fn tamper_alarm_name(trail: &str) -> String {
+    format!("trailwatch-cloudtrail-changes-{trail}")
+}
+
+/// The plan for one trail's evaluation. `snapshot` is what the evaluation was made from.
+pub fn plan(snapshot: &AccountSnapshot, evaluation: &Evaluation, options: &FixOptions) -> Plan {
+    use ReasonCode::*;
+    let Some(trail) = evaluation.trail.as_ref() else {
+        return Plan::default();
+    };
+    let mut plan = Plan {
+        trail_arn: evaluation.resource_id.clone(),
+        trail_name: trail.name.clone(),
+        ..Plan::default()
+    };
+    let account = &evaluation.account_id;
+    let region = trail.home_region.clone();
+    let partition = Arn::parse(&evaluation.resource_id)
+        .map(|a| a.partition.to_string())
+        .unwrap_or_else(|| snapshot.partition.clone());
+    let organization_id = match (&snapshot.organization, trail.is_organization_trail) {
+        (Some(Ok(org)), true) => Some(org.id.as_str()),
+        _ => None,
+    };
+    let codes: Vec<ReasonCode> = evaluation
+        .reasons
+        .iter()
+        .filter(|r| r.level != Level::Info)
+        .map(|r| r.code)
+        .collect();
+    let has = |code| codes.contains(&code);
+
+    // Where events go once fixed: the trail's own group, else the one to create.
+    let existing_group = trail
+        .log_group_arn
+        .as_deref()
+        .and_then(LogGroupRef::from_arn);
+    let group = existing_group.clone().unwrap_or_else(|| LogGroupRef {
+        partition: partition.clone(),
+        region: region.clone(),
+        account: account.clone(),
+        name: options
+            .log_group
+            .clone()
+            .unwrap_or_else(|| format!("/aws/cloudtrail/{}", trail.name)),
+    });
+    let existing_role = trail.role_arn.as_deref().and_then(RoleRef::from_arn);
+    let role_name = existing_role
+        .as_ref()
+        .map(|r| r.name.clone())
+        .or_else(|| options.role_name.clone())
+        .unwrap_or_else(|| format!("CloudTrailRoleForCloudWatchLogs_{}", trail.name));
+    let role_arn = trail
+        .role_arn
+        .clone()
+        .unwrap_or_else(|| format!("arn:{partition}:iam::{account}:role/{role_name}"));
+    let policy_name = delivery_policy_name(&group.name);
+    let trust = trust_policy(&evaluation.resource_id, account);
+    let delivery = delivery_policy(&group, organization_id);
+    let mut wire_tamper_alarm = has(TamperAlarmMissing) || has(TamperAlarmUnrouted);
+
+    for code in [CwlNotConfigured, CwlRoleNotConfigured] {
+        if !has(code) {
+            continue;
+        }
+        let group_known = snapshot
+            .log_groups
+            .get(&group.bare_arn())
+            .is_some_and(|g| matches!(g.group, Ok(Some(_))));
+        if !group_known {
+            plan.push(
+                Action::CreateLogGroup {
+                    region: group.region.clone(),
+                    name: group.name.clone(),
+                },
+                code,
+            );
+            plan.push(
+                Action::PutRetentionPolicy {
+                    region: group.region.clone(),
+                    group: group.name.clone(),
+                    days: options.retention_days,
+                },
+                code,
+            );
+        }
+        if existing_role.is_none() {
+            plan.push(
+                Action::CreateRole {
+                    name: role_name.clone(),
+                    path: "/".into(),
+                    trust_policy: trust.clone(),
+                },
+                code,
+            );
+        }
+        plan.push(
+            Action::PutRolePolicy {
+                role: role_name.clone(),
+                policy_name: policy_name.clone(),
+                document: delivery.clone(),
+            },
+            code,
+        );
+        plan.push(
+            Action::SetCloudWatchLogs {
+                region: region.clone(),
+                trail: trail.name.clone(),
+                log_group_arn: group.streams_arn(),
+                role_arn: role_arn.clone(),
+            },
+            code,
+        );
+        // A trail that never streamed has no tamper alarm either: the seed's filter goes in
+        // with the group.
+        wire_tamper_alarm = true;
+    }
+    if has(CwlLogGroupMissing) {
+        plan.push(
+            Action::CreateLogGroup {
+                region: group.region.clone(),
+                name: group.name.clone(),
+            },
+            CwlLogGroupMissing,
+        );
+        plan.push(
+            Action::PutRetentionPolicy {
+                region: group.region.clone(),
+                group: group.name.clone(),
+                days: options.retention_days,
+            },
+            CwlLogGroupMissing,
+        );
+        wire_tamper_alarm = true;
+    }
+    if has(CwlRoleMissing) {
+        plan.push(
+            Action::CreateRole {
+                name: role_name.clone(),
+                path: role_path(&role_arn),
+                trust_policy: trust.clone(),
+            },
+            CwlRoleMissing,
+        );
+        plan.push(
+            Action::PutRolePolicy {
+                role: role_name.clone(),
+                policy_name: policy_name.clone(),
+                document: delivery.clone(),
+            },
+            CwlRoleMissing,
+        );
+    }
+    if has(CwlRoleTrustInvalid) {
+        let previous = snapshot
+            .roles
+            .get(&role_arn)
+            .and_then(|r| r.as_ref().ok())
+            .and_then(Option::as_ref)
+            .and_then(|r| serde_json::to_string(&r.assume_role_policy_document).ok());
+        plan.push(
+            Action::UpdateAssumeRolePolicy {
+                role: role_name.clone(),
+                trust_policy: trust.clone(),
+                previous,
+            },
+            CwlRoleTrustInvalid,
+        );
+    }
+    if has(CwlRolePermissionMissing) {
+        plan.push(
+            Action::PutRolePolicy {
+                role: role_name.clone(),
+                policy_name: policy_name.clone(),
+                document: delivery.clone(),
+            },
+            CwlRolePermissionMissing,
+        );
+    }
+    if has(LoggingStopped) {
+        plan.push(
+            Action::StartLogging {
+                region: region.clone(),
+                trail: trail.name.clone(),
+            },
+            LoggingStopped,
+        );
+    }
+    if has(LoggingStopped) {
+        plan.notes.push(format!(
+            "Starting trail {} again ends the blind spot, not the incident: find who called StopLogging and what they did while it was off (aws cloudtrail lookup-events --region {region} --lookup-attributes AttributeKey=EventName,AttributeValue=StopLogging).",
+            trail.name
+        ));
+    }
+    if has(LoggingGap) {
+        plan.notes.push(format!(
+            "LOGGING_GAP needs no call: trail {} is logging again. Investigate the gap: who stopped it, and what they did while it was off (aws cloudtrail lookup-events --region {region}, which keeps 90 days of management events).",
+            trail.name
+        ));
+    }
+    if has(CwlRetentionUnset) {
+        plan.push(
+            Action::PutRetentionPolicy {
+                region: group.region.clone(),
+                group: group.name.clone(),
+                days: options.retention_days,
+            },
+            CwlRetentionUnset,
+        );
+    }
+    if has(LogFileValidationDisabled) {
+        plan.push(
+            Action::EnableLogFileValidation {
+                region: region.clone(),
+                trail: trail.name.clone(),
+            },
+            LogFileValidationDisabled,
+        );
+    }
+    if wire_tamper_alarm {
+        let code = if has(TamperAlarmUnrouted) && !has(TamperAlarmMissing) {
+            TamperAlarmUnrouted
+        } else {
+            TamperAlarmMissing
+        };
+        match options.alarm_topics.get(&group.region) {
+            Some(topic) => {
+                plan.push(
+                    Action::PutMetricFilter {
+                        region: group.region.clone(),
+                        group: group.name.clone(),
+                    },
+                    code,
+                );
+                plan.push(
+                    Action::PutMetricAlarm {
+                        region: group.region.clone(),
+                        alarm_name: tamper_alarm_name(&trail.name),
+                        topic_arn: topic.clone(),
+                    },
+                    code,
+                );
+            }
+            None => plan.notes.push(format!(
+                "Skipped the tamper alarm: no --alarm-topic-arn for {} (the log group's region; an alarm pages topics in its own region only). Give one as --alarm-topic-arn arn:{partition}:sns:{}:{account}:TOPIC.",
+                group.region, group.region
+            )),
+        }
+    }
+    let planned: Vec<ReasonCode> = plan
+        .steps
+        .iter()
+        .flat_map(|s| s.fixes.iter().copied())
+        .collect();
+    for reason in &evaluation.reasons {
+        if reason.level == Level::Info
+            || planned.contains(&reason.code)
+            || reason.code == LoggingGap
+            || (wire_tamper_alarm
+                && matches!(reason.code, TamperAlarmMissing | TamperAlarmUnrouted))
+        {
+            continue;
+        }
+        if plan.manual.iter().any(|m| m.code == reason.code) {
+            continue;
+        }
+        plan.manual.push(ManualStep {
+            code: reason.code,
+            what_to_do: remedy(reason.code, evaluation).unwrap_or_else(|| reason.message.clone()),
+        });
+    }
+    plan
+}
+
+/// The steps of several plans in order, each call once: a role shared by several trails is
+/// changed once, by the first plan that needs it. Restarting a stopped trail goes first: it
+/// ends a blind spot, and depends on nothing else.
+pub fn merged_steps(plans: &[Plan]) -> Vec<Step> {
+    let mut steps: Vec<Step> = Vec::new();
+    for step in plans.iter().flat_map(|p| &p.steps) {
+        match steps.iter_mut().find(|s| s.action == step.action) {
+            Some(existing) => {
+                for code in &step.fixes {
+                    if !existing.fixes.contains(code) {
+                        existing.fixes.push(*code);
+                    }
+                }
+            }
+            None => steps.push(step.clone()),
+        }
+    }
+    steps.sort_by_key(|s| !matches!(s.action, Action::StartLogging { .. }));
+    steps
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::evaluate::TrailSummary;
+    use crate::reason::{Reason, Severity, Status};
+    use crate::snapshot::Organization;
+
+    const ACCOUNT: &str = "111122223333";
+
+    fn snapshot() -> AccountSnapshot {
+        AccountSnapshot {
+            account_id: ACCOUNT.into(),
+            partition: "aws".into(),
+            home_region: "us-east-1".into(),
+            regions: Vec::new(),
+            trail_details: BTreeMap::new(),
+            log_groups: BTreeMap::new(),
+            roles: BTreeMap::new(),
+            topics: BTreeMap::new(),
+            organization: None,
+            guardrail: None,
+        }
+    }
+
+    /// A trail's evaluation with these reasons, shaped as the rules make it.
+    fn evaluation(
+        name: &str,
+        group: Option<&str>,
+        role: Option<&str>,
+        codes: &[ReasonCode],
+    ) -> Evaluation {
+        let reasons: Vec<Reason> = codes.iter().map(|c| Reason::new(*c, "m")).collect();
+        Evaluation {
+            kind: crate::evaluate::EvaluationKind::Trail,
+            resource_id: format!("arn:aws:cloudtrail:us-east-1:{ACCOUNT}:trail/{name}"),
+            account_id: ACCOUNT.into(),
+            region: "us-east-1".into(),
+            status: Status::from_reasons(&reasons),
+            severity: Severity::worst_of(&reasons),
+            reasons,
+            trail: Some(TrailSummary {
+                name: name.into(),
+                home_region: "us-east-1".into(),
+                is_multi_region: true,
+                is_organization_trail: false,
+                log_group_arn: group.map(str::to_string),
+                role_arn: role.map(str::to_string),
+                is_logging: Some(true),
+                log_file_validation_enabled: true,
+                s3_bucket_name: Some("audit".into()),
+            }),
+            exemption: None,
+        }
+    }
+
+    fn topics() -> FixOptions {
+        FixOptions {
+            alarm_topics: BTreeMap::from([(
+                "us-east-1".to_string(),
+                format!("arn:aws:sns:us-east-1:{ACCOUNT}:security-alerts"),
+            )]),
+            ..FixOptions::default()
+        }
+    }
+
+    #[test]
+    fn an_s3_only_trail_gets_the_seeds_three_steps_and_the_tamper_alarm() {
+        let e = evaluation("audit", None, None, &[ReasonCode::CwlNotConfigured]);
+        let plan = plan(&snapshot(), &e, &topics());
+        let commands: Vec<String> = plan.steps.iter().map(|s| s.action.command()).collect();
+        assert_eq!(commands.len(), 7, "{commands:#?}");
+        assert_eq!(
+            commands[0],
+            "aws logs create-log-group --region us-east-1 --log-group-name /aws/cloudtrail/audit"
+        );
+        assert!(commands[1].ends_with("--retention-in-days 365"));
+        assert!(commands[2].starts_with(
+            "aws iam create-role --role-name CloudTrailRoleForCloudWatchLogs_audit --path / "
+        ));
+        assert!(commands[2].contains(
+            r#""aws:SourceArn":"arn:aws:cloudtrail:us-east-1:111122223333:trail/audit""#
+        ));
+        assert!(commands[2].contains(r#""aws:SourceAccount":"111122223333""#));
+        assert!(commands[3].contains("log-group:/aws/cloudtrail/audit:log-stream:*"));
+        assert!(commands[4].contains(
+            "--cloud-watch-logs-log-group-arn 'arn:aws:logs:us-east-1:111122223333:log-group:/aws/cloudtrail/audit:*'"
+        ));
+        assert!(commands[5].starts_with("aws logs put-metric-filter"));
+        assert!(commands[6]
+            .contains("--alarm-actions arn:aws:sns:us-east-1:111122223333:security-alerts"));
+        assert!(plan.manual.is_empty() && plan.notes.is_empty(), "{plan:#?}");
+    }
+
+    #[test]
+    fn without_a_topic_in_the_groups_region_the_alarm_is_skipped_and_said() {
+        let e = evaluation("audit", None, None, &[ReasonCode::CwlNotConfigured]);
+        let plan = plan(&snapshot(), &e, &FixOptions::default());
+        assert_eq!(plan.steps.len(), 5);
+        assert!(
+            plan.notes[0].contains("Skipped the tamper alarm: no --alarm-topic-arn for us-east-1")
+        );
+    }
+
+    #[test]
+    fn an_organisation_trail_policy_names_the_member_streams() {
+        let mut e = evaluation("org", None, None, &[ReasonCode::CwlNotConfigured]);
+        e.trail.as_mut().unwrap().is_organization_trail = true;
+        let mut s = snapshot();
+        s.organization = Some(Ok(Organization {
+            id: "o-a1b2c3d4e5".into(),
+            master_account_id: Some(ACCOUNT.into()),
+        }));
+        let plan = plan(&s, &e, &topics());
+        let policy = plan
+            .steps
+            .iter()
+            .find_map(|s| match &s.action {
+                Action::PutRolePolicy { document, .. } => Some(document.clone()),
+                _ => None,
+            })
+            .unwrap();
+        assert!(
+            policy.contains("log-group:/aws/cloudtrail/org:log-stream:o-a1b2c3d4e5_*"),
+            "{policy}"
+        );
+    }
+
+    #[test]
+    fn a_role_shared_by_two_trails_is_changed_once() {
+        let role = format!("arn:aws:iam::{ACCOUNT}:role/shared");
+        let group = format!("arn:aws:logs:us-east-1:{ACCOUNT}:log-group:shared:*");
+        let plans: Vec<Plan> = ["a", "b"]
+            .iter()
+            .map(|name| {
+                let e = evaluation(
+                    name,
+                    Some(&group),
+                    Some(&role),
+                    &[ReasonCode::CwlRolePermissionMissing],
+                );
+                plan(&snapshot(), &e, &topics())
+            })
+            .collect();
+        let steps = merged_steps(&plans);
+        assert_eq!(steps.len(), 1, "{steps:#?}");
+        assert_eq!(
+            steps[0].action.command(),
+            format!(
+                "aws iam put-role-policy --role-name shared --policy-name trailwatch-delivery-shared --policy-document '{}'",
+                delivery_policy(&LogGroupRef::from_arn(&group).unwrap(), None)
+            )
+        );
+    }
+
+    #[test]
+    fn what_no_call_can_fix_is_listed_with_what_to_do() {
+        let group = format!("arn:aws:logs:us-east-1:{ACCOUNT}:log-group:audit:*");
+        let role = format!("arn:aws:iam::{ACCOUNT}:role/delivery");
+        let e = evaluation(
+            "audit",
+            Some(&group),
+            Some(&role),
+            &[
+                ReasonCode::CwlDeliveryError,
+                ReasonCode::CwlLogGroupKeyUnusable,
+                ReasonCode::LoggingGap,
+            ],
+        );
+        let plan = plan(&snapshot(), &e, &topics());
+        assert!(plan.steps.is_empty(), "{plan:#?}");
+        let manual: Vec<ReasonCode> = plan.manual.iter().map(|m| m.code).collect();
+        assert_eq!(
+            manual,
+            vec![
+                ReasonCode::CwlDeliveryError,
+                ReasonCode::CwlLogGroupKeyUnusable
+            ]
+        );
+        assert!(plan.manual.iter().all(|m| !m.what_to_do.is_empty()));
+        assert!(
+            plan.notes[0].starts_with("LOGGING_GAP needs no call"),
+            "{plan:#?}"
+        );
+    }
+
+    #[test]
+    fn a_recreated_role_keeps_its_path_and_quotes_survive_the_shell() {
+        assert_eq!(
+            role_path(&format!("arn:aws:iam::{ACCOUNT}:role/delivery/ct/name")),
+            "/delivery/ct/"
+        );
+        assert_eq!(role_path(&format!("arn:aws:iam::{ACCOUNT}:role/name")), "/");
+        assert_eq!(shell("it's"), r"'it'\''s'");
+        assert_eq!(shell("/aws/cloudtrail/a"), "/aws/cloudtrail/a");
+        assert_eq!(
+            delivery_policy_name("/aws/cloudtrail/a b"),
+            "trailwatch-delivery-aws-cloudtrail-a-b"
+        );
+    }
+}

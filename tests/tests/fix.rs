@@ -1,0 +1,425 @@
+//! `trailwatch fix` on moto, end to end: an account with one trail broken per fixable
+//! reason, a dry run that changes nothing, an apply after which a re-scan finds no FAIL left,
+//! and a second apply that changes nothing.
+
+use anyhow::{Context, Result};
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::process::{Command, Output};
+use trailwatch_tests::fault::{Fault, FaultProxy, Rule};
+use trailwatch_tests::{
+    cloudtrail_trust, delivery_policy, endpoint, trailwatch_binary, Account, TrailSpec,
+};
+
+const REGION: &str = "us-east-1";
+
+fn trailwatch(account: &Account, args: &[&str]) -> Result<Output> {
+    let mut command = Command::new(trailwatch_binary());
+    command.args(args).env_remove("AWS_PROFILE");
+    for (key, value) in account.env() {
+        command.env(key, value);
+    }
+    Ok(command.output()?)
+}
+
+/// A trail's name, and its reasons as (code, level).
+type TrailReasons = (String, Vec<(String, String)>);
+
+/// Every trail's reasons by trail name, from `scan --output json`.
+fn trail_reasons(account: &Account) -> Result<Vec<TrailReasons>> {
+    let output = trailwatch(account, &["scan", "--regions", REGION, "--output", "json"])?;
+    let report: Value = serde_json::from_slice(&output.stdout).with_context(|| {
+        format!(
+            "scan JSON; stderr: {}",
+            String::from_utf8_lossy(&output.stderr)
+        )
+    })?;
+    Ok(report["evaluations"]
+        .as_array()
+        .context("evaluations")?
+        .iter()
+        .filter(|e| e["kind"] == "trail")
+        .map(|e| {
+            let reasons = e["reasons"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|r| {
+                    (
+                        r["code"].as_str().unwrap_or_default().to_string(),
+                        r["level"].as_str().unwrap_or_default().to_string(),
+                    )
+                })
+                .collect();
+            (
+                e["trail"]["name"].as_str().unwrap_or_default().to_string(),
+                reasons,
+            )
+        })
+        .collect())
+}
+
+/// What `fix` could change, as text: trails and their settings, log groups with retention,
+/// metric filters, alarms, roles with their trust and every policy.
+async fn state(account: &Account) -> Result<BTreeSet<String>> {
+    let mut state = BTreeSet::new();
+    let cloudtrail = account.cloudtrail(REGION);
+    for trail in cloudtrail.describe_trails().send().await?.trail_list() {
+        let name = trail.name().unwrap_or_default();
+        let status = cloudtrail.get_trail_status().name(name).send().await?;
+        state.insert(format!(
+            "trail {name} group={:?} role={:?} validation={:?} logging={:?}",
+            trail.cloud_watch_logs_log_group_arn(),
+            trail.cloud_watch_logs_role_arn(),
+            trail.log_file_validation_enabled(),
+            status.is_logging()
+        ));
+    }
+    let logs = account.logs(REGION);
+    for group in logs.describe_log_groups().send().await?.log_groups() {
+        let name = group.log_group_name().unwrap_or_default();
+        state.insert(format!(
+            "group {name} retention={:?}",
+            group.retention_in_days()
+        ));
+        for filter in logs
+            .describe_metric_filters()
+            .log_group_name(name)
+            .send()
+            .await?
+            .metric_filters()
+        {
+            state.insert(format!(
+                "filter {name} {:?} {:?}",
+                filter.filter_name(),
+                filter.filter_pattern()
+            ));
+        }
+    }
+    for alarm in account
+        .cloudwatch(REGION)
+        .describe_alarms()
+        .send()
+        .await?
+        .metric_alarms()
+    {
+        state.insert(format!(
+            "alarm {:?} {:?} {:?}",
+            alarm.alarm_name(),
+            alarm.metric_name(),
+            alarm.alarm_actions()
+        ));
+    }
+    let iam = account.iam();
+    for role in iam.list_roles().send().await?.roles() {
+        let name = role.role_name();
+        state.insert(format!(
+            "role {name} trust={:?}",
+            role.assume_role_policy_document()
+        ));
+        for policy in iam
+            .list_role_policies()
+            .role_name(name)
+            .send()
+            .await?
+            .policy_names()
+        {
+            let document = iam
+                .get_role_policy()
+                .role_name(name)
+                .policy_name(policy)
+                .send()
+                .await?;
+            state.insert(format!(
+                "policy {name}/{policy} {}",
+                document.policy_document()
+            ));
+        }
+    }
+    Ok(state)
+}
+
+/// One trail per fixable reason, each broken the way people break it.
+async fn broken_account() -> Result<(Account, String)> {
+    let account = Account::fresh().await?;
+    let id = account.id.clone();
+    let group = |name: &str| format!("arn:aws:logs:{REGION}:{id}:log-group:{name}:*");
+    let working_role = |trail: &str| {
+        let group = format!("arn:aws:logs:{REGION}:{id}:log-group:cloudtrail/{trail}:*");
+        (
+            format!("CloudTrailToCloudWatch-{trail}"),
+            vec![("delivery", delivery_policy(&group))],
+        )
+    };
+
+    // CWL_NOT_CONFIGURED: S3 only.
+    account.trail(TrailSpec::new("s3-only", REGION)).await?;
+    // LOGGING_STOPPED.
+    let stopped = account.healthy_trail("stopped", REGION, false).await?;
+    account
+        .cloudtrail(REGION)
+        .stop_logging()
+        .name(&stopped.arn)
+        .send()
+        .await?;
+    // CWL_RETENTION_UNSET, TAMPER_ALARM_MISSING and LOG_FILE_VALIDATION_DISABLED on one trail:
+    // a group kept forever, no alarm, validation off.
+    let forever = account
+        .log_group(REGION, "cloudtrail/forever", None)
+        .await?;
+    let (role_name, policies) = working_role("forever");
+    let forever_role = account
+        .role(&role_name, &cloudtrail_trust(&id), &policies)
+        .await?;
+    account
+        .trail(
+            TrailSpec::new("forever", REGION)
+                .log_group(&forever)
+                .role(&forever_role)
+                .without_validation(),
+        )
+        .await?;
+    // CWL_ROLE_TRUST_INVALID: the role trusts EC2.
+    let trust_group = account
+        .log_group(REGION, "cloudtrail/ec2-trust", Some(365))
+        .await?;
+    account.tamper_alarm(REGION, "cloudtrail/ec2-trust").await?;
+    let ec2_trust = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]});
+    let (role_name, policies) = working_role("ec2-trust");
+    let ec2_role = account.role(&role_name, &ec2_trust, &policies).await?;
+    account
+        .trail(
+            TrailSpec::new("ec2-trust", REGION)
+                .log_group(&trust_group)
+                .role(&ec2_role),
+        )
+        .await?;
+    // CWL_ROLE_PERMISSION_MISSING: the policy names the group without `:*`.
+    let no_star_group = account
+        .log_group(REGION, "cloudtrail/no-star", Some(365))
+        .await?;
+    account.tamper_alarm(REGION, "cloudtrail/no-star").await?;
+    let bare = no_star_group.trim_end_matches(":*").to_string();
+    let no_star_role = account
+        .role(
+            "CloudTrailToCloudWatch-no-star",
+            &cloudtrail_trust(&id),
+            &[("delivery", delivery_policy(&bare))],
+        )
+        .await?;
+    account
+        .trail(
+            TrailSpec::new("no-star", REGION)
+                .log_group(&no_star_group)
+                .role(&no_star_role),
+        )
+        .await?;
+    // CWL_LOG_GROUP_MISSING: the group was deleted.
+    let (role_name, policies) = working_role("no-group");
+    let no_group_role = account
+        .role(&role_name, &cloudtrail_trust(&id), &policies)
+        .await?;
+    account
+        .trail(
+            TrailSpec::new("no-group", REGION)
+                .log_group(&group("cloudtrail/no-group"))
+                .role(&no_group_role),
+        )
+        .await?;
+    // CWL_ROLE_MISSING: the role was deleted.
+    let no_role_group = account
+        .log_group(REGION, "cloudtrail/no-role", Some(365))
+        .await?;
+    account.tamper_alarm(REGION, "cloudtrail/no-role").await?;
+    account
+        .trail(
+            TrailSpec::new("no-role", REGION)
+                .log_group(&no_role_group)
+                .role(&format!(
+                    "arn:aws:iam::{id}:role/delivery/CloudTrailToCloudWatch-no-role"
+                )),
+        )
+        .await?;
+
+    let topic = aws_sdk_sns::Client::new(&account.regional(REGION))
+        .create_topic()
+        .name("security-alerts")
+        .send()
+        .await?
+        .topic_arn()
+        .context("the topic")?
+        .to_string();
+    Ok((account, topic))
+}
+
+fn codes_of(reasons: &[TrailReasons], trail: &str) -> Vec<String> {
+    reasons
+        .iter()
+        .find(|(name, _)| name == trail)
+        .map(|(_, r)| r.iter().map(|(code, _)| code.clone()).collect())
+        .unwrap_or_else(|| panic!("no trail {trail} in {reasons:?}"))
+}
+
+#[tokio::test]
+async fn fix_plans_without_changing_then_fixes_every_reason_once() -> Result<()> {
+    let (account, topic) = broken_account().await?;
+    let before = trail_reasons(&account)?;
+    for (trail, code) in [
+        ("s3-only", "CWL_NOT_CONFIGURED"),
+        ("stopped", "LOGGING_STOPPED"),
+        ("forever", "CWL_RETENTION_UNSET"),
+        ("forever", "TAMPER_ALARM_MISSING"),
+        ("forever", "LOG_FILE_VALIDATION_DISABLED"),
+        ("ec2-trust", "CWL_ROLE_TRUST_INVALID"),
+        ("no-star", "CWL_ROLE_PERMISSION_MISSING"),
+        ("no-group", "CWL_LOG_GROUP_MISSING"),
+        ("no-role", "CWL_ROLE_MISSING"),
+    ] {
+        assert!(
+            codes_of(&before, trail).contains(&code.to_string()),
+            "{trail} is seeded with {code}: {before:?}"
+        );
+    }
+    let fix = |extra: &[&str]| {
+        let mut args = vec![
+            "fix",
+            "--all",
+            "--regions",
+            REGION,
+            "--alarm-topic-arn",
+            topic.as_str(),
+        ];
+        args.extend_from_slice(extra);
+        trailwatch(&account, &args)
+    };
+
+    // A dry run prints the plan and changes nothing.
+    let untouched = state(&account).await?;
+    let dry = fix(&[])?;
+    let plan = String::from_utf8(dry.stdout)?;
+    assert_eq!(dry.status.code(), Some(0), "{plan}");
+    assert!(plan.contains("Dry run: nothing was changed"), "{plan}");
+    for command in [
+        "aws cloudtrail start-logging --region us-east-1 --name stopped",
+        "aws logs put-retention-policy --region us-east-1 --log-group-name cloudtrail/forever --retention-in-days 365",
+        "aws cloudtrail update-trail --region us-east-1 --name forever --enable-log-file-validation",
+        "aws iam update-assume-role-policy --role-name CloudTrailToCloudWatch-ec2-trust",
+        "aws logs create-log-group --region us-east-1 --log-group-name cloudtrail/no-group",
+        "aws iam create-role --role-name CloudTrailToCloudWatch-no-role --path /delivery/",
+        "aws logs create-log-group --region us-east-1 --log-group-name /aws/cloudtrail/s3-only",
+        ":log-group:/aws/cloudtrail/s3-only:*",
+        "aws logs put-metric-filter --region us-east-1 --log-group-name cloudtrail/forever",
+    ] {
+        assert!(plan.contains(command), "the plan has `{command}`:\n{plan}");
+    }
+    // The trust policy being replaced is shown, so nothing is lost.
+    assert!(plan.contains("ec2.amazonaws.com"), "{plan}");
+    assert_eq!(
+        state(&account).await?,
+        untouched,
+        "a dry run changed the account"
+    );
+
+    // Apply: every step runs, and the re-evaluation finds no FAIL left.
+    let applied = fix(&["--apply"])?;
+    let transcript = String::from_utf8(applied.stdout)?;
+    assert_eq!(
+        applied.status.code(),
+        Some(0),
+        "{transcript}\n{}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    assert!(!transcript.contains('✗'), "{transcript}");
+    let after = trail_reasons(&account)?;
+    for (trail, reasons) in &after {
+        let left: Vec<&(String, String)> = reasons
+            .iter()
+            .filter(|(code, level)| level != "INFO" && code != "LOGGING_GAP")
+            .collect();
+        assert!(left.is_empty(), "trail {trail} still has {left:?}");
+    }
+    // The user's own policy on the no-star role is left as it was, beside trailwatch's.
+    let kept = account
+        .iam()
+        .get_role_policy()
+        .role_name("CloudTrailToCloudWatch-no-star")
+        .policy_name("delivery")
+        .send()
+        .await?;
+    assert!(
+        !kept.policy_document().contains(":*"),
+        "the user's policy was edited"
+    );
+
+    // A second apply finds nothing to do, and changes nothing.
+    let fixed = state(&account).await?;
+    let again = fix(&["--apply"])?;
+    let second = String::from_utf8(again.stdout)?;
+    assert_eq!(again.status.code(), Some(0), "{second}");
+    assert!(second.contains("Nothing to change."), "{second}");
+    assert_eq!(
+        state(&account).await?,
+        fixed,
+        "a second apply changed the account"
+    );
+    Ok(())
+}
+
+/// Runs `trailwatch` through `proxy`; blocking, while the proxy answers on the runtime's
+/// other thread.
+fn trailwatch_via(account: &Account, proxy: &FaultProxy, args: &[&str]) -> Result<Output> {
+    let mut command = Command::new(trailwatch_binary());
+    command.args(args).env_remove("AWS_PROFILE");
+    for (key, value) in account.env() {
+        command.env(key, value);
+    }
+    command.env("AWS_ENDPOINT_URL", &proxy.endpoint);
+    Ok(tokio::task::block_in_place(|| command.output())?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_step_stops_the_apply_and_says_what_was_not_done() -> Result<()> {
+    let account = Account::fresh().await?;
+    account.trail(TrailSpec::new("s3-only", REGION)).await?;
+    let proxy = FaultProxy::start(&endpoint()?).await?;
+    proxy.add(Rule::new(Fault::AccessDenied).on("PutRetentionPolicy"));
+    let output = trailwatch_via(
+        &account,
+        &proxy,
+        &["fix", "s3-only", "--region", REGION, "--apply"],
+    )?;
+    let transcript = String::from_utf8(output.stdout)?;
+    assert_eq!(output.status.code(), Some(1), "{transcript}");
+    assert!(transcript.contains("✓ 1. Create log group"), "{transcript}");
+    assert!(transcript.contains("✗ 2."), "{transcript}");
+    assert!(transcript.contains("AccessDenied"), "{transcript}");
+    assert!(
+        transcript.contains("Done: step 1. Not done: steps 2 to"),
+        "{transcript}"
+    );
+    // Nothing after the refusal ran: the trail still sends only to S3, and no role was made.
+    let reasons = trail_reasons(&account)?;
+    assert_eq!(codes_of(&reasons, "s3-only"), vec!["CWL_NOT_CONFIGURED"]);
+    assert!(account
+        .iam()
+        .get_role()
+        .role_name("CloudTrailRoleForCloudWatchLogs_s3-only")
+        .send()
+        .await
+        .is_err());
+
+    // Run again once the refusal is gone: the log group made before counts as done.
+    proxy.clear();
+    let output = trailwatch_via(
+        &account,
+        &proxy,
+        &["fix", "s3-only", "--region", REGION, "--apply"],
+    )?;
+    let transcript = String::from_utf8(output.stdout)?;
+    assert!(
+        transcript.contains("(already there, left as it is)"),
+        "{transcript}"
+    );
+    Ok(())
+}
