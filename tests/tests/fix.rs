@@ -59,14 +59,24 @@ fn trail_reasons(account: &Account) -> Result<Vec<TrailReasons>> {
         .collect())
 }
 
-/// What `fix` could change, as text: trails and their settings, log groups with retention,
-/// metric filters, alarms, roles with their trust and every policy.
+/// What `fix` could change, as text: trails with their settings and selectors, log groups with
+/// retention, metric filters, alarms, roles with their trust and every policy.
 async fn state(account: &Account) -> Result<BTreeSet<String>> {
     let mut state = BTreeSet::new();
     let cloudtrail = account.cloudtrail(REGION);
     for trail in cloudtrail.describe_trails().send().await?.trail_list() {
         let name = trail.name().unwrap_or_default();
         let status = cloudtrail.get_trail_status().name(name).send().await?;
+        let selectors = cloudtrail
+            .get_event_selectors()
+            .trail_name(name)
+            .send()
+            .await?;
+        state.insert(format!(
+            "selectors {name} {:?} {:?}",
+            selectors.event_selectors(),
+            selectors.advanced_event_selectors()
+        ));
         state.insert(format!(
             "trail {name} group={:?} role={:?} validation={:?} logging={:?}",
             trail.cloud_watch_logs_log_group_arn(),
@@ -242,6 +252,31 @@ async fn broken_account() -> Result<(Account, String)> {
         )
         .await?;
 
+    // MANAGEMENT_EVENTS_EXCLUDED: a data-events trail whose one selector drops management
+    // events.
+    let data_only = account.healthy_trail("data-only", REGION, false).await?;
+    {
+        use aws_sdk_cloudtrail::types::{DataResource, EventSelector, ReadWriteType};
+        account
+            .cloudtrail(REGION)
+            .put_event_selectors()
+            .trail_name(&data_only.arn)
+            .event_selectors(
+                EventSelector::builder()
+                    .read_write_type(ReadWriteType::All)
+                    .include_management_events(false)
+                    .data_resources(
+                        DataResource::builder()
+                            .r#type("AWS::S3::Object")
+                            .values(format!("arn:aws:s3:::{}/", account.bucket))
+                            .build(),
+                    )
+                    .build(),
+            )
+            .send()
+            .await?;
+    }
+
     let topic = aws_sdk_sns::Client::new(&account.regional(REGION))
         .create_topic()
         .name("security-alerts")
@@ -275,6 +310,7 @@ async fn fix_plans_without_changing_then_fixes_every_reason_once() -> Result<()>
         ("no-star", "CWL_ROLE_PERMISSION_MISSING"),
         ("no-group", "CWL_LOG_GROUP_MISSING"),
         ("no-role", "CWL_ROLE_MISSING"),
+        ("data-only", "MANAGEMENT_EVENTS_EXCLUDED"),
     ] {
         assert!(
             codes_of(&before, trail).contains(&code.to_string()),
@@ -310,6 +346,7 @@ async fn fix_plans_without_changing_then_fixes_every_reason_once() -> Result<()>
         "aws logs create-log-group --region us-east-1 --log-group-name /aws/cloudtrail/s3-only",
         ":log-group:/aws/cloudtrail/s3-only:*",
         "aws logs put-metric-filter --region us-east-1 --log-group-name cloudtrail/forever",
+        "aws cloudtrail put-event-selectors --region us-east-1 --trail-name data-only --event-selectors",
     ] {
         assert!(plan.contains(command), "the plan has `{command}`:\n{plan}");
     }
@@ -351,6 +388,22 @@ async fn fix_plans_without_changing_then_fixes_every_reason_once() -> Result<()>
         !kept.policy_document().contains(":*"),
         "the user's policy was edited"
     );
+
+    // The data-event selector is still there, beside the management one.
+    let selectors = account
+        .cloudtrail(REGION)
+        .get_event_selectors()
+        .trail_name("data-only")
+        .send()
+        .await?;
+    let kept: Vec<String> = selectors
+        .event_selectors()
+        .iter()
+        .flat_map(|s| s.data_resources())
+        .flat_map(|d| d.values())
+        .cloned()
+        .collect();
+    assert_eq!(kept, vec![format!("arn:aws:s3:::{}/", account.bucket)]);
 
     // A second apply finds nothing to do, and changes nothing.
     let fixed = state(&account).await?;

@@ -10,6 +10,7 @@ use aws_sdk_sts::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use std::time::Duration;
 use trailwatch_core::fix::{Action, TAMPER_FILTER_NAME, TAMPER_FILTER_PATTERN};
 use trailwatch_core::fix::{TAMPER_METRIC_NAME, TAMPER_METRIC_NAMESPACE};
+use trailwatch_core::snapshot::EventSelectors;
 use trailwatch_core::{evaluate_account, AccountSnapshot, Evaluation};
 
 /// The account as the rules see it: the snapshot a plan is made from, and its evaluations.
@@ -212,6 +213,26 @@ impl Fixer {
                 .await
                 .map(|_| Applied::Changed)
                 .map_err(|e| failed("cloudtrail:StartLogging", e)),
+            Action::PutEventSelectors {
+                region,
+                trail,
+                selectors,
+            } => {
+                let request = self
+                    .cloudtrail(region)
+                    .put_event_selectors()
+                    .trail_name(trail);
+                let request = if selectors.advanced_event_selectors.is_empty() {
+                    request.set_event_selectors(Some(basic_selectors(selectors)))
+                } else {
+                    request.set_advanced_event_selectors(Some(advanced_selectors(selectors)?))
+                };
+                request
+                    .send()
+                    .await
+                    .map(|_| Applied::Changed)
+                    .map_err(|e| failed("cloudtrail:PutEventSelectors", e))
+            }
             Action::PutMetricFilter { region, group } => {
                 let transformation = aws_sdk_cloudwatchlogs::types::MetricTransformation::builder()
                     .metric_name(TAMPER_METRIC_NAME)
@@ -259,4 +280,74 @@ impl Fixer {
             }
         }
     }
+}
+
+fn basic_selectors(selectors: &EventSelectors) -> Vec<aws_sdk_cloudtrail::types::EventSelector> {
+    use aws_sdk_cloudtrail::types::{DataResource, EventSelector, ReadWriteType};
+    selectors
+        .event_selectors
+        .iter()
+        .map(|e| {
+            EventSelector::builder()
+                .read_write_type(ReadWriteType::from(
+                    e.read_write_type.as_deref().unwrap_or("All"),
+                ))
+                .include_management_events(e.include_management_events.unwrap_or(true))
+                .set_data_resources(Some(
+                    e.data_resources
+                        .iter()
+                        .map(|d| {
+                            DataResource::builder()
+                                .r#type(&d.r#type)
+                                .set_values(Some(d.values.clone()))
+                                .build()
+                        })
+                        .collect(),
+                ))
+                .set_exclude_management_event_sources(
+                    Some(e.exclude_management_event_sources.clone())
+                        .filter(|sources| !sources.is_empty()),
+                )
+                .build()
+        })
+        .collect()
+}
+
+fn advanced_selectors(
+    selectors: &EventSelectors,
+) -> Result<Vec<aws_sdk_cloudtrail::types::AdvancedEventSelector>, StepFailed> {
+    use aws_sdk_cloudtrail::types::{AdvancedEventSelector, AdvancedFieldSelector};
+    let invalid = |e: aws_sdk_cloudtrail::error::BuildError| StepFailed {
+        operation: "cloudtrail:PutEventSelectors",
+        message: e.to_string(),
+    };
+    // The API takes no empty list: a condition that is not used is left out.
+    let some = |values: &Vec<String>| Some(values.clone()).filter(|v| !v.is_empty());
+    selectors
+        .advanced_event_selectors
+        .iter()
+        .map(|a| {
+            let fields = a
+                .field_selectors
+                .iter()
+                .map(|f| {
+                    AdvancedFieldSelector::builder()
+                        .field(&f.field)
+                        .set_equals(some(&f.equals))
+                        .set_starts_with(some(&f.starts_with))
+                        .set_ends_with(some(&f.ends_with))
+                        .set_not_equals(some(&f.not_equals))
+                        .set_not_starts_with(some(&f.not_starts_with))
+                        .set_not_ends_with(some(&f.not_ends_with))
+                        .build()
+                        .map_err(invalid)
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            AdvancedEventSelector::builder()
+                .set_name(a.name.clone())
+                .set_field_selectors(Some(fields))
+                .build()
+                .map_err(invalid)
+        })
+        .collect()
 }

@@ -5,9 +5,9 @@ use aws_smithy_types::DateTime as SmithyDateTime;
 use chrono::{DateTime, Utc};
 use trailwatch_core::policy::PolicyDocument;
 use trailwatch_core::snapshot::{
-    non_empty, AdvancedEventSelector, EventSelector, EventSelectors, FieldSelector, KeyMetadata,
-    LogGroup, LogStream, MetricAlarm, MetricFilter, MetricTransformation, Organization,
-    Subscription, Trail, TrailStatus,
+    non_empty, AdvancedEventSelector, DataResource, EventSelector, EventSelectors, FieldSelector,
+    KeyMetadata, LogGroup, LogStream, MetricAlarm, MetricFilter, MetricTransformation,
+    Organization, Subscription, Trail, TrailStatus,
 };
 use trailwatch_core::Unavailable;
 
@@ -64,6 +64,14 @@ pub(crate) fn event_selectors(
                 read_write_type: e.read_write_type().map(|t| t.as_str().to_string()),
                 include_management_events: e.include_management_events(),
                 exclude_management_event_sources: e.exclude_management_event_sources().to_vec(),
+                data_resources: e
+                    .data_resources()
+                    .iter()
+                    .map(|d| DataResource {
+                        r#type: d.r#type().unwrap_or_default().to_string(),
+                        values: d.values().to_vec(),
+                    })
+                    .collect(),
             })
             .collect(),
         advanced_event_selectors: s

@@ -11,7 +11,9 @@ use crate::arn::{Arn, LogGroupRef, RoleRef};
 use crate::evaluate::Evaluation;
 use crate::finding::remedy;
 use crate::reason::{Level, ReasonCode};
-use crate::snapshot::AccountSnapshot;
+use crate::snapshot::{
+    AccountSnapshot, AdvancedEventSelector, EventSelector, EventSelectors, FieldSelector,
+};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
@@ -96,6 +98,12 @@ pub enum Action {
     StartLogging {
         region: String,
         trail: String,
+    },
+    /// The trail's selectors, whole, with management events put back.
+    PutEventSelectors {
+        region: String,
+        trail: String,
+        selectors: EventSelectors,
     },
     PutMetricFilter {
         region: String,
@@ -182,6 +190,18 @@ impl Action {
                 "aws cloudtrail start-logging --region {region} --name {}",
                 shell(trail)
             ),
+            Action::PutEventSelectors {
+                region,
+                trail,
+                selectors,
+            } => {
+                let (flag, document) = selectors_document(selectors);
+                format!(
+                    "aws cloudtrail put-event-selectors --region {region} --trail-name {} {flag} {}",
+                    shell(trail),
+                    shell(&document.to_string())
+                )
+            }
             Action::PutMetricFilter { region, group } => format!(
                 "aws logs put-metric-filter --region {region} --log-group-name {} --filter-name {TAMPER_FILTER_NAME} --filter-pattern {} --metric-transformations metricName={TAMPER_METRIC_NAME},metricNamespace={TAMPER_METRIC_NAMESPACE},metricValue=1",
                 shell(group),
@@ -231,6 +251,9 @@ impl Action {
                 format!("Turn on log file validation for trail {trail}")
             }
             Action::StartLogging { trail, .. } => format!("Start logging on trail {trail}"),
+            Action::PutEventSelectors { trail, .. } => format!(
+                "Log management events on trail {trail} again, keeping its data-event selectors"
+            ),
             Action::PutMetricFilter { group, .. } => format!(
                 "Count CloudTrail configuration changes (CIS 4.5) in log group {group} with metric filter {TAMPER_FILTER_NAME}"
             ),
@@ -241,6 +264,108 @@ impl Action {
             } => format!("Alarm {alarm_name} pages {topic_arn} on the first change"),
         }
     }
+}
+
+/// The selectors as `put-event-selectors` takes them: the flag, and its JSON. Empty lists are
+/// left out, since the API takes none.
+pub fn selectors_document(selectors: &EventSelectors) -> (&'static str, Value) {
+    fn put(object: &mut serde_json::Map<String, Value>, key: &str, values: &[String]) {
+        if !values.is_empty() {
+            object.insert(key.into(), json!(values));
+        }
+    }
+    if !selectors.advanced_event_selectors.is_empty() {
+        let list: Vec<Value> = selectors
+            .advanced_event_selectors
+            .iter()
+            .map(|a| {
+                let fields: Vec<Value> = a
+                    .field_selectors
+                    .iter()
+                    .map(|f| {
+                        let mut field = serde_json::Map::new();
+                        field.insert("Field".into(), json!(f.field));
+                        put(&mut field, "Equals", &f.equals);
+                        put(&mut field, "StartsWith", &f.starts_with);
+                        put(&mut field, "EndsWith", &f.ends_with);
+                        put(&mut field, "NotEquals", &f.not_equals);
+                        put(&mut field, "NotStartsWith", &f.not_starts_with);
+                        put(&mut field, "NotEndsWith", &f.not_ends_with);
+                        Value::Object(field)
+                    })
+                    .collect();
+                let mut selector = serde_json::Map::new();
+                if let Some(name) = &a.name {
+                    selector.insert("Name".into(), json!(name));
+                }
+                selector.insert("FieldSelectors".into(), Value::Array(fields));
+                Value::Object(selector)
+            })
+            .collect();
+        return ("--advanced-event-selectors", Value::Array(list));
+    }
+    let list: Vec<Value> = selectors
+        .event_selectors
+        .iter()
+        .map(|e| {
+            let mut selector = serde_json::Map::new();
+            selector.insert(
+                "ReadWriteType".into(),
+                json!(e.read_write_type.as_deref().unwrap_or("All")),
+            );
+            selector.insert(
+                "IncludeManagementEvents".into(),
+                json!(e.include_management_events.unwrap_or(true)),
+            );
+            if !e.data_resources.is_empty() {
+                selector.insert("DataResources".into(), json!(e.data_resources));
+            }
+            put(
+                &mut selector,
+                "ExcludeManagementEventSources",
+                &e.exclude_management_event_sources,
+            );
+            Value::Object(selector)
+        })
+        .collect();
+    ("--event-selectors", Value::Array(list))
+}
+
+/// CloudTrail takes at most five basic event selectors per trail.
+const MAX_BASIC_SELECTORS: usize = 5;
+
+/// The selectors with every management event logged again and every data-event selector kept:
+/// advanced selectors lose their management ones to one that keeps all management events;
+/// basic ones gain a management selector. `None` when five basic selectors leave no room.
+fn with_management_events(selectors: &EventSelectors) -> Option<EventSelectors> {
+    let mut restored = selectors.clone();
+    if !selectors.advanced_event_selectors.is_empty() {
+        restored.advanced_event_selectors.retain(|a| {
+            !a.field_selectors
+                .iter()
+                .any(|f| f.field == "eventCategory" && f.equals.iter().any(|v| v == "Management"))
+        });
+        restored
+            .advanced_event_selectors
+            .push(AdvancedEventSelector {
+                name: Some("Management events".into()),
+                field_selectors: vec![FieldSelector {
+                    field: "eventCategory".into(),
+                    equals: vec!["Management".into()],
+                    ..FieldSelector::default()
+                }],
+            });
+        return Some(restored);
+    }
+    if restored.event_selectors.len() >= MAX_BASIC_SELECTORS {
+        return None;
+    }
+    restored.event_selectors.push(EventSelector {
+        read_write_type: Some("All".into()),
+        include_management_events: Some(true),
+        ..EventSelector::default()
+    });
+    Some(restored)
 }
 
 /// A numbered step of a plan: the call, and the reason codes it answers.
@@ -566,6 +691,26 @@ pub fn plan(snapshot: &AccountSnapshot, evaluation: &Evaluation, options: &FixOp
             LogFileValidationDisabled,
         );
     }
+    if has(ManagementEventsExcluded) {
+        let selectors = snapshot
+            .trail_details
+            .get(&evaluation.resource_id)
+            .and_then(|d| d.event_selectors.as_ref().ok());
+        match selectors.and_then(with_management_events) {
+            Some(selectors) => plan.push(
+                Action::PutEventSelectors {
+                    region: region.clone(),
+                    trail: trail.name.clone(),
+                    selectors,
+                },
+                ManagementEventsExcluded,
+            ),
+            None => plan.notes.push(format!(
+                "Trail {} has five basic event selectors, CloudTrail's most, so none can be added for management events: turn on IncludeManagementEvents with ReadWriteType All in one of them, or move to advanced event selectors.",
+                trail.name
+            )),
+        }
+    }
     if wire_tamper_alarm {
         let code = if has(TamperAlarmUnrouted) && !has(TamperAlarmMissing) {
             TamperAlarmUnrouted
@@ -825,6 +970,88 @@ mod tests {
             plan.notes[0].starts_with("LOGGING_GAP needs no call"),
             "{plan:#?}"
         );
+    }
+
+    /// An advanced-selector trail that keeps only S3 data events, as `GetEventSelectors`
+    /// returns it (fixture): the data selector stays, one management selector joins it.
+    #[test]
+    fn management_events_come_back_beside_the_data_event_selectors() {
+        let fixture: serde_json::Value = serde_json::from_str(include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/get_event_selectors_advanced_data_only.json"
+        )))
+        .unwrap();
+        let selectors: EventSelectors = serde_json::from_value(fixture).unwrap();
+        let e = evaluation(
+            "management-events",
+            None,
+            None,
+            &[ReasonCode::ManagementEventsExcluded],
+        );
+        let mut s = snapshot();
+        s.trail_details.insert(
+            e.resource_id.clone(),
+            crate::snapshot::TrailDetails {
+                status: Err(crate::snapshot::Unavailable::new(
+                    "GetTrailStatus",
+                    None,
+                    "not read",
+                )),
+                event_selectors: Ok(selectors),
+                regional_status: BTreeMap::new(),
+                tags: None,
+            },
+        );
+        let plan = plan(&s, &e, &topics());
+        assert_eq!(plan.steps.len(), 1, "{plan:#?}");
+        assert_eq!(
+            plan.steps[0].action.command(),
+            concat!(
+                "aws cloudtrail put-event-selectors --region us-east-1 --trail-name management-events --advanced-event-selectors ",
+                r#"'[{"FieldSelectors":[{"Equals":["Data"],"Field":"eventCategory"},{"Equals":["AWS::S3::Object"],"Field":"resources.type"}],"Name":"S3 data events"},"#,
+                r#"{"FieldSelectors":[{"Equals":["Management"],"Field":"eventCategory"}],"Name":"Management events"}]'"#
+            )
+        );
+        let Action::PutEventSelectors { selectors, .. } = &plan.steps[0].action else {
+            panic!("{plan:#?}");
+        };
+        assert!(crate::evaluate::logs_management_writes(selectors));
+    }
+
+    #[test]
+    fn five_basic_selectors_leave_no_room_and_say_what_to_do() {
+        let e = evaluation("full", None, None, &[ReasonCode::ManagementEventsExcluded]);
+        let full = EventSelectors {
+            event_selectors: vec![
+                EventSelector {
+                    include_management_events: Some(false),
+                    ..EventSelector::default()
+                };
+                5
+            ],
+            advanced_event_selectors: vec![],
+        };
+        let mut s = snapshot();
+        s.trail_details.insert(
+            e.resource_id.clone(),
+            crate::snapshot::TrailDetails {
+                status: Err(crate::snapshot::Unavailable::new(
+                    "GetTrailStatus",
+                    None,
+                    "not read",
+                )),
+                event_selectors: Ok(full),
+                regional_status: BTreeMap::new(),
+                tags: None,
+            },
+        );
+        let plan = plan(&s, &e, &topics());
+        assert!(plan.steps.is_empty());
+        assert!(
+            plan.notes[0].contains("five basic event selectors"),
+            "{plan:#?}"
+        );
+        assert_eq!(plan.manual[0].code, ReasonCode::ManagementEventsExcluded);
     }
 
     #[test]

@@ -141,7 +141,7 @@ pub struct TrailStatus {
 }
 
 /// `GetEventSelectors` output.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct EventSelectors {
     #[serde(default)]
@@ -150,7 +150,7 @@ pub struct EventSelectors {
     pub advanced_event_selectors: Vec<AdvancedEventSelector>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct EventSelector {
     /// `ReadOnly`, `WriteOnly` or `All` (the default).
@@ -161,9 +161,22 @@ pub struct EventSelector {
     pub include_management_events: Option<bool>,
     #[serde(default)]
     pub exclude_management_event_sources: Vec<String>,
+    /// The data events the selector logs: kept so `fix` can put the selectors back with
+    /// management events and without losing them.
+    #[serde(default)]
+    pub data_resources: Vec<DataResource>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// One element of an event selector's `DataResources`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DataResource {
+    pub r#type: String,
+    #[serde(default)]
+    pub values: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct AdvancedEventSelector {
     #[serde(default)]
@@ -172,7 +185,7 @@ pub struct AdvancedEventSelector {
     pub field_selectors: Vec<FieldSelector>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct FieldSelector {
     pub field: String,

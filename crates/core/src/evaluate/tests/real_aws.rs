@@ -43,6 +43,7 @@ fn write_only() -> EventSelectors {
             read_write_type: Some("WriteOnly".into()),
             include_management_events: Some(true),
             exclude_management_event_sources: vec![],
+            data_resources: vec![],
         }],
         advanced_event_selectors: vec![],
     }
