@@ -620,6 +620,88 @@ async fn the_granted_actions_are_exactly_what_a_scan_and_a_recheck_call() -> Res
     Ok(())
 }
 
+/// Self-healing adds exactly `cloudtrail:StartLogging` on the account's trails, in both
+/// templates, to trail-change only, and only when the parameter is on; and it is what a
+/// restart calls.
+#[tokio::test]
+async fn the_self_healing_grant_is_start_logging_only_and_only_when_asked() -> Result<()> {
+    let sam = cloudformation("template.yaml")?;
+    assert_eq!(
+        sam["Conditions"]["AutoRemediates"],
+        json!({"!Equals": [{"!Ref": "AutoRemediate"}, "start-logging"]})
+    );
+    assert_eq!(sam["Parameters"]["AutoRemediate"]["Default"], "off");
+    let policy = resource(&sam, "AutoRemediationPolicy");
+    assert_eq!(policy["Condition"], "AutoRemediates");
+    assert_eq!(
+        policy["Properties"]["RoleName"],
+        json!({"!Ref": "TrailChangeRole"})
+    );
+    let document = &policy["Properties"]["PolicyDocument"];
+    let granted = cloudformation_actions(document);
+    assert_eq!(
+        granted,
+        BTreeSet::from(["cloudtrail:StartLogging".to_string()])
+    );
+    assert_eq!(
+        document["Statement"][0]["Resource"],
+        json!({"!Sub": "arn:${AWS::Partition}:cloudtrail:*:${AWS::AccountId}:trail/*"})
+    );
+    let member = cloudformation("member-account.yaml")?;
+    let in_member = resource(&member, "AutoRemediationPolicy");
+    assert_eq!(in_member["Condition"], "RestartsTrails");
+    assert_eq!(in_member["Properties"]["PolicyDocument"], *document);
+    let module = terraform("modules/trailwatch")?;
+    assert_eq!(
+        terraform_actions(block(
+            &module,
+            "data",
+            &["aws_iam_policy_document", "auto_remediation"]
+        ))?,
+        granted
+    );
+    let attached = &block(
+        &module,
+        "resource",
+        &["aws_iam_role_policy", "auto_remediation"],
+    )
+    .body;
+    let role = format!("{:?}", attribute(attached, "role"));
+    assert!(role.contains("trail-change"), "{role}");
+    let count = format!("{:?}", attribute(attached, "count"));
+    assert!(count.contains("start-logging"), "{count}");
+
+    const HOME: &str = "us-east-1";
+    let acct = Account::fresh().await?;
+    acct.healthy_trail("audit", HOME, true).await?;
+    acct.cloudtrail(HOME)
+        .stop_logging()
+        .name("audit")
+        .send()
+        .await?;
+    let proxy = FaultProxy::start(&endpoint()?).await?;
+    let via = acct.via(&proxy.endpoint).await;
+    let config = trailwatch_aws::Config::from_lookup(|name| match name {
+        "TRAILWATCH_REGIONS" => Some(HOME.into()),
+        "TRAILWATCH_SECURITY_HUB" => Some("false".into()),
+        "TRAILWATCH_AUTO_REMEDIATE" => Some("start-logging".into()),
+        _ => None,
+    })?;
+    let services = trailwatch_aws::Services::new(&via.sdk, &config, "infra test")?;
+    let event = fixture_event("stop_logging.json", &acct.id)?;
+    let change = trailwatch_core::event::parse(event.to_string().as_bytes())?;
+    services.recheck(&change).await?;
+    let observed: BTreeSet<String> = proxy
+        .iam_actions()
+        .into_iter()
+        .filter(|a| !NEEDS_NO_PERMISSION.contains(&a.as_str()))
+        .collect();
+    let evaluate = sam_evaluate_actions()?;
+    let beyond: Vec<&String> = observed.difference(&evaluate).collect();
+    assert_eq!(beyond, vec!["cloudtrail:StartLogging"]);
+    Ok(())
+}
+
 /// Organisation mode adds exactly what `OrganizationPolicy` grants: listing the accounts,
 /// assuming their read role, and reading the SCPs on each account's path.
 #[tokio::test]

@@ -8,6 +8,16 @@ use trailwatch_tests::{fixture_event, trailwatch_binary, Account};
 const HOME: &str = "us-east-1";
 
 async fn replay(account: &Account, event: &Value, extra: &[&str]) -> Result<Output> {
+    replay_with(account, event, extra, &[]).await
+}
+
+/// [`replay`] with the function's `TRAILWATCH_` variables set.
+async fn replay_with(
+    account: &Account,
+    event: &Value,
+    extra: &[&str],
+    variables: &[(&str, &str)],
+) -> Result<Output> {
     let file = std::env::temp_dir().join(format!(
         "trailwatch-replay-{}-{}.json",
         account.id,
@@ -27,6 +37,9 @@ async fn replay(account: &Account, event: &Value, extra: &[&str]) -> Result<Outp
         .args(extra)
         .env_remove("AWS_PROFILE");
     for (key, value) in account.env() {
+        command.env(key, value);
+    }
+    for (key, value) in variables {
         command.env(key, value);
     }
     let output = tokio::task::spawn_blocking(move || command.output()).await??;
@@ -116,5 +129,99 @@ async fn a_malformed_or_foreign_event_exits_2_and_publishes_nothing() -> Result<
 
     assert!(account.alerts(HOME, &queue).await?.is_empty());
     assert!(account.findings(HOME).await?.is_empty());
+    Ok(())
+}
+
+async fn is_logging(account: &Account, trail: &str) -> Result<bool> {
+    let status = account
+        .cloudtrail(HOME)
+        .get_trail_status()
+        .name(trail)
+        .send()
+        .await?;
+    Ok(status.is_logging().unwrap_or(false))
+}
+
+#[tokio::test]
+async fn auto_remediation_restarts_the_trail_and_the_page_says_who_stopped_it() -> Result<()> {
+    let (account, topic, queue) = stopped_trail().await?;
+    let event = fixture_event("stop_logging.json", &account.id)?;
+    let caller = event["detail"]["userIdentity"]["arn"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let output = replay_with(
+        &account,
+        &event,
+        &["--sns-topic-arn", &topic],
+        &[
+            ("TRAILWATCH_AUTO_REMEDIATE", "start-logging"),
+            (
+                "TRAILWATCH_AUTO_REMEDIATE_EXEMPT",
+                "arn:aws:iam::*:role/SecurityAdmin",
+            ),
+        ],
+    )
+    .await?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(is_logging(&account, "audit").await?, "restarted: {stderr}");
+    let alerts = account.alerts(HOME, &queue).await?;
+    assert_eq!(alerts.len(), 1, "one page: {stderr}");
+    let text = alerts[0]["Message"].as_str().unwrap();
+    assert!(
+        text.contains("trailwatch started it again at"),
+        "the page says the trail was restarted: {text}"
+    );
+    assert!(
+        text.contains(&format!("it had been stopped by {caller}")),
+        "{text}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_stop_by_an_exempt_principal_is_left_alone_but_still_paged() -> Result<()> {
+    let (account, topic, queue) = stopped_trail().await?;
+    let event = fixture_event("stop_logging.json", &account.id)?;
+    let output = replay_with(
+        &account,
+        &event,
+        &["--sns-topic-arn", &topic],
+        &[
+            ("TRAILWATCH_AUTO_REMEDIATE", "start-logging"),
+            // The fixture's caller is an assumed role: its role's ARN is what people name.
+            ("TRAILWATCH_AUTO_REMEDIATE_EXEMPT", "arn:aws:iam::*:role/*"),
+        ],
+    )
+    .await?;
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    assert!(
+        !is_logging(&account, "audit").await?,
+        "an exempt stop stays"
+    );
+    let alerts = account.alerts(HOME, &queue).await?;
+    assert_eq!(alerts.len(), 1);
+    assert!(!alerts[0]["Message"]
+        .as_str()
+        .unwrap()
+        .contains("started it again"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_unknown_auto_remediation_is_a_configuration_error() -> Result<()> {
+    let (account, topic, queue) = stopped_trail().await?;
+    let event = fixture_event("stop_logging.json", &account.id)?;
+    let output = replay_with(
+        &account,
+        &event,
+        &["--sns-topic-arn", &topic],
+        &[("TRAILWATCH_AUTO_REMEDIATE", "everything")],
+    )
+    .await?;
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("TRAILWATCH_AUTO_REMEDIATE"));
+    assert!(account.alerts(HOME, &queue).await?.is_empty());
+    assert!(!is_logging(&account, "audit").await?);
     Ok(())
 }

@@ -6,7 +6,7 @@ use crate::error::ScanError;
 use crate::inventory::Inventory;
 use crate::scan::{settings_of, ScanOptions};
 use aws_config::SdkConfig;
-use aws_sdk_sts::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
 use std::time::Duration;
 use trailwatch_core::fix::{Action, TAMPER_FILTER_NAME, TAMPER_FILTER_PATTERN};
 use trailwatch_core::fix::{TAMPER_METRIC_NAME, TAMPER_METRIC_NAMESPACE};
@@ -51,11 +51,11 @@ pub struct StepFailed {
 
 fn failed<E>(operation: &'static str, error: SdkError<E>) -> StepFailed
 where
-    E: std::error::Error + 'static,
+    E: ProvideErrorMetadata + std::error::Error + 'static,
 {
     StepFailed {
         operation,
-        message: DisplayErrorContext(&error).to_string(),
+        message: crate::error::short_error(&error),
     }
 }
 

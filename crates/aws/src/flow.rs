@@ -17,7 +17,7 @@ use crate::sns::AlertChannel;
 use std::collections::BTreeSet;
 use tracing::warn;
 use trailwatch_core::event::{Change, Target};
-use trailwatch_core::recheck::{self, MonitorResources, Resolution};
+use trailwatch_core::recheck::{self, MonitorResources, Resolution, Restart};
 use trailwatch_core::reconcile::Vanished;
 
 /// Scans, records findings and pages through `destinations`.
@@ -107,6 +107,7 @@ pub async fn recheck<I, S, C, L>(
     publish: &PublishOptions,
     monitor: &MonitorResources,
     change: &Change,
+    restart: Option<&Restart>,
 ) -> Result<Recheck, RecheckError>
 where
     I: Inventory,
@@ -198,6 +199,9 @@ where
         .map_err(Box::new)?;
     let mut focus = recheck::select(change, &scanned.report.evaluations, &partition, &concerned);
     recheck::stop_evidence(change, &mut focus.evaluations, &partition);
+    if let Some(restart) = restart {
+        recheck::note_restart(change, restart, &mut focus.evaluations, &partition);
+    }
     let deleted = matches!(change.target, Target::Trail { deleted: true, .. });
     let deleted_by_event = match (&focus.missing_trail, deleted) {
         (Some(arn), true) => Some(recheck::deletion_candidate(change, arn)),

@@ -16,9 +16,11 @@ use crate::security_hub::SecurityHubSink;
 use crate::settings::Config;
 use crate::sns::{ChannelError, SnsChannel};
 use aws_config::SdkConfig;
+use chrono::Utc;
 use std::sync::{Arc, OnceLock};
+use tracing::warn;
 use trailwatch_core::event::Change;
-use trailwatch_core::recheck::MonitorResources;
+use trailwatch_core::recheck::{AutoRemediation, MonitorResources, Restart};
 
 /// Everything a run needs, built once from the `TRAILWATCH_` configuration: at a Lambda cold
 /// start, or by the CLI. Both functions and `trailwatch replay` build it here, so they cannot
@@ -32,6 +34,8 @@ pub struct Services {
     pub publish: PublishOptions,
     /// trailwatch's own rules, functions, topics and key: a change to them pages HIGH.
     pub monitor: MonitorResources,
+    /// What the event path undoes by itself (`TRAILWATCH_AUTO_REMEDIATE`); nothing by default.
+    pub remediation: AutoRemediation,
     /// The deployment's own credentials and region, from which member accounts are reached.
     pub sdk: SdkConfig,
     /// Organisation mode, when configured.
@@ -70,6 +74,7 @@ impl Services {
                 warnings: config.warnings,
             },
             monitor: config.monitor.clone(),
+            remediation: config.remediation.clone(),
             publish: PublishOptions {
                 docs_url: config.docs_url.clone(),
                 trigger: trigger.to_string(),
@@ -167,6 +172,7 @@ impl Services {
             channel: self.channel.as_ref(),
             ledger: self.ledger.as_ref(),
         };
+        let restart = self.restart_if_asked(&member, change, &partition).await;
         Box::pin(flow::recheck(
             &inventory,
             destinations,
@@ -174,8 +180,39 @@ impl Services {
             &self.publish,
             &self.monitor,
             change,
+            restart.as_ref(),
         ))
         .await
+    }
+
+    /// `TRAILWATCH_AUTO_REMEDIATE=start-logging`: starts a trail a caller outside the exempt
+    /// patterns stopped, through `sdk` (the account the trail is in), before the re-check
+    /// reads it, so the page can say it is logging again.
+    async fn restart_if_asked(
+        &self,
+        sdk: &SdkConfig,
+        change: &Change,
+        partition: &str,
+    ) -> Option<Restart> {
+        let target = self.remediation.restart_for(change, partition)?;
+        let client = aws_sdk_cloudtrail::Client::from_conf(
+            aws_sdk_cloudtrail::config::Builder::from(sdk)
+                .region(aws_config::Region::new(target.region.clone()))
+                .build(),
+        );
+        Some(
+            match client.start_logging().name(&target.trail_arn).send().await {
+                Ok(_) => {
+                    warn!(trail = %target.trail_arn, stopped_by = change.actor.arn.as_deref().unwrap_or("unknown"), "restarted a stopped trail");
+                    Restart::Restarted { at: Utc::now() }
+                }
+                Err(error) => {
+                    let why = crate::error::short_error(&error);
+                    warn!(trail = %target.trail_arn, error = %why, "could not restart a stopped trail");
+                    Restart::Failed { why }
+                }
+            },
+        )
     }
 
     /// Where this deployment records and alerts.
@@ -200,6 +237,19 @@ impl Services {
 
     /// [`recheck`] with these services.
     pub async fn recheck(&self, change: &Change) -> Result<Recheck, RecheckError> {
+        // Only a stop this deployment may undo costs the identity call; a caller that cannot
+        // be identified, or an event of another account, restarts nothing (and the re-check
+        // says why).
+        let restart =
+            match self.remediation.start_logging && change.actor.event_name == "StopLogging" {
+                true => match self.caller().await {
+                    Ok((account, partition)) if account == change.account => {
+                        self.restart_if_asked(&self.sdk, change, &partition).await
+                    }
+                    _ => None,
+                },
+                false => None,
+            };
         Box::pin(flow::recheck(
             &self.inventory,
             self.destinations(),
@@ -207,6 +257,7 @@ impl Services {
             &self.publish,
             &self.monitor,
             change,
+            restart.as_ref(),
         ))
         .await
     }

@@ -9,7 +9,7 @@ use crate::organization::{OrgConfig, DEFAULT_ACCOUNT_CONCURRENCY};
 use chrono::Duration;
 use trailwatch_core::evaluate::Settings as RuleSettings;
 use trailwatch_core::finding::DEFAULT_DOCS_URL;
-use trailwatch_core::recheck::MonitorResources;
+use trailwatch_core::recheck::{AutoRemediation, MonitorResources};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -39,6 +39,9 @@ pub struct Config {
     pub monitor: MonitorResources,
     /// Organisation mode, when `TRAILWATCH_ORG_ROLE_NAME` is set (see `organization`).
     pub org: Option<OrgConfig>,
+    /// `TRAILWATCH_AUTO_REMEDIATE` (`start-logging`, or off) and
+    /// `TRAILWATCH_AUTO_REMEDIATE_EXEMPT` (principals allowed to stop trails, ARN patterns).
+    pub remediation: AutoRemediation,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -67,6 +70,40 @@ fn is_role_name(name: &str) -> bool {
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c))
+}
+
+fn auto_remediation(get: &impl Fn(&str) -> Option<String>) -> Result<AutoRemediation, ConfigError> {
+    let start_logging = match get("TRAILWATCH_AUTO_REMEDIATE").as_deref().map(str::trim) {
+        None | Some("" | "off" | "none") => false,
+        Some("start-logging") => true,
+        Some(other) => {
+            return Err(ConfigError {
+                variable: "TRAILWATCH_AUTO_REMEDIATE",
+                value: other.into(),
+                reason: "expected start-logging, or off".into(),
+            })
+        }
+    };
+    let exempt: Vec<String> = get("TRAILWATCH_AUTO_REMEDIATE_EXEMPT")
+        .map(|text| {
+            text.split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(bad) = exempt.iter().find(|p| !p.starts_with("arn:")) {
+        return Err(ConfigError {
+            variable: "TRAILWATCH_AUTO_REMEDIATE_EXEMPT",
+            value: bad.clone(),
+            reason: "expected comma-separated principal ARNs or ARN patterns (arn:aws:iam::*:role/SecurityAdmin, …)".into(),
+        });
+    }
+    Ok(AutoRemediation {
+        start_logging,
+        exempt,
+    })
 }
 
 fn account_list(variable: &'static str, text: Option<String>) -> Result<Vec<String>, ConfigError> {
@@ -248,6 +285,7 @@ impl Config {
                 reason: "expected comma-separated ARNs or ARN patterns (arn:aws:events:REGION:ACCOUNT:rule/NAME, …)".into(),
             });
         }
+        let remediation = auto_remediation(&get)?;
         let org = match get("TRAILWATCH_ORG_ROLE_NAME") {
             None => None,
             Some(role_name) => Some(org_config(role_name, &get)?),
@@ -256,6 +294,7 @@ impl Config {
             sns_topic_arn,
             ledger_table,
             monitor,
+            remediation,
             org,
             security_hub,
             regions,
@@ -292,6 +331,30 @@ mod tests {
         assert_eq!(c.concurrency, DEFAULT_CONCURRENCY);
         assert_eq!(c.ledger_table, None);
         assert_eq!(c.org, None);
+        assert_eq!(c.remediation, AutoRemediation::default());
+    }
+
+    #[test]
+    fn self_healing_is_read_with_its_exempt_principals() {
+        let c = config(&[
+            ("TRAILWATCH_AUTO_REMEDIATE", "start-logging"),
+            (
+                "TRAILWATCH_AUTO_REMEDIATE_EXEMPT",
+                "arn:aws:iam::*:role/SecurityAdmin, arn:aws:iam::111122223333:user/break-glass",
+            ),
+        ])
+        .unwrap();
+        assert!(c.remediation.start_logging);
+        assert_eq!(
+            c.remediation.exempt,
+            [
+                "arn:aws:iam::*:role/SecurityAdmin",
+                "arn:aws:iam::111122223333:user/break-glass"
+            ]
+        );
+        // What the templates pass when it is off.
+        let off = config(&[("TRAILWATCH_AUTO_REMEDIATE", "off")]).unwrap();
+        assert!(!off.remediation.start_logging);
     }
 
     #[test]
@@ -372,6 +435,8 @@ mod tests {
             ),
             ("TRAILWATCH_LEDGER_TABLE", "ab"),
             ("TRAILWATCH_MONITOR_RESOURCES", "tw-changes"),
+            ("TRAILWATCH_AUTO_REMEDIATE", "everything"),
+            ("TRAILWATCH_AUTO_REMEDIATE_EXEMPT", "SecurityAdmin"),
             (
                 "TRAILWATCH_ORG_ROLE_NAME",
                 "arn:aws:iam::111111111111:role/x",

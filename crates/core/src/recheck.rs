@@ -372,6 +372,108 @@ pub fn stop_evidence(change: &Change, evaluations: &mut [Evaluation], partition:
     evaluation.severity = Severity::worst_of(&evaluation.reasons);
 }
 
+/// `TRAILWATCH_AUTO_REMEDIATE`: what the event path undoes by itself. Off unless asked for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AutoRemediation {
+    /// `start-logging`: restart a trail that was stopped.
+    pub start_logging: bool,
+    /// `TRAILWATCH_AUTO_REMEDIATE_EXEMPT`: principals allowed to stop trails, as ARN patterns
+    /// (`*` and `?` wildcards), matched against the caller's ARN and, for an assumed role,
+    /// the role's own ARN.
+    pub exempt: Vec<String>,
+}
+
+/// A trail to start again: its ARN and home region, where `StartLogging` must be called.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestartTarget {
+    pub trail_arn: String,
+    pub region: String,
+}
+
+/// What the event path did about a stop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Restart {
+    Restarted { at: DateTime<Utc> },
+    Failed { why: String },
+}
+
+/// `arn:aws:sts::A:assumed-role/R/S` as the role it is, `arn:aws:iam::A:role/R`.
+fn role_of_session(arn: &str) -> Option<String> {
+    let parsed = Arn::parse(arn)?;
+    let rest = parsed.resource.strip_prefix("assumed-role/")?;
+    let role = rest.split('/').next()?;
+    Some(format!(
+        "arn:{}:iam::{}:role/{role}",
+        parsed.partition, parsed.account
+    ))
+}
+
+impl AutoRemediation {
+    /// The trail to restart for this change: a StopLogging by anyone the exempt patterns do
+    /// not name. A caller whose ARN the event does not give is not exempt.
+    pub fn restart_for(&self, change: &Change, partition: &str) -> Option<RestartTarget> {
+        if !self.start_logging || change.actor.event_name != "StopLogging" {
+            return None;
+        }
+        let Target::Trail { name_or_arn, .. } = &change.target else {
+            return None;
+        };
+        if let Some(caller) = change.actor.arn.as_deref() {
+            let names = [Some(caller.to_string()), role_of_session(caller)];
+            let exempt = self.exempt.iter().any(|pattern| {
+                names
+                    .iter()
+                    .flatten()
+                    .any(|name| glob_match(pattern, name, false))
+            });
+            if exempt {
+                return None;
+            }
+        }
+        let trail_arn = trail_arn(change, partition, name_or_arn);
+        Some(RestartTarget {
+            region: region_of(change, &trail_arn),
+            trail_arn,
+        })
+    }
+}
+
+/// Says in the stop's reason what the event path did: the page and the finding then tell
+/// whoever reads them that the trail was restarted, or that the restart failed, and who had
+/// stopped it. The reason's code and occurrence stay, so the page is remembered as before.
+pub fn note_restart(
+    change: &Change,
+    restart: &Restart,
+    evaluations: &mut [Evaluation],
+    partition: &str,
+) {
+    let Target::Trail { name_or_arn, .. } = &change.target else {
+        return;
+    };
+    let arn = trail_arn(change, partition, name_or_arn);
+    let Some(evaluation) = evaluations.iter_mut().find(|e| e.resource_id == arn) else {
+        return;
+    };
+    let by = change.actor.arn.as_deref().unwrap_or("an unknown caller");
+    let note = match restart {
+        Restart::Restarted { at } => format!(
+            " trailwatch started it again at {} (TRAILWATCH_AUTO_REMEDIATE=start-logging); it had been stopped by {by}.",
+            at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        ),
+        Restart::Failed { why } => format!(
+            " trailwatch could not start it again ({why}); it was stopped by {by}. Start it by hand."
+        ),
+    };
+    if let Some(reason) = evaluation
+        .reasons
+        .iter_mut()
+        .filter(|r| matches!(r.code, ReasonCode::LoggingStopped | ReasonCode::LoggingGap))
+        .max_by(|a, b| a.occurrence.cmp(&b.occurrence))
+    {
+        reason.message.push_str(&note);
+    }
+}
+
 /// Which of trailwatch's own resources its configuration names, as ARN patterns (`*` and `?`
 /// wildcards): its rules, functions, topics and key.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -777,6 +879,72 @@ mod tests {
         let mut evaluations = [stopped];
         stop_evidence(&change, &mut evaluations, "aws");
         assert_eq!(evaluations[0].reasons.len(), 1);
+    }
+
+    #[test]
+    fn a_stop_is_undone_unless_an_exempt_principal_made_it() {
+        let change = parse(fixture!("stop_logging.json")).unwrap();
+        let off = AutoRemediation::default();
+        assert_eq!(off.restart_for(&change, "aws"), None, "off by default");
+        let on = AutoRemediation {
+            start_logging: true,
+            exempt: vec!["arn:aws:iam::*:role/SecurityAdmin".into()],
+        };
+        assert_eq!(
+            on.restart_for(&change, "aws"),
+            Some(RestartTarget {
+                trail_arn: format!(
+                    "arn:aws:cloudtrail:us-east-1:{ACCOUNT}:trail/management-events"
+                ),
+                region: "us-east-1".into(),
+            })
+        );
+        // The security team's role, through any session, may stop trails.
+        let mut admin = change.clone();
+        admin.actor.arn = Some(format!(
+            "arn:aws:sts::{ACCOUNT}:assumed-role/SecurityAdmin/alice"
+        ));
+        assert_eq!(on.restart_for(&admin, "aws"), None);
+        // Other calls are never undone.
+        let mut start = change.clone();
+        start.actor.event_name = "StartLogging".into();
+        assert_eq!(on.restart_for(&start, "aws"), None);
+    }
+
+    #[test]
+    fn the_page_says_the_trail_was_restarted_and_who_had_stopped_it() {
+        let change = parse(fixture!("stop_logging.json")).unwrap();
+        let mut evaluations = [trail_evaluation("management-events", &[])];
+        stop_evidence(&change, &mut evaluations, "aws");
+        let at = DateTime::parse_from_rfc3339("2024-06-01T12:00:03Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        note_restart(&change, &Restart::Restarted { at }, &mut evaluations, "aws");
+        let reason = &evaluations[0].reasons[0];
+        assert_eq!(reason.code, ReasonCode::LoggingGap);
+        assert!(
+            reason.message.ends_with(
+                " trailwatch started it again at 2024-06-01T12:00:03Z (TRAILWATCH_AUTO_REMEDIATE=start-logging); it had been stopped by arn:aws:iam::111122223333:user/mallory."
+            ),
+            "{}",
+            reason.message
+        );
+        assert_eq!(reason.occurrence.as_deref(), Some("2024-06-01T11:59:58Z"));
+        let mut failed = [trail_evaluation(
+            "management-events",
+            &[ReasonCode::LoggingStopped],
+        )];
+        note_restart(
+            &change,
+            &Restart::Failed {
+                why: "AccessDenied".into(),
+            },
+            &mut failed,
+            "aws",
+        );
+        assert!(failed[0].reasons[0]
+            .message
+            .contains("could not start it again (AccessDenied)"));
     }
 
     #[test]

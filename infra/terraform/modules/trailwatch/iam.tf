@@ -203,3 +203,20 @@ resource "aws_iam_role_policy" "own_logs_and_dead_letters" {
   role     = aws_iam_role.function[each.key].id
   policy   = data.aws_iam_policy_document.own_logs_and_dead_letters[each.key].json
 }
+
+# Self-healing, only when asked for: trail-change may start this account's trails again, and do
+# nothing else with them.
+data "aws_iam_policy_document" "auto_remediation" {
+  statement {
+    sid       = "StartStoppedTrails"
+    actions   = ["cloudtrail:StartLogging"]
+    resources = ["arn:${local.partition}:cloudtrail:*:${local.account}:trail/*"]
+  }
+}
+
+resource "aws_iam_role_policy" "auto_remediation" {
+  count  = var.auto_remediate == "start-logging" ? 1 : 0
+  name   = "start-stopped-trails"
+  role   = aws_iam_role.function["trail-change"].name
+  policy = data.aws_iam_policy_document.auto_remediation.json
+}

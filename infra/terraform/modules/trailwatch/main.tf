@@ -24,6 +24,9 @@ locals {
     # Empty means "not set": organisation mode stays off.
     TRAILWATCH_ORG_ROLE_NAME   = var.org_role_name
     TRAILWATCH_ORG_EXTERNAL_ID = var.org_external_id
+    # Self-healing: off unless asked for (see aws_iam_role_policy.auto_remediation).
+    TRAILWATCH_AUTO_REMEDIATE        = var.auto_remediate
+    TRAILWATCH_AUTO_REMEDIATE_EXEMPT = join(",", var.auto_remediate_exempt)
     # trailwatch's own rules, functions, topics and keys: a call that disables, deletes or
     # rewrites one pages HIGH (trail-change), as the guard rule does on its own path.
     TRAILWATCH_MONITOR_RESOURCES = join(",", [

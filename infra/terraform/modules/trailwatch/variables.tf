@@ -122,3 +122,23 @@ variable "organization_id" {
     error_message = "An organisation id such as o-abcdefghij, or empty."
   }
 }
+
+variable "auto_remediate" {
+  description = "start-logging lets trail-change start again, within seconds, a trail that someone outside auto_remediate_exempt stopped; the page says so. Only then is cloudtrail:StartLogging granted."
+  type        = string
+  default     = "off"
+  validation {
+    condition     = contains(["off", "start-logging"], var.auto_remediate)
+    error_message = "off or start-logging."
+  }
+}
+
+variable "auto_remediate_exempt" {
+  description = "Principals allowed to stop trails, as ARN patterns (* and ? wildcards), such as arn:aws:iam::*:role/SecurityAdmin. An assumed role matches by its role's ARN."
+  type        = list(string)
+  default     = []
+  validation {
+    condition     = alltrue([for p in var.auto_remediate_exempt : startswith(p, "arn:") && !strcontains(p, ",")])
+    error_message = "Each entry is one ARN or ARN pattern."
+  }
+}
