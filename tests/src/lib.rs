@@ -696,6 +696,13 @@ impl Account {
         vars
     }
 
+    /// The `trailwatch` binary with this account's credentials and region, and no profile.
+    pub fn trailwatch(&self) -> std::process::Command {
+        let mut command = std::process::Command::new(trailwatch_binary());
+        command.env_remove("AWS_PROFILE").envs(self.env());
+        command
+    }
+
     /// Runs the library scan flow against this account.
     pub async fn scan(&self, regions: &[&str]) -> Result<(ScanReport, CloudTrailInventory)> {
         let inventory = CloudTrailInventory::new(&self.sdk, 8);

@@ -5,21 +5,14 @@
 use anyhow::{Context, Result};
 use serde_json::Value;
 use std::collections::BTreeSet;
-use std::process::{Command, Output};
+use std::process::Output;
 use trailwatch_tests::fault::{Fault, FaultProxy, Rule};
-use trailwatch_tests::{
-    cloudtrail_trust, delivery_policy, endpoint, trailwatch_binary, Account, TrailSpec,
-};
+use trailwatch_tests::{cloudtrail_trust, delivery_policy, endpoint, Account, TrailSpec};
 
 const REGION: &str = "us-east-1";
 
 fn trailwatch(account: &Account, args: &[&str]) -> Result<Output> {
-    let mut command = Command::new(trailwatch_binary());
-    command.args(args).env_remove("AWS_PROFILE");
-    for (key, value) in account.env() {
-        command.env(key, value);
-    }
-    Ok(command.output()?)
+    Ok(account.trailwatch().args(args).output()?)
 }
 
 /// A trail's name, and its reasons as (code, level).
@@ -422,12 +415,8 @@ async fn fix_plans_without_changing_then_fixes_every_reason_once() -> Result<()>
 /// Runs `trailwatch` through `proxy`; blocking, while the proxy answers on the runtime's
 /// other thread.
 fn trailwatch_via(account: &Account, proxy: &FaultProxy, args: &[&str]) -> Result<Output> {
-    let mut command = Command::new(trailwatch_binary());
-    command.args(args).env_remove("AWS_PROFILE");
-    for (key, value) in account.env() {
-        command.env(key, value);
-    }
-    command.env("AWS_ENDPOINT_URL", &proxy.endpoint);
+    let mut command = account.trailwatch();
+    command.args(args).env("AWS_ENDPOINT_URL", &proxy.endpoint);
     Ok(tokio::task::block_in_place(|| command.output())?)
 }
 

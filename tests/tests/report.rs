@@ -116,19 +116,11 @@ async fn the_report_renders_the_matrix_statuses_and_exemptions_in_a_browser() ->
         .send()
         .await?;
 
-    let mut scan = Command::new(trailwatch_binary());
-    scan.args([
-        "scan",
-        "--regions",
-        &format!("{EAST},{WEST}"),
-        "--output",
-        "html",
-    ])
-    .env_remove("AWS_PROFILE");
-    for (key, value) in account.env() {
-        scan.env(key, value);
-    }
-    let output = scan.output()?;
+    let output = account
+        .trailwatch()
+        .args(["scan", "--regions", &format!("{EAST},{WEST}")])
+        .args(["--output", "html"])
+        .output()?;
     assert_eq!(
         output.status.code(),
         Some(1),

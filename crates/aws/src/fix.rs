@@ -7,6 +7,8 @@ use crate::inventory::Inventory;
 use crate::scan::{settings_of, ScanOptions};
 use aws_config::SdkConfig;
 use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use trailwatch_core::fix::{Action, TAMPER_FILTER_NAME, TAMPER_FILTER_PATTERN};
 use trailwatch_core::fix::{TAMPER_METRIC_NAME, TAMPER_METRIC_NAMESPACE};
@@ -59,10 +61,18 @@ where
     }
 }
 
+/// The clients of one region, built once for every step there.
+struct RegionalClients {
+    cloudtrail: aws_sdk_cloudtrail::Client,
+    logs: aws_sdk_cloudwatchlogs::Client,
+    cloudwatch: aws_sdk_cloudwatch::Client,
+}
+
 /// The clients the steps need, built from the credentials the command runs with.
 pub struct Fixer {
     sdk: SdkConfig,
     iam: aws_sdk_iam::Client,
+    regional: Mutex<HashMap<String, Arc<RegionalClients>>>,
     /// How long to wait before asking CloudTrail again to use a role IAM just made.
     role_propagation: Vec<Duration>,
 }
@@ -72,6 +82,7 @@ impl Fixer {
         Self {
             sdk: sdk.clone(),
             iam: aws_sdk_iam::Client::new(sdk),
+            regional: Mutex::new(HashMap::new()),
             // IAM is eventually consistent: a role created a moment ago can be refused by
             // CloudTrail's UpdateTrail ("InvalidCloudWatchLogsRoleArnException") for a few
             // seconds. About half a minute in all before giving up.
@@ -79,19 +90,32 @@ impl Fixer {
         }
     }
 
-    fn regional(&self, region: &str) -> SdkConfig {
-        self.sdk
-            .to_builder()
-            .region(aws_config::Region::new(region.to_string()))
-            .build()
+    fn regional(&self, region: &str) -> Arc<RegionalClients> {
+        let mut clients = self
+            .regional
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let built = clients.entry(region.to_string()).or_insert_with(|| {
+            let sdk = self
+                .sdk
+                .to_builder()
+                .region(aws_config::Region::new(region.to_string()))
+                .build();
+            Arc::new(RegionalClients {
+                cloudtrail: aws_sdk_cloudtrail::Client::new(&sdk),
+                logs: aws_sdk_cloudwatchlogs::Client::new(&sdk),
+                cloudwatch: aws_sdk_cloudwatch::Client::new(&sdk),
+            })
+        });
+        Arc::clone(built)
     }
 
     fn logs(&self, region: &str) -> aws_sdk_cloudwatchlogs::Client {
-        aws_sdk_cloudwatchlogs::Client::new(&self.regional(region))
+        self.regional(region).logs.clone()
     }
 
     fn cloudtrail(&self, region: &str) -> aws_sdk_cloudtrail::Client {
-        aws_sdk_cloudtrail::Client::new(&self.regional(region))
+        self.regional(region).cloudtrail.clone()
     }
 
     /// Runs one step.
@@ -260,7 +284,8 @@ impl Fixer {
                 topic_arn,
             } => {
                 use aws_sdk_cloudwatch::types::{ComparisonOperator, Statistic};
-                aws_sdk_cloudwatch::Client::new(&self.regional(region))
+                self.regional(region)
+                    .cloudwatch
                     .put_metric_alarm()
                     .alarm_name(alarm_name)
                     .alarm_description("A change to CloudTrail's configuration (CIS 4.5); created by trailwatch fix")

@@ -72,6 +72,30 @@ fn is_role_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || "+=,.@_-".contains(c))
 }
 
+/// A comma-separated list of ARNs or ARN patterns (`*` and `?` wildcards); `example` shows
+/// one in the error.
+fn arn_patterns(
+    variable: &'static str,
+    text: Option<String>,
+    example: &str,
+) -> Result<Vec<String>, ConfigError> {
+    let patterns: Vec<String> = text
+        .iter()
+        .flat_map(|t| t.split(','))
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
+        .collect();
+    match patterns.iter().find(|p| !p.starts_with("arn:")) {
+        Some(bad) => Err(ConfigError {
+            variable,
+            value: bad.clone(),
+            reason: format!("expected comma-separated ARNs or ARN patterns ({example}, …)"),
+        }),
+        None => Ok(patterns),
+    }
+}
+
 fn auto_remediation(get: &impl Fn(&str) -> Option<String>) -> Result<AutoRemediation, ConfigError> {
     let start_logging = match get("TRAILWATCH_AUTO_REMEDIATE").as_deref().map(str::trim) {
         None | Some("" | "off" | "none") => false,
@@ -84,22 +108,11 @@ fn auto_remediation(get: &impl Fn(&str) -> Option<String>) -> Result<AutoRemedia
             })
         }
     };
-    let exempt: Vec<String> = get("TRAILWATCH_AUTO_REMEDIATE_EXEMPT")
-        .map(|text| {
-            text.split(',')
-                .map(str::trim)
-                .filter(|p| !p.is_empty())
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default();
-    if let Some(bad) = exempt.iter().find(|p| !p.starts_with("arn:")) {
-        return Err(ConfigError {
-            variable: "TRAILWATCH_AUTO_REMEDIATE_EXEMPT",
-            value: bad.clone(),
-            reason: "expected comma-separated principal ARNs or ARN patterns (arn:aws:iam::*:role/SecurityAdmin, …)".into(),
-        });
-    }
+    let exempt = arn_patterns(
+        "TRAILWATCH_AUTO_REMEDIATE_EXEMPT",
+        get("TRAILWATCH_AUTO_REMEDIATE_EXEMPT"),
+        "arn:aws:iam::*:role/SecurityAdmin",
+    )?;
     Ok(AutoRemediation {
         start_logging,
         exempt,
@@ -268,23 +281,12 @@ impl Config {
             other => other,
         };
         let monitor = MonitorResources {
-            patterns: get("TRAILWATCH_MONITOR_RESOURCES")
-                .map(|text| {
-                    text.split(',')
-                        .map(str::trim)
-                        .filter(|p| !p.is_empty())
-                        .map(str::to_string)
-                        .collect::<Vec<_>>()
-                })
-                .unwrap_or_default(),
+            patterns: arn_patterns(
+                "TRAILWATCH_MONITOR_RESOURCES",
+                get("TRAILWATCH_MONITOR_RESOURCES"),
+                "arn:aws:events:REGION:ACCOUNT:rule/NAME",
+            )?,
         };
-        if let Some(bad) = monitor.patterns.iter().find(|p| !p.starts_with("arn:")) {
-            return Err(ConfigError {
-                variable: "TRAILWATCH_MONITOR_RESOURCES",
-                value: bad.clone(),
-                reason: "expected comma-separated ARNs or ARN patterns (arn:aws:events:REGION:ACCOUNT:rule/NAME, …)".into(),
-            });
-        }
         let remediation = auto_remediation(&get)?;
         let org = match get("TRAILWATCH_ORG_ROLE_NAME") {
             None => None,

@@ -143,22 +143,9 @@ pub fn render(accounts: &[AccountPage], generated_at: DateTime<Utc>) -> String {
     page.into_string()
 }
 
-fn class_of(status: Status) -> &'static str {
-    match status {
-        Status::Pass => "pass",
-        Status::Fail => "fail",
-        Status::Warning => "warning",
-        Status::Error => "error",
-    }
-}
-
-fn state_word(state: CoverageState) -> &'static str {
-    match state {
-        CoverageState::Covered => "covered",
-        CoverageState::Uncovered => "uncovered",
-        CoverageState::Unknown => "unknown",
-        CoverageState::Unreadable => "unreadable",
-    }
+/// The badge's CSS class: the status in lower case.
+fn class_of(status: Status) -> String {
+    status.as_str().to_ascii_lowercase()
 }
 
 /// The trail's name from its ARN, with the owner for another account's organisation trail.
@@ -271,7 +258,7 @@ fn matrix_cell(account: &AccountPage, region: &str) -> Markup {
             html! { td.cell.not-scanned data-region=(region) data-state="not-scanned" { "not scanned" } }
         }
         Some(cell) => {
-            let word = state_word(cell.state);
+            let word = cell.state.as_str();
             let names: Vec<String> = cell
                 .trails
                 .iter()
@@ -321,12 +308,7 @@ fn evaluation_row(evaluation: &Evaluation) -> Markup {
             }
         }
     }
-    let kind = match evaluation.kind {
-        EvaluationKind::Trail => "trail",
-        EvaluationKind::Account => "account",
-        EvaluationKind::Region => "region",
-        EvaluationKind::Monitor => "monitor",
-    };
+    let kind = evaluation.kind.as_str();
     html! {
         tr.evaluation data-status=(status.as_str()) data-kind=(kind)
             data-account=(evaluation.account_id) data-resource=(evaluation.resource_id)

@@ -393,15 +393,27 @@ pub struct Plan {
     pub notes: Vec<String>,
 }
 
+/// Adds `action`, as a fix for `code`, unless the same call is there already: then that step
+/// fixes `code` too. One call is made once, whoever needs it.
+fn add_step(steps: &mut Vec<Step>, action: &Action, code: ReasonCode) {
+    match steps.iter_mut().find(|s| s.action == *action) {
+        Some(step) if !step.fixes.contains(&code) => step.fixes.push(code),
+        Some(_) => {}
+        None => steps.push(Step {
+            action: action.clone(),
+            fixes: vec![code],
+        }),
+    }
+}
+
 impl Plan {
     fn push(&mut self, action: Action, code: ReasonCode) {
-        match self.steps.iter_mut().find(|s| s.action == action) {
-            Some(step) if !step.fixes.contains(&code) => step.fixes.push(code),
-            Some(_) => {}
-            None => self.steps.push(Step {
-                action,
-                fixes: vec![code],
-            }),
+        add_step(&mut self.steps, &action, code);
+    }
+
+    fn push_all(&mut self, actions: &[Action], code: ReasonCode) {
+        for action in actions {
+            add_step(&mut self.steps, action, code);
         }
     }
 }
@@ -528,9 +540,25 @@ pub fn plan(snapshot: &AccountSnapshot, evaluation: &Evaluation, options: &FixOp
         .role_arn
         .clone()
         .unwrap_or_else(|| format!("arn:{partition}:iam::{account}:role/{role_name}"));
-    let policy_name = delivery_policy_name(&group.name);
     let trust = trust_policy(&evaluation.resource_id, account);
-    let delivery = delivery_policy(&group, organization_id);
+    // The calls several reasons share.
+    let keep_events = Action::PutRetentionPolicy {
+        region: group.region.clone(),
+        group: group.name.clone(),
+        days: options.retention_days,
+    };
+    let create_group = [
+        Action::CreateLogGroup {
+            region: group.region.clone(),
+            name: group.name.clone(),
+        },
+        keep_events.clone(),
+    ];
+    let grant_delivery = Action::PutRolePolicy {
+        role: role_name.clone(),
+        policy_name: delivery_policy_name(&group.name),
+        document: delivery_policy(&group, organization_id),
+    };
     let mut wire_tamper_alarm = has(TamperAlarmMissing) || has(TamperAlarmUnrouted);
 
     for code in [CwlNotConfigured, CwlRoleNotConfigured] {
@@ -542,21 +570,7 @@ pub fn plan(snapshot: &AccountSnapshot, evaluation: &Evaluation, options: &FixOp
             .get(&group.bare_arn())
             .is_some_and(|g| matches!(g.group, Ok(Some(_))));
         if !group_known {
-            plan.push(
-                Action::CreateLogGroup {
-                    region: group.region.clone(),
-                    name: group.name.clone(),
-                },
-                code,
-            );
-            plan.push(
-                Action::PutRetentionPolicy {
-                    region: group.region.clone(),
-                    group: group.name.clone(),
-                    days: options.retention_days,
-                },
-                code,
-            );
+            plan.push_all(&create_group, code);
         }
         if existing_role.is_none() {
             plan.push(
@@ -568,14 +582,7 @@ pub fn plan(snapshot: &AccountSnapshot, evaluation: &Evaluation, options: &FixOp
                 code,
             );
         }
-        plan.push(
-            Action::PutRolePolicy {
-                role: role_name.clone(),
-                policy_name: policy_name.clone(),
-                document: delivery.clone(),
-            },
-            code,
-        );
+        plan.push(grant_delivery.clone(), code);
         plan.push(
             Action::SetCloudWatchLogs {
                 region: region.clone(),
@@ -590,21 +597,7 @@ pub fn plan(snapshot: &AccountSnapshot, evaluation: &Evaluation, options: &FixOp
         wire_tamper_alarm = true;
     }
     if has(CwlLogGroupMissing) {
-        plan.push(
-            Action::CreateLogGroup {
-                region: group.region.clone(),
-                name: group.name.clone(),
-            },
-            CwlLogGroupMissing,
-        );
-        plan.push(
-            Action::PutRetentionPolicy {
-                region: group.region.clone(),
-                group: group.name.clone(),
-                days: options.retention_days,
-            },
-            CwlLogGroupMissing,
-        );
+        plan.push_all(&create_group, CwlLogGroupMissing);
         wire_tamper_alarm = true;
     }
     if has(CwlRoleMissing) {
@@ -616,14 +609,7 @@ pub fn plan(snapshot: &AccountSnapshot, evaluation: &Evaluation, options: &FixOp
             },
             CwlRoleMissing,
         );
-        plan.push(
-            Action::PutRolePolicy {
-                role: role_name.clone(),
-                policy_name: policy_name.clone(),
-                document: delivery.clone(),
-            },
-            CwlRoleMissing,
-        );
+        plan.push(grant_delivery.clone(), CwlRoleMissing);
     }
     if has(CwlRoleTrustInvalid) {
         let previous = snapshot
@@ -642,14 +628,7 @@ pub fn plan(snapshot: &AccountSnapshot, evaluation: &Evaluation, options: &FixOp
         );
     }
     if has(CwlRolePermissionMissing) {
-        plan.push(
-            Action::PutRolePolicy {
-                role: role_name.clone(),
-                policy_name: policy_name.clone(),
-                document: delivery.clone(),
-            },
-            CwlRolePermissionMissing,
-        );
+        plan.push(grant_delivery.clone(), CwlRolePermissionMissing);
     }
     if has(LoggingStopped) {
         plan.push(
@@ -659,8 +638,6 @@ pub fn plan(snapshot: &AccountSnapshot, evaluation: &Evaluation, options: &FixOp
             },
             LoggingStopped,
         );
-    }
-    if has(LoggingStopped) {
         plan.notes.push(format!(
             "Starting trail {} again ends the blind spot, not the incident: find who called StopLogging and what they did while it was off (aws cloudtrail lookup-events --region {region} --lookup-attributes AttributeKey=EventName,AttributeValue=StopLogging).",
             trail.name
@@ -673,14 +650,7 @@ pub fn plan(snapshot: &AccountSnapshot, evaluation: &Evaluation, options: &FixOp
         ));
     }
     if has(CwlRetentionUnset) {
-        plan.push(
-            Action::PutRetentionPolicy {
-                region: group.region.clone(),
-                group: group.name.clone(),
-                days: options.retention_days,
-            },
-            CwlRetentionUnset,
-        );
+        plan.push(keep_events.clone(), CwlRetentionUnset);
     }
     if has(LogFileValidationDisabled) {
         plan.push(
@@ -772,15 +742,8 @@ pub fn plan(snapshot: &AccountSnapshot, evaluation: &Evaluation, options: &FixOp
 pub fn merged_steps(plans: &[Plan]) -> Vec<Step> {
     let mut steps: Vec<Step> = Vec::new();
     for step in plans.iter().flat_map(|p| &p.steps) {
-        match steps.iter_mut().find(|s| s.action == step.action) {
-            Some(existing) => {
-                for code in &step.fixes {
-                    if !existing.fixes.contains(code) {
-                        existing.fixes.push(*code);
-                    }
-                }
-            }
-            None => steps.push(step.clone()),
+        for code in &step.fixes {
+            add_step(&mut steps, &step.action, *code);
         }
     }
     steps.sort_by_key(|s| !matches!(s.action, Action::StartLogging { .. }));
@@ -790,9 +753,8 @@ pub fn merged_steps(plans: &[Plan]) -> Vec<Step> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::evaluate::TrailSummary;
-    use crate::reason::{Reason, Severity, Status};
     use crate::snapshot::Organization;
+    use crate::test_support::trail_evaluation;
 
     const ACCOUNT: &str = "111122223333";
 
@@ -812,34 +774,37 @@ mod tests {
     }
 
     /// A trail's evaluation with these reasons, shaped as the rules make it.
+    /// The core's usual trail evaluation, delivering to `group` through `role`.
     fn evaluation(
         name: &str,
         group: Option<&str>,
         role: Option<&str>,
         codes: &[ReasonCode],
     ) -> Evaluation {
-        let reasons: Vec<Reason> = codes.iter().map(|c| Reason::new(*c, "m")).collect();
-        Evaluation {
-            kind: crate::evaluate::EvaluationKind::Trail,
-            resource_id: format!("arn:aws:cloudtrail:us-east-1:{ACCOUNT}:trail/{name}"),
-            account_id: ACCOUNT.into(),
-            region: "us-east-1".into(),
-            status: Status::from_reasons(&reasons),
-            severity: Severity::worst_of(&reasons),
-            reasons,
-            trail: Some(TrailSummary {
-                name: name.into(),
-                home_region: "us-east-1".into(),
-                is_multi_region: true,
-                is_organization_trail: false,
-                log_group_arn: group.map(str::to_string),
-                role_arn: role.map(str::to_string),
-                is_logging: Some(true),
-                log_file_validation_enabled: true,
-                s3_bucket_name: Some("audit".into()),
-            }),
-            exemption: None,
-        }
+        let mut evaluation = trail_evaluation(name, codes);
+        let trail = evaluation.trail.as_mut().expect("a trail summary");
+        trail.log_group_arn = group.map(str::to_string);
+        trail.role_arn = role.map(str::to_string);
+        evaluation
+    }
+
+    /// A snapshot in which `evaluation`'s trail has these event selectors.
+    fn with_selectors(evaluation: &Evaluation, selectors: EventSelectors) -> AccountSnapshot {
+        let mut s = snapshot();
+        s.trail_details.insert(
+            evaluation.resource_id.clone(),
+            crate::snapshot::TrailDetails {
+                status: Err(crate::snapshot::Unavailable::new(
+                    "GetTrailStatus",
+                    None,
+                    "not read",
+                )),
+                event_selectors: Ok(selectors),
+                regional_status: BTreeMap::new(),
+                tags: None,
+            },
+        );
+        s
     }
 
     fn topics() -> FixOptions {
@@ -988,20 +953,7 @@ mod tests {
             None,
             &[ReasonCode::ManagementEventsExcluded],
         );
-        let mut s = snapshot();
-        s.trail_details.insert(
-            e.resource_id.clone(),
-            crate::snapshot::TrailDetails {
-                status: Err(crate::snapshot::Unavailable::new(
-                    "GetTrailStatus",
-                    None,
-                    "not read",
-                )),
-                event_selectors: Ok(selectors),
-                regional_status: BTreeMap::new(),
-                tags: None,
-            },
-        );
+        let s = with_selectors(&e, selectors);
         let plan = plan(&s, &e, &topics());
         assert_eq!(plan.steps.len(), 1, "{plan:#?}");
         assert_eq!(
@@ -1031,20 +983,7 @@ mod tests {
             ],
             advanced_event_selectors: vec![],
         };
-        let mut s = snapshot();
-        s.trail_details.insert(
-            e.resource_id.clone(),
-            crate::snapshot::TrailDetails {
-                status: Err(crate::snapshot::Unavailable::new(
-                    "GetTrailStatus",
-                    None,
-                    "not read",
-                )),
-                event_selectors: Ok(full),
-                regional_status: BTreeMap::new(),
-                tags: None,
-            },
-        );
+        let s = with_selectors(&e, full);
         let plan = plan(&s, &e, &topics());
         assert!(plan.steps.is_empty());
         assert!(

@@ -104,6 +104,18 @@ pub enum CoverageState {
     Unreadable,
 }
 
+impl CoverageState {
+    /// The state as the JSON writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CoverageState::Covered => "covered",
+            CoverageState::Uncovered => "uncovered",
+            CoverageState::Unknown => "unknown",
+            CoverageState::Unreadable => "unreadable",
+        }
+    }
+}
+
 /// One cell of the coverage matrix: a scanned region, and the trails that cover it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RegionCoverage {

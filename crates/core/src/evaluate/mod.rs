@@ -68,6 +68,18 @@ pub enum EvaluationKind {
     Monitor,
 }
 
+impl EvaluationKind {
+    /// The kind as the JSON writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EvaluationKind::Trail => "trail",
+            EvaluationKind::Account => "account",
+            EvaluationKind::Region => "region",
+            EvaluationKind::Monitor => "monitor",
+        }
+    }
+}
+
 /// The trail's own settings, echoed in its evaluation so readers need no second lookup.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TrailSummary {

@@ -1052,3 +1052,23 @@ fn a_member_account_is_covered_by_the_organisation_trail() {
     assert_eq!(cells[0].1, CoverageState::Covered);
     assert!(cells[0].2[0].contains(":999988887777:trail/"), "{cells:?}");
 }
+
+#[test]
+fn the_words_of_kinds_and_coverage_states_are_the_jsons() {
+    for kind in [
+        EvaluationKind::Trail,
+        EvaluationKind::Account,
+        EvaluationKind::Region,
+        EvaluationKind::Monitor,
+    ] {
+        assert_eq!(serde_json::to_value(kind).unwrap(), kind.as_str());
+    }
+    for state in [
+        CoverageState::Covered,
+        CoverageState::Uncovered,
+        CoverageState::Unknown,
+        CoverageState::Unreadable,
+    ] {
+        assert_eq!(serde_json::to_value(state).unwrap(), state.as_str());
+    }
+}
