@@ -49,25 +49,65 @@ pub enum PrincipalSpec {
 /// A condition value may be a string, bool or number, alone or in a list.
 pub type ConditionBlock = BTreeMap<String, BTreeMap<String, serde_json::Value>>;
 
+/// Reads a policy element that is present in the document. IAM's grammar has no `null`, but
+/// serde would read `"Resource": null` as an absent element, and an absent Resource means "the
+/// role itself": a null would silently widen an Allow to everything. So a null is refused, and
+/// the document with it, as IAM refuses it.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Statement {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
     pub effect: Effect,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub principal: Option<PrincipalSpec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub not_principal: Option<PrincipalSpec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub action: Option<OneOrMany>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub not_action: Option<OneOrMany>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub resource: Option<OneOrMany>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub not_resource: Option<OneOrMany>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub condition: Option<ConditionBlock>,
 }
 
@@ -402,6 +442,27 @@ mod tests {
     }
 
     const STREAM: &str = "arn:aws:logs:us-east-1:111122223333:log-group:ct:log-stream:111122223333_CloudTrail_us-east-1";
+
+    /// Found by the policy fuzz test: read as absent, `"Resource": null` allowed every resource.
+    #[test]
+    fn a_null_element_is_refused_not_read_as_absent() {
+        for element in [
+            "Resource",
+            "NotResource",
+            "Action",
+            "Principal",
+            "Condition",
+        ] {
+            let json = format!(
+                r#"{{"Statement":[{{"Effect":"Allow","Action":"*","Principal":"*","{element}":null}}]}}"#
+            );
+            assert!(PolicyDocument::parse(&json).is_err(), "{json}");
+        }
+        assert!(PolicyDocument::parse(
+            r#"{"Statement":[{"Effect":"Allow","Action":"*","Principal":"*"}]}"#
+        )
+        .is_ok());
+    }
 
     #[test]
     fn glob_handles_star_question_and_case() {
