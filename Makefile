@@ -9,12 +9,13 @@ VENV := .venv
 VENV_STAMP := $(VENV)/.installed
 DEMO_REGIONS := us-east-1,eu-west-1,ap-southeast-2
 
-.PHONY: help venv infra-venv browser build build-cli demo test bench bench-lambda lint lint-infra sam-build deploy clean
+.PHONY: help venv infra-venv browser build build-cli demo test fuzz bench bench-lambda lint lint-infra sam-build deploy clean
 
 help:
 	@echo "make demo   run trailwatch against a seeded AWS emulator (moto)"
 	@echo "make test   run every test: unit, fixture, emulator and CLI"
 	@echo "make lint   cargo fmt --check, clippy -D warnings, and the infra/ template checks"
+	@echo "make fuzz   the property tests, 100,000 cases each from a random seed"
 	@echo "make bench  criterion benchmarks of the core, and whole scans on moto (target/bench/)"
 	@echo "make build  the two Lambda zips (x86_64, provided.al2023) under target/lambda/"
 	@echo "make bench-lambda  the scheduled-scan zip's cold start and scan, as Lambda runs it"
@@ -77,10 +78,17 @@ browser:
 	  $$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	}
 
+# The property tests draw from a seed fixed per commit: new inputs with each commit, and a CI
+# failure that reproduces on a rerun. `make fuzz` explores from a random seed.
+export PROPTEST_RNG_SEED ?= $(shell printf '%d' 0x$$(git rev-parse --short=12 HEAD 2>/dev/null || echo 0))
+
 test: venv build-cli browser
 	cargo build --quiet --workspace --all-targets
 	scripts/with-moto cargo test --workspace 2>&1 | tee $(TEST_LOG); exit $${PIPESTATUS[0]}
 	@scripts/test-summary $(TEST_LOG)
+
+fuzz:
+	env -u PROPTEST_RNG_SEED PROPTEST_CASES=100000 cargo test --release -p trailwatch-core --test fuzz
 
 # Benchmarks, kept out of `make test`: criterion on the pure core, then the release binary
 # scanning moto seeded with REGIONS x TRAILS healthy trails, and organisations of N accounts,
