@@ -82,7 +82,7 @@ browser:
 # failure that reproduces on a rerun. `make fuzz` explores from a random seed.
 export PROPTEST_RNG_SEED ?= $(shell printf '%d' 0x$$(git rev-parse --short=12 HEAD 2>/dev/null || echo 0))
 
-test: venv build-cli browser
+test: venv infra-venv build-cli browser
 	cargo build --quiet --workspace --all-targets
 	scripts/with-moto cargo test --workspace 2>&1 | tee $(TEST_LOG); exit $${PIPESTATUS[0]}
 	@scripts/test-summary $(TEST_LOG)

@@ -465,3 +465,277 @@ async fn a_refused_step_stops_the_apply_and_says_what_was_not_done() -> Result<(
     );
     Ok(())
 }
+
+/// `.venv-infra`'s cfn-lint (`make infra-venv`, which `make test` runs first).
+fn cfn_lint() -> std::path::PathBuf {
+    std::env::var_os("TRAILWATCH_CFN_LINT")
+        .map(Into::into)
+        .unwrap_or_else(|| trailwatch_tests::workspace_dir().join(".venv-infra/bin/cfn-lint"))
+}
+
+/// The blocks of `body` named `kind` (`resource`, `import`), as (labels, body).
+fn blocks<'a>(body: &'a hcl::Body, kind: &str) -> Vec<(Vec<String>, &'a hcl::Body)> {
+    body.blocks()
+        .filter(|b| b.identifier() == kind)
+        .map(|b| {
+            let labels = b.labels().iter().map(|l| l.as_str().to_string()).collect();
+            (labels, b.body())
+        })
+        .collect()
+}
+
+fn attribute<'a>(body: &'a hcl::Body, key: &str) -> Option<&'a hcl::Expression> {
+    body.attributes().find(|a| a.key() == key).map(|a| a.expr())
+}
+
+fn string_attribute(body: &hcl::Body, key: &str) -> Option<String> {
+    match attribute(body, key)? {
+        hcl::Expression::String(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+/// The resource of `kind` whose `key` attribute is `value`.
+fn resource_where<'a>(
+    body: &'a hcl::Body,
+    kind: &str,
+    key: &str,
+    value: &str,
+) -> Option<&'a hcl::Body> {
+    blocks(body, "resource")
+        .into_iter()
+        .find(|(labels, b)| labels[0] == kind && string_attribute(b, key).as_deref() == Some(value))
+        .map(|(_, b)| b)
+}
+
+#[tokio::test]
+async fn the_fix_as_terraform_and_cloudformation_parses_lints_and_changes_nothing() -> Result<()> {
+    let (account, topic) = broken_account().await?;
+    let id = &account.id;
+    let trail_arn = |name: &str| format!("arn:aws:cloudtrail:{REGION}:{id}:trail/{name}");
+    // What the fix does not change must be declared too, or the import would take it away:
+    // the S3-only trail gets a key prefix, a KMS key and a tag.
+    let key = format!("arn:aws:kms:{REGION}:{id}:key/1234abcd-12ab-34cd-56ef-1234567890ab");
+    let cloudtrail = account.cloudtrail(REGION);
+    cloudtrail
+        .update_trail()
+        .name("s3-only")
+        .s3_key_prefix("audit")
+        .kms_key_id(&key)
+        .send()
+        .await?;
+    cloudtrail
+        .add_tags()
+        .resource_id(trail_arn("s3-only"))
+        .tags_list(
+            aws_sdk_cloudtrail::types::Tag::builder()
+                .key("team")
+                .value("security")
+                .build()?,
+        )
+        .send()
+        .await?;
+    let untouched = state(&account).await?;
+    let out = std::env::temp_dir().join(format!("trailwatch-fix-emit-{}", account.id));
+    let emit = |format: &str| {
+        trailwatch(
+            &account,
+            &[
+                "fix",
+                "--all",
+                "--regions",
+                REGION,
+                "--alarm-topic-arn",
+                topic.as_str(),
+                "--emit",
+                format,
+                "--out",
+                out.to_str().unwrap(),
+            ],
+        )
+    };
+
+    // Terraform: valid HCL that declares the fix, and takes in what exists.
+    let output = emit("terraform")?;
+    let transcript = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{transcript}");
+    let text = std::fs::read_to_string(out.join("trailwatch-fix.tf"))?;
+    let body = hcl::parse(&text).with_context(|| format!("the emitted Terraform:\n{text}"))?;
+    let imported: BTreeSet<String> = blocks(&body, "import")
+        .iter()
+        .filter_map(|(_, b)| string_attribute(b, "id"))
+        .collect();
+    // Only the trails whose settings change are declared: a missing group or a role's trust
+    // is fixed beside the trail, not in it.
+    for trail in ["s3-only", "stopped", "forever", "data-only"] {
+        assert!(
+            imported.contains(&trail_arn(trail)),
+            "{trail} is imported:\n{text}"
+        );
+    }
+    assert!(!imported.contains(&trail_arn("no-group")), "{text}");
+    // Existing pieces the fix changes come in too: a group kept forever, a role trusting EC2.
+    assert!(imported.contains("cloudtrail/forever"), "{text}");
+    assert!(
+        imported.contains("CloudTrailToCloudWatch-ec2-trust"),
+        "{text}"
+    );
+    // The group to create is not imported, and keeps events a year.
+    assert!(!imported.contains("/aws/cloudtrail/s3-only"), "{text}");
+    let new_group = resource_where(
+        &body,
+        "aws_cloudwatch_log_group",
+        "name",
+        "/aws/cloudtrail/s3-only",
+    )
+    .context("the new group")?;
+    assert_eq!(
+        attribute(new_group, "retention_in_days"),
+        Some(&hcl::Expression::from(365))
+    );
+    let s3_only = resource_where(&body, "aws_cloudtrail", "name", "s3-only").context("s3-only")?;
+    assert_eq!(
+        string_attribute(s3_only, "cloud_watch_logs_group_arn"),
+        Some(format!(
+            "arn:aws:logs:{REGION}:{id}:log-group:/aws/cloudtrail/s3-only:*"
+        ))
+    );
+    assert_eq!(
+        string_attribute(s3_only, "cloud_watch_logs_role_arn"),
+        Some(format!(
+            "arn:aws:iam::{id}:role/CloudTrailRoleForCloudWatchLogs_s3-only"
+        ))
+    );
+    assert_eq!(
+        string_attribute(s3_only, "s3_bucket_name").as_deref(),
+        Some(account.bucket.as_str())
+    );
+    assert_eq!(
+        string_attribute(s3_only, "s3_key_prefix").as_deref(),
+        Some("audit")
+    );
+    assert_eq!(string_attribute(s3_only, "kms_key_id"), Some(key.clone()));
+    // Tags and selectors the fix does not change are left to whoever owns them: an exemption
+    // is a tag, and a later apply must not take it away.
+    let ignored = s3_only
+        .blocks()
+        .find(|b| b.identifier() == "lifecycle")
+        .and_then(|l| attribute(l.body(), "ignore_changes"))
+        .map(hcl::format::to_string)
+        .transpose()?
+        .unwrap_or_default();
+    for attribute in ["tags", "event_selector", "insight_selector"] {
+        assert!(ignored.contains(attribute), "{attribute}: {ignored}");
+    }
+    assert!(!s3_only.blocks().any(|b| b.identifier() == "event_selector"));
+    let stopped = resource_where(&body, "aws_cloudtrail", "name", "stopped").context("stopped")?;
+    assert_eq!(
+        attribute(stopped, "enable_logging"),
+        Some(&hcl::Expression::Bool(true))
+    );
+    let forever = resource_where(&body, "aws_cloudtrail", "name", "forever").context("forever")?;
+    assert_eq!(
+        attribute(forever, "enable_log_file_validation"),
+        Some(&hcl::Expression::Bool(true))
+    );
+    // The data-event selector is declared beside the management one it gains.
+    let data_only =
+        resource_where(&body, "aws_cloudtrail", "name", "data-only").context("data-only")?;
+    let selectors: Vec<&hcl::Body> = data_only
+        .blocks()
+        .filter(|b| b.identifier() == "event_selector")
+        .map(|b| b.body())
+        .collect();
+    assert_eq!(selectors.len(), 2, "{text}");
+    assert!(selectors
+        .iter()
+        .any(|s| s.blocks().any(|b| b.identifier() == "data_resource")));
+    // The new role trusts CloudTrail for this trail only, through jsonencode.
+    let role = resource_where(
+        &body,
+        "aws_iam_role",
+        "name",
+        "CloudTrailRoleForCloudWatchLogs_s3-only",
+    )
+    .context("the new role")?;
+    let trust = attribute(role, "assume_role_policy").context("trust")?;
+    assert!(matches!(trust, hcl::Expression::FuncCall(_)), "{trust:?}");
+    let trust_text = hcl::format::to_string(trust)?;
+    assert!(trust_text.contains(&trail_arn("s3-only")), "{trust_text}");
+    assert!(text.contains(":log-stream:*"), "{text}");
+    let alarm = blocks(&body, "resource")
+        .into_iter()
+        .find(|(labels, _)| labels[0] == "aws_cloudwatch_metric_alarm")
+        .context("an alarm")?
+        .1;
+    assert_eq!(
+        attribute(alarm, "alarm_actions"),
+        Some(&hcl::Expression::from(vec![topic.clone()]))
+    );
+    // Nothing declared can be destroyed by a later apply.
+    for (labels, resource) in blocks(&body, "resource") {
+        let lifecycle = resource
+            .blocks()
+            .find(|b| b.identifier() == "lifecycle")
+            .with_context(|| format!("{labels:?} has a lifecycle"))?;
+        assert_eq!(
+            attribute(lifecycle.body(), "prevent_destroy"),
+            Some(&hcl::Expression::Bool(true)),
+            "{labels:?}"
+        );
+    }
+
+    // CloudFormation: a template that cfn-lint passes, taking in the trails in two phases.
+    let output = emit("cloudformation")?;
+    let transcript = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{transcript}");
+    let template_path = out.join(format!("trailwatch-fix-{REGION}.yaml"));
+    assert!(
+        transcript.contains("--import-existing-resources"),
+        "{transcript}"
+    );
+    let lint = std::process::Command::new(cfn_lint())
+        .arg(&template_path)
+        .output()
+        .context("running cfn-lint (make infra-venv)")?;
+    assert!(
+        lint.status.success(),
+        "cfn-lint: {}{}",
+        String::from_utf8_lossy(&lint.stdout),
+        String::from_utf8_lossy(&lint.stderr)
+    );
+    let template: Value = serde_norway::from_str(&std::fs::read_to_string(&template_path)?)?;
+    let resources = template["Resources"].as_object().context("Resources")?;
+    let of_type =
+        |kind: &str| -> Vec<&Value> { resources.values().filter(|r| r["Type"] == kind).collect() };
+    assert_eq!(of_type("AWS::CloudTrail::Trail").len(), 4, "{template:#}");
+    for resource in resources.values() {
+        assert_eq!(resource["DeletionPolicy"], "Retain", "{resource:#}");
+    }
+    let s3_only = of_type("AWS::CloudTrail::Trail")
+        .into_iter()
+        .find(|t| t["Properties"]["TrailName"] == "s3-only")
+        .context("s3-only")?;
+    // Taken in without a log group, given one in the second phase.
+    assert_eq!(
+        s3_only["Properties"]["CloudWatchLogsLogGroupArn"]["Fn::If"],
+        serde_json::json!([
+            "Fixing",
+            format!("arn:aws:logs:{REGION}:{id}:log-group:/aws/cloudtrail/s3-only:*"),
+            {"Ref": "AWS::NoValue"}
+        ])
+    );
+    assert_eq!(s3_only["Properties"]["KMSKeyId"], key.as_str());
+    assert_eq!(s3_only["Properties"]["S3KeyPrefix"], "audit");
+    assert_eq!(s3_only["Properties"].get("Tags"), None);
+    assert_eq!(s3_only["Properties"].get("EventSelectors"), None);
+    assert_eq!(of_type("AWS::CloudWatch::Alarm").len(), 3, "{template:#}");
+
+    assert_eq!(
+        state(&account).await?,
+        untouched,
+        "emitting code changed the account"
+    );
+    std::fs::remove_dir_all(&out)?;
+    Ok(())
+}

@@ -11,7 +11,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use trailwatch_core::fix::{Action, TAMPER_FILTER_NAME, TAMPER_FILTER_PATTERN};
-use trailwatch_core::fix::{TAMPER_METRIC_NAME, TAMPER_METRIC_NAMESPACE};
+use trailwatch_core::fix::{
+    TAMPER_ALARM_PERIOD_SECONDS, TAMPER_METRIC_NAME, TAMPER_METRIC_NAMESPACE,
+};
 use trailwatch_core::snapshot::EventSelectors;
 use trailwatch_core::{evaluate_account, AccountSnapshot, Evaluation};
 
@@ -292,7 +294,7 @@ impl Fixer {
                     .metric_name(TAMPER_METRIC_NAME)
                     .namespace(TAMPER_METRIC_NAMESPACE)
                     .statistic(Statistic::Sum)
-                    .period(300)
+                    .period(TAMPER_ALARM_PERIOD_SECONDS)
                     .evaluation_periods(1)
                     .threshold(1.0)
                     .comparison_operator(ComparisonOperator::GreaterThanOrEqualToThreshold)

@@ -34,6 +34,9 @@ pub(crate) fn trail(t: &aws_sdk_cloudtrail::types::Trail) -> Option<Trail> {
         has_custom_event_selectors: t.has_custom_event_selectors().unwrap_or(false),
         s3_bucket_name: owned(t.s3_bucket_name()),
         include_global_service_events: t.include_global_service_events().unwrap_or(true),
+        s3_key_prefix: owned(t.s3_key_prefix()),
+        kms_key_id: owned(t.kms_key_id()),
+        sns_topic_arn: owned(t.sns_topic_arn()),
     })
 }
 

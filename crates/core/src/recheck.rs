@@ -658,6 +658,9 @@ mod tests {
                 has_custom_event_selectors: false,
                 s3_bucket_name: None,
                 include_global_service_events: true,
+                s3_key_prefix: None,
+                kms_key_id: None,
+                sns_topic_arn: None,
             },
         }
     }

@@ -104,6 +104,18 @@ pub struct Trail {
     pub s3_bucket_name: Option<String>,
     #[serde(default = "default_true")]
     pub include_global_service_events: bool,
+    /// Read so that `fix --emit` can declare the trail whole: a Terraform or CloudFormation
+    /// trail that left these out would take them away.
+    #[serde(default, deserialize_with = "deserialize_non_empty")]
+    pub s3_key_prefix: Option<String>,
+    #[serde(default, deserialize_with = "deserialize_non_empty")]
+    pub kms_key_id: Option<String>,
+    #[serde(
+        default,
+        rename = "SnsTopicARN",
+        deserialize_with = "deserialize_non_empty"
+    )]
+    pub sns_topic_arn: Option<String>,
 }
 
 impl Trail {

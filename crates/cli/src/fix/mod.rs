@@ -3,18 +3,26 @@
 //!
 //! A dry run is the default, reads only, and exits 0. `--apply` stops at the first step AWS
 //! refuses and says what was and was not done; its exit code is 0 when no FAIL reason is left
-//! on the trails it fixed, else 1.
+//! on the trails it fixed, else 1. `--emit` writes the same fix as Terraform or CloudFormation
+//! for the user's repository, and changes nothing either.
+
+mod cloudformation;
+mod labels;
+mod terraform;
 
 use super::{load_sdk_config, parse_regions, single_account, with_flags};
 use super::{CommonArgs, FailOn, OutputFormat, EXIT_CONFIG};
 use anyhow::Context;
-use clap::Args;
+use clap::{Args, ValueEnum};
 use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
 use trailwatch_aws::fix::{assess, Applied, Assessment, Fixer};
 use trailwatch_aws::{Config, RegionSelection, Services};
 use trailwatch_core::arn::Arn;
-use trailwatch_core::fix::{merged_steps, plan, FixOptions, Plan, DEFAULT_RETENTION_DAYS};
+use trailwatch_core::fix::{
+    desired_state, merged_steps, plan, DesiredState, FixOptions, Plan, DEFAULT_RETENTION_DAYS,
+};
 use trailwatch_core::{Evaluation, EvaluationKind, Level, ReasonCode};
 
 /// The values `PutRetentionPolicy` accepts (CloudWatch Logs API reference, `retentionInDays`).
@@ -58,12 +66,25 @@ pub struct FixArgs {
     /// Make the changes (the default is a dry run that changes nothing).
     #[arg(long)]
     apply: bool,
+    /// Write the fix as code for your repository instead: `terraform` (one file) or
+    /// `cloudformation` (one template per region). Changes nothing.
+    #[arg(long, value_enum, conflicts_with = "apply")]
+    emit: Option<EmitFormat>,
+    /// The directory --emit writes to.
+    #[arg(long, default_value = "trailwatch-fix", requires = "emit")]
+    out: PathBuf,
     /// With --apply on a terminal: do not ask for confirmation.
     #[arg(long, requires = "apply")]
     yes: bool,
     /// Oldest acceptable CloudWatch Logs delivery, as for `scan`.
     #[arg(long, value_parser = humantime::parse_duration)]
     max_delivery_age: Option<std::time::Duration>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum EmitFormat {
+    Terraform,
+    Cloudformation,
 }
 
 /// `--alarm-topic-arn` values by the region each ARN names; two for one region is an error.
@@ -156,6 +177,12 @@ pub async fn run(args: FixArgs) -> anyhow::Result<u8> {
     if steps.is_empty() {
         println!("\nNothing to change.");
         return Ok(exit_code(&targets));
+    }
+    if let Some(format) = args.emit {
+        let state = desired_state(&steps, &before.snapshot);
+        let header = code_header(&plans, &before.snapshot.account_id);
+        emit(format, &state, &header, &args.out)?;
+        return Ok(EXIT_FIXED);
     }
     if !args.apply {
         println!(
@@ -298,6 +325,103 @@ fn print_plan(plans: &[Plan], steps: &[trailwatch_core::fix::Step]) {
             println!("\nNote, trail {}: {note}", plan.trail_name);
         }
     }
+}
+
+/// What the emitted code is for, and what it cannot do, as comment lines.
+fn code_header(plans: &[Plan], account: &str) -> Vec<String> {
+    let mut lines = vec![
+        format!(
+            "Written by trailwatch {} (`trailwatch fix --emit`) for account {account}.",
+            env!("CARGO_PKG_VERSION")
+        ),
+        "Existing resources are taken in as trailwatch read them, then changed; none is ever deleted.".to_string(),
+    ];
+    for plan in plans.iter().filter(|p| !p.steps.is_empty()) {
+        let mut codes: Vec<&str> = plan
+            .steps
+            .iter()
+            .flat_map(|s| s.fixes.iter().map(|c| c.as_str()))
+            .collect();
+        codes.dedup();
+        lines.push(format!(
+            "Fixes trail {}: {}.",
+            plan.trail_name,
+            codes.join(", ")
+        ));
+    }
+    for plan in plans {
+        for manual in &plan.manual {
+            lines.push(format!(
+                "Not fixed here, trail {} {}: {}",
+                plan.trail_name,
+                manual.code.as_str(),
+                manual.what_to_do
+            ));
+        }
+        for note in &plan.notes {
+            lines.push(format!("Note, trail {}: {note}", plan.trail_name));
+        }
+    }
+    lines
+}
+
+/// Writes the fix as code under `out` and says how to deploy it.
+fn emit(
+    format: EmitFormat,
+    state: &DesiredState,
+    header: &[String],
+    out: &Path,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let write = |name: &str, text: &str| -> anyhow::Result<String> {
+        let path = out.join(name);
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        Ok(path.display().to_string())
+    };
+    match format {
+        EmitFormat::Terraform => {
+            let mut lines = header.to_vec();
+            lines.push(
+                "Apply: terraform init, then terraform plan. Expect imports and in-place updates only: every resource has prevent_destroy, so a plan that would replace one fails instead. Then terraform apply.".to_string(),
+            );
+            let path = write("trailwatch-fix.tf", &terraform::render(state, &lines)?)?;
+            println!("\nWrote {path}. Nothing was changed.");
+            println!(
+                "Review it, then: terraform -chdir={} init && terraform -chdir={} plan",
+                out.display(),
+                out.display()
+            );
+        }
+        EmitFormat::Cloudformation => {
+            let templates = cloudformation::render(state)?;
+            println!("\nNothing was changed. Deploy the templates in this order:");
+            let first = templates.first().map(|t| t.region.clone());
+            for template in &templates {
+                let name = format!("trailwatch-fix-{}.yaml", template.region);
+                let path = out.join(&name).display().to_string();
+                let commands = template.deploy_commands(&path);
+                let mut text: String = header.iter().map(|l| format!("# {l}\n")).collect();
+                if let Some(first) = first.as_ref().filter(|f| **f != template.region) {
+                    text.push_str(&format!(
+                        "# Deploy trailwatch-fix-{first}.yaml first: it holds the IAM resources.\n"
+                    ));
+                }
+                text.push_str(
+                    "# Deploy, in order (if a trailwatch-fix stack exists already, use --change-set-type UPDATE):\n",
+                );
+                for command in &commands {
+                    text.push_str(&format!("#   {command}\n"));
+                }
+                text.push_str(&template.body);
+                let path = write(&name, &text)?;
+                println!("\n{path}:");
+                for command in &commands {
+                    println!("  {command}");
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 fn confirm(steps: usize, assessment: &Assessment) -> anyhow::Result<bool> {

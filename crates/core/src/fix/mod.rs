@@ -17,6 +17,12 @@ use crate::snapshot::{
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
+mod desired;
+pub use desired::{
+    desired_state, DesiredAlarm, DesiredLogGroup, DesiredMetricFilter, DesiredRole,
+    DesiredRolePolicy, DesiredState, DesiredTrail, TrailSettings,
+};
+
 /// The inline policies trailwatch puts on a delivery role start with this, and are the only
 /// policies it ever writes. Each is named for its log group, so two trails that share a role
 /// but not a group each keep their grant.
@@ -25,6 +31,8 @@ pub const DELIVERY_POLICY_PREFIX: &str = "trailwatch-delivery-";
 pub const TAMPER_FILTER_NAME: &str = "trailwatch-cloudtrail-changes";
 pub const TAMPER_METRIC_NAMESPACE: &str = "CloudTrailMetrics";
 pub const TAMPER_METRIC_NAME: &str = "CloudTrailChangeCount";
+/// The alarm sums the metric over five minutes and pages on the first change.
+pub const TAMPER_ALARM_PERIOD_SECONDS: i32 = 300;
 /// CIS AWS Foundations 4.5 (3.5 in earlier versions): changes to CloudTrail's configuration.
 /// `StopLogging` and `DeleteTrail` are what the tamper rule needs; the others are the control's.
 pub const TAMPER_FILTER_PATTERN: &str = "{ ($.eventName = CreateTrail) || ($.eventName = UpdateTrail) || ($.eventName = DeleteTrail) || ($.eventName = StartLogging) || ($.eventName = StopLogging) }";
@@ -212,7 +220,7 @@ impl Action {
                 alarm_name,
                 topic_arn,
             } => format!(
-                "aws cloudwatch put-metric-alarm --region {region} --alarm-name {} --metric-name {TAMPER_METRIC_NAME} --namespace {TAMPER_METRIC_NAMESPACE} --statistic Sum --period 300 --evaluation-periods 1 --threshold 1 --comparison-operator GreaterThanOrEqualToThreshold --treat-missing-data notBreaching --alarm-actions {}",
+                "aws cloudwatch put-metric-alarm --region {region} --alarm-name {} --metric-name {TAMPER_METRIC_NAME} --namespace {TAMPER_METRIC_NAMESPACE} --statistic Sum --period {TAMPER_ALARM_PERIOD_SECONDS} --evaluation-periods 1 --threshold 1 --comparison-operator GreaterThanOrEqualToThreshold --treat-missing-data notBreaching --alarm-actions {}",
                 shell(alarm_name),
                 shell(topic_arn)
             ),
@@ -475,7 +483,7 @@ pub fn delivery_policy_name(group: &str) -> String {
 }
 
 /// The path of a role ARN (`/` for most), which `CreateRole` needs to recreate it as it was.
-fn role_path(arn: &str) -> String {
+pub(crate) fn role_path(arn: &str) -> String {
     let resource = Arn::parse(arn).map(|a| a.resource).unwrap_or_default();
     let inner = resource.strip_prefix("role").unwrap_or("/");
     match inner.rfind('/') {
