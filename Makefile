@@ -9,7 +9,7 @@ VENV := .venv
 VENV_STAMP := $(VENV)/.installed
 DEMO_REGIONS := us-east-1,eu-west-1,ap-southeast-2
 
-.PHONY: help venv infra-venv browser build build-cli demo test fuzz bench bench-lambda lint lint-infra sam-build deploy clean
+.PHONY: help venv infra-venv browser build build-cli demo test fuzz bench bench-peers bench-lambda lint lint-infra sam-build deploy clean
 
 help:
 	@echo "make demo   run trailwatch against a seeded AWS emulator (moto)"
@@ -18,6 +18,7 @@ help:
 	@echo "make fuzz   the property tests, 100,000 cases each from a random seed"
 	@echo "make bench  criterion benchmarks of the core, and whole scans on moto (target/bench/)"
 	@echo "make build  the two Lambda zips (x86_64, provided.al2023) under target/lambda/"
+	@echo "make bench-peers  trailwatch, Prowler and Cloud Custodian side by side (target/bench/peers.md)"
 	@echo "make bench-lambda  the scheduled-scan zip's cold start and scan, as Lambda runs it"
 	@echo "make deploy sam build + sam deploy (--guided the first time) of infra/template.yaml"
 	@echo "make sam-build  only the sam build step, offline"
@@ -71,12 +72,8 @@ TEST_LOG := $(CARGO_TARGET_DIR)/trailwatch-test.log
 # The HTML report's browser test runs headless Chromium: Debian's package, installed when
 # neither `chromium` nor $$TRAILWATCH_CHROMIUM is there (root, or sudo, runs apt-get).
 browser:
-	@command -v chromium >/dev/null || { [ -n "$${TRAILWATCH_CHROMIUM:-}" ] && [ -x "$$TRAILWATCH_CHROMIUM" ]; } || { \
-	  echo "Installing Debian's chromium for the HTML report's browser test"; \
-	  sudo=$$([ "$$(id -u)" = 0 ] || echo sudo); \
-	  command -v apt-get >/dev/null || { echo "No chromium and no apt-get: install Chromium and set TRAILWATCH_CHROMIUM to its binary"; exit 2; }; \
-	  $$sudo apt-get update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-	}
+	@{ [ -n "$${TRAILWATCH_CHROMIUM:-}" ] && [ -x "$$TRAILWATCH_CHROMIUM" ]; } || \
+	  scripts/apt-install chromium chromium "for the HTML report's browser test (or set TRAILWATCH_CHROMIUM)"
 
 # The property tests draw from a seed fixed per commit: new inputs with each commit, and a CI
 # failure that reproduces on a rerun. `make fuzz` explores from a random seed.
@@ -86,6 +83,28 @@ test: venv infra-venv build-cli browser
 	cargo build --quiet --workspace --all-targets
 	scripts/with-moto cargo test --workspace 2>&1 | tee $(TEST_LOG); exit $${PIPESTATUS[0]}
 	@scripts/test-summary $(TEST_LOG)
+
+# Prowler and Cloud Custodian against trailwatch, timed by hyperfine on one seeded moto account;
+# each in its own virtualenv, since their pins conflict with moto's and with each other's.
+PROWLER_VENV := .venv-prowler
+CUSTODIAN_VENV := .venv-custodian
+
+$(PROWLER_VENV)/.installed: tools/prowler-requirements.txt
+	$(PYTHON) -m venv $(PROWLER_VENV)
+	$(PROWLER_VENV)/bin/pip install --quiet --disable-pip-version-check -r $<
+	touch $@
+
+$(CUSTODIAN_VENV)/.installed: tools/custodian-requirements.txt
+	$(PYTHON) -m venv $(CUSTODIAN_VENV)
+	$(CUSTODIAN_VENV)/bin/pip install --quiet --disable-pip-version-check -r $<
+	touch $@
+
+bench-peers: venv $(PROWLER_VENV)/.installed $(CUSTODIAN_VENV)/.installed
+	@scripts/apt-install hyperfine hyperfine "to time the tools side by side"
+	cargo build --quiet --release -p trailwatch-cli
+	cargo build --quiet -p trailwatch-tests --bin bench-scan
+	scripts/with-moto scripts/bench-peers $(CARGO_TARGET_DIR)/debug/bench-scan \
+		$(CARGO_TARGET_DIR)/release/trailwatch $(BENCH_DIR)
 
 fuzz:
 	env -u PROPTEST_RNG_SEED PROPTEST_CASES=100000 cargo test --release -p trailwatch-core --test fuzz
@@ -160,4 +179,4 @@ deploy: sam-build
 	fi
 
 clean:
-	rm -rf $(VENV) $(INFRA_VENV) $(CHECKOV_VENV) infra/.aws-sam
+	rm -rf $(VENV) $(INFRA_VENV) $(CHECKOV_VENV) $(PROWLER_VENV) $(CUSTODIAN_VENV) infra/.aws-sam

@@ -21,6 +21,12 @@
 //!   its first event is its init (cold start), the time until it answers is the scan, of 3
 //!   regions × 3 healthy trails. Five cold starts; the medians and the zip's size go to
 //!   `OUT_DIR/lambda-<LABEL>.json`.
+//! - `bench-scan peers-seed` seeds the account `make bench-peers` times trailwatch, Prowler and
+//!   Cloud Custodian on: in each of 3 regions a healthy trail, an S3-only trail and a stopped
+//!   one. It prints the account's credentials as shell `export` lines, and the regions.
+//! - `bench-scan peers-table HYPERFINE_JSON PROWLER CUSTODIAN TRAILWATCH` prints hyperfine's
+//!   medians of the three as a Markdown table, with the ratios to trailwatch against the goals
+//!   (at least 100× Prowler, 10× Custodian) and what each found.
 //! - `bench-scan table OUT_DIR` writes criterion's estimates to `OUT_DIR/core.json` and prints
 //!   them and every `scan-*.json` as Markdown tables, for the README.
 
@@ -78,12 +84,16 @@ async fn main() -> Result<()> {
             organization(Path::new(binary), accounts, Path::new(out)).await
         }
         ["recheck", binary, out] => recheck(Path::new(binary), Path::new(out)).await,
+        ["peers-seed"] => peers_seed().await,
+        ["peers-table", hyperfine, prowler, custodian, trailwatch] => {
+            peers_table(Path::new(hyperfine), [prowler, custodian, trailwatch])
+        }
         ["lambda", zip, bootstrap, label, out] => {
             lambda(Path::new(zip), Path::new(bootstrap), label, Path::new(out)).await
         }
         ["table", out] => table(Path::new(out)),
         _ => bail!(
-            "usage: bench-scan run TRAILWATCH REGIONS TRAILS OUT_DIR | bench-scan org TRAILWATCH ACCOUNTS OUT_DIR | bench-scan recheck TRAILWATCH OUT_DIR | bench-scan lambda ZIP BOOTSTRAP LABEL OUT_DIR | bench-scan table OUT_DIR"
+            "usage: bench-scan run TRAILWATCH REGIONS TRAILS OUT_DIR | bench-scan org TRAILWATCH ACCOUNTS OUT_DIR | bench-scan recheck TRAILWATCH OUT_DIR | bench-scan peers-seed | bench-scan peers-table HYPERFINE_JSON PROWLER CUSTODIAN TRAILWATCH | bench-scan lambda ZIP BOOTSTRAP LABEL OUT_DIR | bench-scan table OUT_DIR"
         ),
     }
 }
@@ -321,6 +331,94 @@ async fn organization(binary: &Path, count: usize, out: &Path) -> Result<()> {
         measured.wall_ms,
         measured.peak_rss_kib,
         file.display()
+    );
+    Ok(())
+}
+
+/// One account for the peer comparison: 9 trails over 3 regions, a third of them streaming to
+/// CloudWatch Logs as they should, a third S3-only, a third stopped, so every tool has
+/// failures to find. Prints what the timed commands need as shell `export` lines.
+async fn peers_seed() -> Result<()> {
+    let regions = &ORG_REGIONS;
+    let account = Account::fresh().await?;
+    for (index, region) in regions.iter().enumerate() {
+        account
+            .healthy_trail(&format!("healthy-{region}"), region, index == 0)
+            .await?;
+        account
+            .trail(trailwatch_tests::TrailSpec::new(
+                &format!("s3-only-{region}"),
+                region,
+            ))
+            .await?;
+        let stopped = format!("stopped-{region}");
+        account.healthy_trail(&stopped, region, false).await?;
+        account
+            .cloudtrail(region)
+            .stop_logging()
+            .name(&stopped)
+            .send()
+            .await?;
+    }
+    for (key, value) in account.env() {
+        println!("export {key}='{value}'");
+    }
+    println!("export PEER_REGIONS='{}'", regions.join(" "));
+    Ok(())
+}
+
+/// hyperfine's results (`--export-json`) as the README's table: the median wall of each tool,
+/// its ratio to trailwatch's and the goal, and what each found (`found`: Prowler's FAIL rows,
+/// Custodian's matched trails, trailwatch's failing trails).
+fn peers_table(hyperfine: &Path, found: [&&str; 3]) -> Result<()> {
+    let results: Value = serde_json::from_str(&std::fs::read_to_string(hyperfine)?)?;
+    let median = |name: &str| -> Result<f64> {
+        results["results"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|r| r["command"] == name)
+            .and_then(|r| r["median"].as_f64())
+            .with_context(|| format!("no median for {name} in {}", hyperfine.display()))
+    };
+    let ours = median("trailwatch")?;
+    let runs = results["results"][0]["times"]
+        .as_array()
+        .map_or(0, Vec::len);
+    let machine = machine();
+    println!(
+        "On one moto account, 9 trails over 3 regions (3 healthy, 3 S3-only, 3 stopped), {} CPUs ({}); median of {runs} runs after a warm-up, whole process:\n",
+        machine["cpus"], machine["cpu_model"].as_str().unwrap_or_default()
+    );
+    println!("| | checks | found | median wall | trailwatch is faster by | goal |");
+    println!("|---|---|---|---|---|---|");
+    // hyperfine's command names (scripts/bench-peers), the versions tools/*-requirements pin.
+    for (command, label, checks, found, goal) in [
+        (
+            "Prowler",
+            "Prowler 5.46.0",
+            "`cloudtrail_cloudwatch_logging_enabled`",
+            format!("{} FAIL", found[0]),
+            100.0,
+        ),
+        (
+            "Cloud Custodian",
+            "Cloud Custodian 0.9.53",
+            "`aws.cloudtrail`: no log group, or not logging",
+            format!("{} trails", found[1]),
+            10.0,
+        ),
+    ] {
+        let theirs = median(command)?;
+        let ratio = theirs / ours;
+        println!(
+            "| {label} | {checks} | {found} | {theirs:.2} s | {ratio:.0}× | ≥ {goal:.0}× {} |",
+            if ratio >= goal { "met" } else { "**not met**" }
+        );
+    }
+    println!(
+        "| trailwatch | every check in \"How a trail is judged\" | {} FAIL | {ours:.3} s | — | — |",
+        found[2]
     );
     Ok(())
 }
