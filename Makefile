@@ -35,14 +35,15 @@ venv: $(VENV_STAMP)
 INFRA_VENV := .venv-infra
 CHECKOV_VENV := .venv-checkov
 
-$(INFRA_VENV)/.installed: tools/infra-requirements.txt
-	$(PYTHON) -m venv $(INFRA_VENV)
-	$(INFRA_VENV)/bin/pip install --quiet --disable-pip-version-check -r $<
-	touch $@
+# Prowler and Cloud Custodian, for `make bench-peers`, get theirs for the same reason.
+# .venv-NAME installs tools/NAME-requirements.txt.
+PROWLER_VENV := .venv-prowler
+CUSTODIAN_VENV := .venv-custodian
+TOOL_VENVS := $(INFRA_VENV) $(CHECKOV_VENV) $(PROWLER_VENV) $(CUSTODIAN_VENV)
 
-$(CHECKOV_VENV)/.installed: tools/checkov-requirements.txt
-	$(PYTHON) -m venv $(CHECKOV_VENV)
-	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check -r $<
+$(TOOL_VENVS:%=%/.installed): .venv-%/.installed: tools/%-requirements.txt
+	$(PYTHON) -m venv $(@D)
+	$(@D)/bin/pip install --quiet --disable-pip-version-check -r $<
 	touch $@
 
 infra-venv: $(INFRA_VENV)/.installed $(CHECKOV_VENV)/.installed
@@ -84,21 +85,7 @@ test: venv infra-venv build-cli browser
 	scripts/with-moto cargo test --workspace 2>&1 | tee $(TEST_LOG); exit $${PIPESTATUS[0]}
 	@scripts/test-summary $(TEST_LOG)
 
-# Prowler and Cloud Custodian against trailwatch, timed by hyperfine on one seeded moto account;
-# each in its own virtualenv, since their pins conflict with moto's and with each other's.
-PROWLER_VENV := .venv-prowler
-CUSTODIAN_VENV := .venv-custodian
-
-$(PROWLER_VENV)/.installed: tools/prowler-requirements.txt
-	$(PYTHON) -m venv $(PROWLER_VENV)
-	$(PROWLER_VENV)/bin/pip install --quiet --disable-pip-version-check -r $<
-	touch $@
-
-$(CUSTODIAN_VENV)/.installed: tools/custodian-requirements.txt
-	$(PYTHON) -m venv $(CUSTODIAN_VENV)
-	$(CUSTODIAN_VENV)/bin/pip install --quiet --disable-pip-version-check -r $<
-	touch $@
-
+# Prowler and Cloud Custodian against trailwatch, timed by hyperfine on one seeded moto account.
 bench-peers: venv $(PROWLER_VENV)/.installed $(CUSTODIAN_VENV)/.installed
 	@scripts/apt-install hyperfine hyperfine "to time the tools side by side"
 	cargo build --quiet --release -p trailwatch-cli
@@ -179,4 +166,4 @@ deploy: sam-build
 	fi
 
 clean:
-	rm -rf $(VENV) $(INFRA_VENV) $(CHECKOV_VENV) $(PROWLER_VENV) $(CUSTODIAN_VENV) infra/.aws-sam
+	rm -rf $(VENV) $(TOOL_VENVS) infra/.aws-sam

@@ -281,6 +281,20 @@ async fn broken_account() -> Result<(Account, String)> {
     Ok((account, topic))
 }
 
+/// `trailwatch fix --all` in the test region, the tamper alarm paging `topic`, then `extra`.
+fn fix_all(account: &Account, topic: &str, extra: &[&str]) -> Result<Output> {
+    let mut args = vec![
+        "fix",
+        "--all",
+        "--regions",
+        REGION,
+        "--alarm-topic-arn",
+        topic,
+    ];
+    args.extend_from_slice(extra);
+    trailwatch(account, &args)
+}
+
 fn codes_of(reasons: &[TrailReasons], trail: &str) -> Vec<String> {
     reasons
         .iter()
@@ -310,18 +324,7 @@ async fn fix_plans_without_changing_then_fixes_every_reason_once() -> Result<()>
             "{trail} is seeded with {code}: {before:?}"
         );
     }
-    let fix = |extra: &[&str]| {
-        let mut args = vec![
-            "fix",
-            "--all",
-            "--regions",
-            REGION,
-            "--alarm-topic-arn",
-            topic.as_str(),
-        ];
-        args.extend_from_slice(extra);
-        trailwatch(&account, &args)
-    };
+    let fix = |extra: &[&str]| fix_all(&account, &topic, extra);
 
     // A dry run prints the plan and changes nothing.
     let untouched = state(&account).await?;
@@ -535,23 +538,20 @@ async fn the_fix_as_terraform_and_cloudformation_parses_lints_and_changes_nothin
         )
         .send()
         .await?;
+    // A rerun after a partial --apply: the role the plan would create for the S3-only trail
+    // is there already (trusting EC2). Code must take it in, not create it again.
+    let ec2_trust = serde_json::json!({"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+        "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]});
+    account
+        .role("CloudTrailRoleForCloudWatchLogs_s3-only", &ec2_trust, &[])
+        .await?;
     let untouched = state(&account).await?;
     let out = std::env::temp_dir().join(format!("trailwatch-fix-emit-{}", account.id));
     let emit = |format: &str| {
-        trailwatch(
+        fix_all(
             &account,
-            &[
-                "fix",
-                "--all",
-                "--regions",
-                REGION,
-                "--alarm-topic-arn",
-                topic.as_str(),
-                "--emit",
-                format,
-                "--out",
-                out.to_str().unwrap(),
-            ],
+            &topic,
+            &["--emit", format, "--out", out.to_str().unwrap()],
         )
     };
 
@@ -579,6 +579,22 @@ async fn the_fix_as_terraform_and_cloudformation_parses_lints_and_changes_nothin
     assert!(
         imported.contains("CloudTrailToCloudWatch-ec2-trust"),
         "{text}"
+    );
+    assert!(
+        imported.contains("CloudTrailRoleForCloudWatchLogs_s3-only"),
+        "the role already there is imported:\n{text}"
+    );
+    // A deleted role comes back on the path the trail names.
+    let recreated = resource_where(
+        &body,
+        "aws_iam_role",
+        "name",
+        "CloudTrailToCloudWatch-no-role",
+    )
+    .context("the recreated role")?;
+    assert_eq!(
+        string_attribute(recreated, "path").as_deref(),
+        Some("/delivery/")
     );
     // The group to create is not imported, and keeps events a year.
     assert!(!imported.contains("/aws/cloudtrail/s3-only"), "{text}");
@@ -610,6 +626,16 @@ async fn the_fix_as_terraform_and_cloudformation_parses_lints_and_changes_nothin
         string_attribute(s3_only, "s3_bucket_name").as_deref(),
         Some(account.bucket.as_str())
     );
+    // It is repointed only once its group, role and the role's grant exist.
+    let waits_for =
+        hcl::format::to_string(attribute(s3_only, "depends_on").context("depends_on")?)?;
+    for kind in [
+        "aws_iam_role.",
+        "aws_iam_role_policy.",
+        "aws_cloudwatch_log_group.",
+    ] {
+        assert!(waits_for.contains(kind), "{kind}: {waits_for}");
+    }
     assert_eq!(
         string_attribute(s3_only, "s3_key_prefix").as_deref(),
         Some("audit")
@@ -650,7 +676,7 @@ async fn the_fix_as_terraform_and_cloudformation_parses_lints_and_changes_nothin
     assert!(selectors
         .iter()
         .any(|s| s.blocks().any(|b| b.identifier() == "data_resource")));
-    // The new role trusts CloudTrail for this trail only, through jsonencode.
+    // The role trusts CloudTrail for this trail only, through jsonencode.
     let role = resource_where(
         &body,
         "aws_iam_role",
@@ -724,6 +750,21 @@ async fn the_fix_as_terraform_and_cloudformation_parses_lints_and_changes_nothin
             format!("arn:aws:logs:{REGION}:{id}:log-group:/aws/cloudtrail/s3-only:*"),
             {"Ref": "AWS::NoValue"}
         ])
+    );
+    // The role taken in trusting EC2 trusts CloudTrail once the fix phase runs.
+    let role = of_type("AWS::IAM::Role")
+        .into_iter()
+        .find(|r| r["Properties"]["RoleName"] == "CloudTrailRoleForCloudWatchLogs_s3-only")
+        .context("the s3-only role")?;
+    let trust = &role["Properties"]["AssumeRolePolicyDocument"]["Fn::If"];
+    assert_eq!(trust[0], "Fixing");
+    assert_eq!(
+        trust[1]["Statement"][0]["Principal"]["Service"],
+        "cloudtrail.amazonaws.com"
+    );
+    assert_eq!(
+        trust[2]["Statement"][0]["Principal"]["Service"],
+        "ec2.amazonaws.com"
     );
     assert_eq!(s3_only["Properties"]["KMSKeyId"], key.as_str());
     assert_eq!(s3_only["Properties"]["S3KeyPrefix"], "audit");

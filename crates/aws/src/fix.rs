@@ -10,10 +10,12 @@ use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use trailwatch_core::fix::{Action, TAMPER_FILTER_NAME, TAMPER_FILTER_PATTERN};
+use trailwatch_core::fix::{Action, Existing, ExistingRole, Step};
 use trailwatch_core::fix::{
-    TAMPER_ALARM_PERIOD_SECONDS, TAMPER_METRIC_NAME, TAMPER_METRIC_NAMESPACE,
+    TAMPER_ALARM_DESCRIPTION, TAMPER_ALARM_PERIOD_SECONDS, TAMPER_METRIC_NAME,
+    TAMPER_METRIC_NAMESPACE,
 };
+use trailwatch_core::fix::{TAMPER_FILTER_NAME, TAMPER_FILTER_PATTERN};
 use trailwatch_core::snapshot::EventSelectors;
 use trailwatch_core::{evaluate_account, AccountSnapshot, Evaluation};
 
@@ -118,6 +120,67 @@ impl Fixer {
 
     fn cloudtrail(&self, region: &str) -> aws_sdk_cloudtrail::Client {
         self.regional(region).cloudtrail.clone()
+    }
+
+    /// Which of the log groups and roles `steps` would create exist already. A scan reads only
+    /// what trails name; code declaring the fix must take the others in rather than create
+    /// them, so a read that fails stops `--emit` instead of guessing.
+    pub async fn existing_targets(&self, steps: &[Step]) -> Result<Existing, StepFailed> {
+        let mut existing = Existing::default();
+        for step in steps {
+            match &step.action {
+                Action::CreateLogGroup { region, name } => {
+                    let found = self
+                        .logs(region)
+                        .describe_log_groups()
+                        .log_group_name_prefix(name)
+                        .send()
+                        .await
+                        .map_err(|e| failed("logs:DescribeLogGroups", e))?;
+                    if let Some(group) = found
+                        .log_groups()
+                        .iter()
+                        .filter(|g| g.log_group_name() == Some(name.as_str()))
+                        .find_map(crate::mapping::log_group)
+                    {
+                        existing
+                            .log_groups
+                            .insert((region.clone(), name.clone()), group);
+                    }
+                }
+                Action::CreateRole { name, .. } => {
+                    let role = match self.iam.get_role().role_name(name).send().await {
+                        Ok(out) => out.role().cloned(),
+                        Err(e) if e.code() == Some("NoSuchEntity") => None,
+                        Err(e) => return Err(failed("iam:GetRole", e)),
+                    };
+                    if let Some(role) = role {
+                        let trust = crate::mapping::policy_document(
+                            "GetRole",
+                            role.assume_role_policy_document(),
+                        )
+                        .map_err(|e| StepFailed {
+                            operation: "iam:GetRole",
+                            message: e.describe(),
+                        })?;
+                        existing.roles.insert(
+                            name.clone(),
+                            ExistingRole {
+                                arn: role.arn().to_string(),
+                                trust_policy: serde_json::to_value(&trust)
+                                    .unwrap_or(serde_json::Value::Null),
+                                permissions_boundary_arn: role
+                                    .permissions_boundary()
+                                    .and_then(|b| b.permissions_boundary_arn())
+                                    .map(str::to_string),
+                            },
+                        );
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(existing)
     }
 
     /// Runs one step.
@@ -290,7 +353,7 @@ impl Fixer {
                     .cloudwatch
                     .put_metric_alarm()
                     .alarm_name(alarm_name)
-                    .alarm_description("A change to CloudTrail's configuration (CIS 4.5); created by trailwatch fix")
+                    .alarm_description(TAMPER_ALARM_DESCRIPTION)
                     .metric_name(TAMPER_METRIC_NAME)
                     .namespace(TAMPER_METRIC_NAMESPACE)
                     .statistic(Statistic::Sum)

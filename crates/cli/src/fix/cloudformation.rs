@@ -14,9 +14,11 @@
 
 use super::labels::Labels;
 use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
 use trailwatch_core::fix::{
-    selectors_document, DesiredState, DesiredTrail, TAMPER_ALARM_PERIOD_SECONDS,
-    TAMPER_FILTER_NAME, TAMPER_FILTER_PATTERN, TAMPER_METRIC_NAME, TAMPER_METRIC_NAMESPACE,
+    selectors_document, shell_quote, Dependencies, DesiredState, DesiredTrail, SelectorKind,
+    TAMPER_ALARM_DESCRIPTION, TAMPER_ALARM_PERIOD_SECONDS, TAMPER_FILTER_NAME,
+    TAMPER_FILTER_PATTERN, TAMPER_METRIC_NAME, TAMPER_METRIC_NAMESPACE,
 };
 use trailwatch_core::snapshot::EventSelectors;
 
@@ -37,6 +39,8 @@ impl RegionTemplate {
     /// The AWS CLI commands that deploy it, in order, given the path it is saved at.
     pub fn deploy_commands(&self, path: &str) -> Vec<String> {
         let (region, stack) = (&self.region, &self.stack_name);
+        let file_url = shell_quote(&format!("file://{path}"));
+        let path = shell_quote(path);
         let deploy = |phase: &str| {
             format!(
                 "aws cloudformation deploy --region {region} --stack-name {stack} --template-file {path} --capabilities CAPABILITY_NAMED_IAM{phase}"
@@ -52,7 +56,7 @@ impl RegionTemplate {
         };
         let mut commands = vec![
             format!(
-                "aws cloudformation create-change-set --region {region} --stack-name {stack} --change-set-name take-in --change-set-type CREATE --import-existing-resources --template-body file://{path}{phase} --capabilities CAPABILITY_NAMED_IAM"
+                "aws cloudformation create-change-set --region {region} --stack-name {stack} --change-set-name take-in --change-set-type CREATE --import-existing-resources --template-body {file_url}{phase} --capabilities CAPABILITY_NAMED_IAM"
             ),
             format!(
                 "aws cloudformation wait change-set-create-complete --region {region} --stack-name {stack} --change-set-name take-in"
@@ -60,8 +64,10 @@ impl RegionTemplate {
             format!(
                 "aws cloudformation execute-change-set --region {region} --stack-name {stack} --change-set-name take-in"
             ),
+            // The stack ends CREATE_COMPLETE or IMPORT_COMPLETE; `describe-stacks` shows
+            // either, where one waiter would wait for the other forever.
             format!(
-                "aws cloudformation wait stack-create-complete --region {region} --stack-name {stack}"
+                "aws cloudformation describe-stacks --region {region} --stack-name {stack} --query 'Stacks[0].StackStatus'"
             ),
         ];
         if self.phased {
@@ -81,6 +87,32 @@ fn phased(before: Option<Value>, after: Option<Value>) -> Option<Value> {
     }
     let or_nothing = |v: Option<Value>| v.unwrap_or_else(|| json!({"Ref": NO_VALUE}));
     Some(json!({"Fn::If": ["Fixing", or_nothing(after), or_nothing(before)]}))
+}
+
+/// The logical IDs of what `needs` names and this template holds (the rest is in the first
+/// region's template, deployed before).
+fn logical_ids(
+    needs: &Dependencies,
+    groups: &BTreeMap<usize, String>,
+    roles: &BTreeMap<usize, String>,
+    policies: &BTreeMap<usize, String>,
+) -> Vec<String> {
+    let of = |indices: &[usize], ids: &BTreeMap<usize, String>| -> Vec<String> {
+        indices.iter().filter_map(|i| ids.get(i).cloned()).collect()
+    };
+    let mut all = of(&needs.roles, roles);
+    all.extend(of(&needs.role_policies, policies));
+    all.extend(of(&needs.log_groups, groups));
+    all
+}
+
+/// Whether `value` holds a [`phased`] property anywhere.
+fn uses_phase(value: &Value) -> bool {
+    match value {
+        Value::Object(map) => map.contains_key("Fn::If") || map.values().any(uses_phase),
+        Value::Array(items) => items.iter().any(uses_phase),
+        _ => false,
+    }
 }
 
 fn resource(kind: &str, properties: Map<String, Value>, depends_on: Vec<String>) -> Value {
@@ -105,8 +137,10 @@ fn put(properties: &mut Map<String, Value>, key: &str, value: Option<Value>) {
 /// The selectors under the property name CloudFormation gives their kind.
 fn selectors_property(selectors: Option<&EventSelectors>) -> (Option<Value>, Option<Value>) {
     match selectors.map(selectors_document) {
-        Some(("--advanced-event-selectors", list)) => (None, Some(list)),
-        Some((_, list)) if list.as_array().is_some_and(|l| !l.is_empty()) => (Some(list), None),
+        Some((SelectorKind::Advanced, list)) => (None, Some(list)),
+        Some((SelectorKind::Basic, list)) if list.as_array().is_some_and(|l| !l.is_empty()) => {
+            (Some(list), None)
+        }
         _ => (None, None),
     }
 }
@@ -199,8 +233,14 @@ pub fn render(state: &DesiredState) -> anyhow::Result<Vec<RegionTemplate>> {
         let mut resources = Map::new();
         let mut imports = false;
 
-        let mut group_ids = Vec::new();
-        for group in state.log_groups.iter().filter(|g| g.region == region) {
+        // Logical IDs by index into the state's lists, for what this template holds.
+        let mut group_ids = BTreeMap::new();
+        for (index, group) in state
+            .log_groups
+            .iter()
+            .enumerate()
+            .filter(|(_, g)| g.region == region)
+        {
             let id = labels.logical_id("LogGroup", &group.name);
             let existing = group.existing.as_ref();
             imports |= existing.is_some();
@@ -230,13 +270,13 @@ pub fn render(state: &DesiredState) -> anyhow::Result<Vec<RegionTemplate>> {
                 id.clone(),
                 resource("AWS::Logs::LogGroup", properties, vec![]),
             );
-            group_ids.push((group.name.clone(), id));
+            group_ids.insert(index, id);
         }
 
-        let mut role_ids = Vec::new();
-        let mut policy_ids = Vec::new();
+        let mut role_ids = BTreeMap::new();
+        let mut policy_ids = BTreeMap::new();
         if region == iam_region {
-            for role in &state.roles {
+            for (index, role) in state.roles.iter().enumerate() {
                 let id = labels.logical_id("Role", &role.name);
                 let mut properties = Map::new();
                 properties.insert("RoleName".into(), json!(role.name));
@@ -244,11 +284,11 @@ pub fn render(state: &DesiredState) -> anyhow::Result<Vec<RegionTemplate>> {
                 let trust = match &role.existing {
                     Some(existing) => {
                         imports = true;
-                        if let Some(boundary) = &existing.permissions_boundary {
-                            properties.insert("PermissionsBoundary".into(), json!(boundary.name));
+                        if let Some(boundary) = &existing.permissions_boundary_arn {
+                            properties.insert("PermissionsBoundary".into(), json!(boundary));
                         }
                         phased(
-                            serde_json::to_value(&existing.assume_role_policy_document).ok(),
+                            Some(existing.trust_policy.clone()),
                             Some(role.trust_policy.clone()),
                         )
                     }
@@ -256,24 +296,21 @@ pub fn render(state: &DesiredState) -> anyhow::Result<Vec<RegionTemplate>> {
                 };
                 put(&mut properties, "AssumeRolePolicyDocument", trust);
                 resources.insert(id.clone(), resource("AWS::IAM::Role", properties, vec![]));
-                role_ids.push((role.name.clone(), id));
+                role_ids.insert(index, id);
             }
-            for policy in &state.role_policies {
+            for (index, policy) in state.role_policies.iter().enumerate() {
                 let id = labels.logical_id("RolePolicy", &policy.name);
                 let mut properties = Map::new();
                 properties.insert("PolicyName".into(), json!(policy.name));
                 properties.insert("RoleName".into(), json!(policy.role));
                 properties.insert("PolicyDocument".into(), policy.document.clone());
-                let depends: Vec<String> = role_ids
-                    .iter()
-                    .filter(|(name, _)| *name == policy.role)
-                    .map(|(_, id)| id.clone())
-                    .collect();
+                let needs = state.policy_dependencies(policy);
+                let depends = logical_ids(&needs, &BTreeMap::new(), &role_ids, &BTreeMap::new());
                 resources.insert(
                     id.clone(),
                     resource("AWS::IAM::RolePolicy", properties, depends),
                 );
-                policy_ids.push((policy.role.clone(), id));
+                policy_ids.insert(index, id);
             }
         }
 
@@ -284,19 +321,8 @@ pub fn render(state: &DesiredState) -> anyhow::Result<Vec<RegionTemplate>> {
         {
             imports = true;
             let id = labels.logical_id("Trail", &desired.trail.name);
-            let role = desired.after.role_arn.as_deref().unwrap_or_default();
-            let group = desired.after.log_group_arn.as_deref().unwrap_or_default();
-            let mut depends: Vec<String> = Vec::new();
-            for (name, id) in role_ids.iter().chain(&policy_ids) {
-                if role.ends_with(&format!("/{name}")) {
-                    depends.push(id.clone());
-                }
-            }
-            for (name, id) in &group_ids {
-                if group.ends_with(&format!(":log-group:{name}:*")) {
-                    depends.push(id.clone());
-                }
-            }
+            let needs = state.trail_dependencies(desired);
+            let depends = logical_ids(&needs, &group_ids, &role_ids, &policy_ids);
             resources.insert(
                 id,
                 resource("AWS::CloudTrail::Trail", trail_properties(desired), depends),
@@ -315,11 +341,8 @@ pub fn render(state: &DesiredState) -> anyhow::Result<Vec<RegionTemplate>> {
                     "MetricValue": "1",
                 }],
             });
-            let depends: Vec<String> = group_ids
-                .iter()
-                .filter(|(name, _)| *name == filter.group)
-                .map(|(_, id)| id.clone())
-                .collect();
+            let needs = state.filter_dependencies(filter);
+            let depends = logical_ids(&needs, &group_ids, &BTreeMap::new(), &BTreeMap::new());
             let Value::Object(properties) = properties else {
                 unreachable!("a json! object")
             };
@@ -330,7 +353,7 @@ pub fn render(state: &DesiredState) -> anyhow::Result<Vec<RegionTemplate>> {
             let id = labels.logical_id("TamperAlarm", &alarm.name);
             let Value::Object(properties) = json!({
                 "AlarmName": alarm.name,
-                "AlarmDescription": "CloudTrail's configuration changed (CIS 4.5): a trail was created, updated, deleted, started or stopped.",
+                "AlarmDescription": TAMPER_ALARM_DESCRIPTION,
                 "MetricName": TAMPER_METRIC_NAME,
                 "Namespace": TAMPER_METRIC_NAMESPACE,
                 "Statistic": "Sum",
@@ -354,9 +377,7 @@ pub fn render(state: &DesiredState) -> anyhow::Result<Vec<RegionTemplate>> {
             ),
         });
         // Only a property that changes on something taken in differs between the phases.
-        let phased = Value::Object(resources.clone())
-            .to_string()
-            .contains("\"Fn::If\"");
+        let phased = resources.values().any(uses_phase);
         if phased {
             template["Parameters"] = json!({"Phase": {
                 "Type": "String",

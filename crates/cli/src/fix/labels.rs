@@ -11,11 +11,12 @@ pub struct Labels {
 }
 
 impl Labels {
-    fn unique(&mut self, scope: &str, base: String) -> String {
+    /// `base`, or `base` with `separator` and the first free number, unique within `scope`.
+    fn unique(&mut self, scope: &str, base: String, separator: &str) -> String {
         let mut candidate = base.clone();
         let mut number = 2;
         while !self.taken.insert((scope.to_string(), candidate.clone())) {
-            candidate = format!("{base}{}{number}", if scope.is_empty() { "" } else { "_" });
+            candidate = format!("{base}{separator}{number}");
             number += 1;
         }
         candidate
@@ -33,7 +34,7 @@ impl Labels {
         if !label.starts_with(|c: char| c.is_ascii_alphabetic()) {
             label = format!("r_{label}");
         }
-        self.unique(kind, label.trim_end_matches('_').to_string())
+        self.unique(kind, label.trim_end_matches('_').to_string(), "_")
     }
 
     /// A CloudFormation logical ID, unique in its template: `prefix` and the name's words,
@@ -52,7 +53,8 @@ impl Labels {
         }
         // CloudFormation caps logical IDs at 255 characters.
         id.truncate(240);
-        self.unique("", id)
+        // One template is one namespace, whatever the resource type.
+        self.unique("template", id, "")
     }
 }
 

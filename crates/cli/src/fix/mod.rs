@@ -179,8 +179,13 @@ pub async fn run(args: FixArgs) -> anyhow::Result<u8> {
         return Ok(exit_code(&targets));
     }
     if let Some(format) = args.emit {
-        let state = desired_state(&steps, &before.snapshot);
-        let header = code_header(&plans, &before.snapshot.account_id);
+        let existing = Fixer::new(&sdk)
+            .existing_targets(&steps)
+            .await
+            .context("checking which of the log groups and roles to create exist already")?;
+        let state = desired_state(&steps, &before.snapshot, &existing);
+        let mut header = code_header(&plans, &before.snapshot.account_id);
+        header.extend(state.notes.iter().cloned());
         emit(format, &state, &header, &args.out)?;
         return Ok(EXIT_FIXED);
     }
@@ -337,12 +342,13 @@ fn code_header(plans: &[Plan], account: &str) -> Vec<String> {
         "Existing resources are taken in as trailwatch read them, then changed; none is ever deleted.".to_string(),
     ];
     for plan in plans.iter().filter(|p| !p.steps.is_empty()) {
-        let mut codes: Vec<&str> = plan
+        let codes: Vec<&str> = plan
             .steps
             .iter()
             .flat_map(|s| s.fixes.iter().map(|c| c.as_str()))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
             .collect();
-        codes.dedup();
         lines.push(format!(
             "Fixes trail {}: {}.",
             plan.trail_name,

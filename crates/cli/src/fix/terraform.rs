@@ -15,8 +15,9 @@ use hcl::expr::{Traversal, Variable};
 use hcl::{Block, Body, Expression};
 use serde_json::{json, Value};
 use trailwatch_core::fix::{
-    DesiredState, DesiredTrail, TAMPER_ALARM_PERIOD_SECONDS, TAMPER_FILTER_NAME,
-    TAMPER_FILTER_PATTERN, TAMPER_METRIC_NAME, TAMPER_METRIC_NAMESPACE,
+    Dependencies, DesiredState, DesiredTrail, TAMPER_ALARM_DESCRIPTION,
+    TAMPER_ALARM_PERIOD_SECONDS, TAMPER_FILTER_NAME, TAMPER_FILTER_PATTERN, TAMPER_METRIC_NAME,
+    TAMPER_METRIC_NAMESPACE,
 };
 use trailwatch_core::snapshot::EventSelectors;
 
@@ -58,6 +59,26 @@ fn lifecycle(ignore: &[&str]) -> Block {
         block = block.add_attribute(("ignore_changes", names));
     }
     block.build()
+}
+
+/// The resources `needs` names, by the labels given to each list of the state.
+fn references(
+    needs: &Dependencies,
+    groups: &[String],
+    roles: &[String],
+    policies: &[String],
+) -> Vec<Expression> {
+    let of = |kind: &str, indices: &[usize], labels: &[String]| -> Vec<Expression> {
+        indices
+            .iter()
+            .filter_map(|i| labels.get(*i))
+            .map(|label| reference(kind, &[label]))
+            .collect()
+    };
+    let mut all = of("aws_iam_role", &needs.roles, roles);
+    all.extend(of("aws_iam_role_policy", &needs.role_policies, policies));
+    all.extend(of("aws_cloudwatch_log_group", &needs.log_groups, groups));
+    all
 }
 
 fn depends_on(references: Vec<Expression>) -> Option<(&'static str, Expression)> {
@@ -145,11 +166,26 @@ fn trail_block(desired: &DesiredTrail, label: &str, dependencies: Vec<Expression
         .add_label(label)
         .add_attribute(provider(&trail.home_region))
         .add_attribute(("name", &*trail.name));
+    // The provider reads a topic in the trail's own account and region back as its name, so
+    // an ARN there would show as a change on every plan; elsewhere only the ARN names it.
+    let topic =
+        trail
+            .sns_topic_arn
+            .as_ref()
+            .map(|arn| match trailwatch_core::arn::Arn::parse(arn) {
+                Some(a)
+                    if a.region == trail.home_region
+                        && Some(a.account) == trail.owner_account() =>
+                {
+                    a.resource.to_string()
+                }
+                _ => arn.clone(),
+            });
     let optional = [
         ("s3_bucket_name", &trail.s3_bucket_name),
         ("s3_key_prefix", &trail.s3_key_prefix),
         ("kms_key_id", &trail.kms_key_id),
-        ("sns_topic_name", &trail.sns_topic_arn),
+        ("sns_topic_name", &topic),
         ("cloud_watch_logs_group_arn", &after.log_group_arn),
         ("cloud_watch_logs_role_arn", &after.role_arn),
     ];
@@ -166,13 +202,18 @@ fn trail_block(desired: &DesiredTrail, label: &str, dependencies: Vec<Expression
             trail.include_global_service_events,
         ))
         .add_attribute(("enable_log_file_validation", after.log_file_validation));
-    if let Some(logging) = after.is_logging {
-        block = block.add_attribute(("enable_logging", logging));
+    // enable_logging defaults to true: a status that could not be read is left as it is,
+    // rather than starting a trail someone stopped.
+    let mut unknown: Vec<&str> = Vec::new();
+    match after.is_logging {
+        Some(logging) => block = block.add_attribute(("enable_logging", logging)),
+        None => unknown.push("enable_logging"),
     }
     // What the fix does not change and Terraform would otherwise own is left as it is:
     // insight selectors (not read), tags (an exemption is a tag), and the event selectors
     // unless the fix puts management events back in them.
     let mut ignore = vec!["insight_selector", "tags"];
+    ignore.extend(unknown);
     match &after.selectors {
         Some(selectors) if desired.before.selectors.as_ref() != Some(selectors) => {
             block = block.add_blocks(selector_blocks(selectors));
@@ -249,7 +290,7 @@ pub fn render(state: &DesiredState, header: &[String]) -> anyhow::Result<String>
         }
         let ignore: &[&str] = if existing.is_some() { &["tags"] } else { &[] };
         body = body.add_block(block.add_block(lifecycle(ignore)).build());
-        group_labels.push((group.region.clone(), group.name.clone(), label));
+        group_labels.push(label);
     }
 
     let mut role_labels = Vec::new();
@@ -264,14 +305,14 @@ pub fn render(state: &DesiredState, header: &[String]) -> anyhow::Result<String>
             .add_attribute(("assume_role_policy", jsonencode(&role.trust_policy)));
         let mut ignore: Vec<&str> = Vec::new();
         if let Some(existing) = &role.existing {
-            if let Some(boundary) = &existing.permissions_boundary {
-                block = block.add_attribute(("permissions_boundary", boundary.name.as_str()));
+            if let Some(boundary) = &existing.permissions_boundary_arn {
+                block = block.add_attribute(("permissions_boundary", boundary.as_str()));
             }
             ignore.extend(["description", "max_session_duration", "tags"]);
             body = body.add_block(import(&iam_region, "aws_iam_role", &label, &role.name));
         }
         body = body.add_block(block.add_block(lifecycle(&ignore)).build());
-        role_labels.push((role.name.clone(), label));
+        role_labels.push(label);
     }
 
     let mut policy_labels = Vec::new();
@@ -284,42 +325,18 @@ pub fn render(state: &DesiredState, header: &[String]) -> anyhow::Result<String>
             .add_attribute(("name", &*policy.name))
             .add_attribute(("role", &*policy.role))
             .add_attribute(("policy", jsonencode(&policy.document)));
-        let role_dependency: Vec<Expression> = role_labels
-            .iter()
-            .filter(|(name, _)| *name == policy.role)
-            .map(|(_, label)| reference("aws_iam_role", &[label]))
-            .collect();
-        if let Some(attribute) = depends_on(role_dependency) {
+        let needs = state.policy_dependencies(policy);
+        if let Some(attribute) = depends_on(references(&needs, &group_labels, &role_labels, &[])) {
             block = block.add_attribute(attribute);
         }
         body = body.add_block(block.add_block(lifecycle(&[])).build());
-        policy_labels.push((policy.role.clone(), label));
+        policy_labels.push(label);
     }
 
     for desired in &state.trails {
         let label = labels.next("aws_cloudtrail", &desired.trail.name);
-        // The trail is pointed at its group and role only once both exist and the role may
-        // write: CloudTrail checks the role when UpdateTrail is called.
-        let role = desired.after.role_arn.as_deref().unwrap_or_default();
-        let mut dependencies: Vec<Expression> = Vec::new();
-        for (role_name, label) in &role_labels {
-            if role.ends_with(&format!("/{role_name}")) {
-                dependencies.push(reference("aws_iam_role", &[label]));
-            }
-        }
-        for (role_name, label) in &policy_labels {
-            if role.ends_with(&format!("/{role_name}")) {
-                dependencies.push(reference("aws_iam_role_policy", &[label]));
-            }
-        }
-        let group_arn = desired.after.log_group_arn.as_deref().unwrap_or_default();
-        for (region, name, label) in &group_labels {
-            if group_arn.ends_with(&format!(":log-group:{name}:*"))
-                && *region == desired.trail.home_region
-            {
-                dependencies.push(reference("aws_cloudwatch_log_group", &[label]));
-            }
-        }
+        let needs = state.trail_dependencies(desired);
+        let dependencies = references(&needs, &group_labels, &role_labels, &policy_labels);
         body = body.add_block(import(
             &desired.trail.home_region,
             "aws_cloudtrail",
@@ -345,12 +362,8 @@ pub fn render(state: &DesiredState, header: &[String]) -> anyhow::Result<String>
                     .add_attribute(("value", "1"))
                     .build(),
             );
-        let group_dependency: Vec<Expression> = group_labels
-            .iter()
-            .filter(|(region, name, _)| *region == filter.region && *name == filter.group)
-            .map(|(_, _, label)| reference("aws_cloudwatch_log_group", &[label]))
-            .collect();
-        if let Some(attribute) = depends_on(group_dependency) {
+        let needs = state.filter_dependencies(filter);
+        if let Some(attribute) = depends_on(references(&needs, &group_labels, &[], &[])) {
             block = block.add_attribute(attribute);
         }
         body = body.add_block(block.add_block(lifecycle(&[])).build());
@@ -364,10 +377,7 @@ pub fn render(state: &DesiredState, header: &[String]) -> anyhow::Result<String>
                 .add_label(&*label)
                 .add_attribute(provider(&alarm.region))
                 .add_attribute(("alarm_name", &*alarm.name))
-                .add_attribute((
-                    "alarm_description",
-                    "CloudTrail's configuration changed (CIS 4.5): a trail was created, updated, deleted, started or stopped.",
-                ))
+                .add_attribute(("alarm_description", TAMPER_ALARM_DESCRIPTION))
                 .add_attribute(("metric_name", TAMPER_METRIC_NAME))
                 .add_attribute(("namespace", TAMPER_METRIC_NAMESPACE))
                 .add_attribute(("statistic", "Sum"))

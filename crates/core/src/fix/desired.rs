@@ -10,6 +10,7 @@ use super::{role_path, Action, Step};
 use crate::arn::LogGroupRef;
 use crate::snapshot::{AccountSnapshot, EventSelectors, LogGroup, Role, Trail};
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::collections::BTreeSet;
 
 /// A log group to declare.
@@ -23,6 +24,36 @@ pub struct DesiredLogGroup {
     pub existing: Option<LogGroup>,
 }
 
+/// A role that exists, as code must declare it to take it in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExistingRole {
+    pub arn: String,
+    pub trust_policy: Value,
+    pub permissions_boundary_arn: Option<String>,
+}
+
+impl From<&Role> for ExistingRole {
+    fn from(role: &Role) -> Self {
+        Self {
+            arn: role.arn.clone(),
+            trust_policy: serde_json::to_value(&role.assume_role_policy_document)
+                .unwrap_or(Value::Null),
+            permissions_boundary_arn: role.permissions_boundary.as_ref().map(|b| b.name.clone()),
+        }
+    }
+}
+
+/// What a scan does not read but code must know: whether the log groups and roles a plan
+/// would create exist already (a rerun after a partial `--apply`, a `--log-group` that names
+/// an existing group). `--apply` finds out by trying; code that creates them would fail.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Existing {
+    /// By (region, name).
+    pub log_groups: BTreeMap<(String, String), LogGroup>,
+    /// By name.
+    pub roles: BTreeMap<String, ExistingRole>,
+}
+
 /// A delivery role to declare. IAM is global; the role goes with the account.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DesiredRole {
@@ -30,7 +61,7 @@ pub struct DesiredRole {
     pub path: String,
     pub trust_policy: Value,
     /// The role as it is, when it exists (its trust policy is what the fix replaces).
-    pub existing: Option<Role>,
+    pub existing: Option<ExistingRole>,
 }
 
 /// trailwatch's own inline policy on a delivery role.
@@ -90,9 +121,53 @@ pub struct DesiredState {
     pub trails: Vec<DesiredTrail>,
     pub metric_filters: Vec<DesiredMetricFilter>,
     pub alarms: Vec<DesiredAlarm>,
+    /// Steps that code cannot declare, said plainly (a trail another account owns).
+    pub notes: Vec<String>,
+}
+
+/// What declaring a resource must wait for, as indices into the state's lists.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Dependencies {
+    pub log_groups: Vec<usize>,
+    pub roles: Vec<usize>,
+    pub role_policies: Vec<usize>,
 }
 
 impl DesiredState {
+    /// A trail is pointed at its group and role only once both exist and the role may write:
+    /// CloudTrail checks the role when `UpdateTrail` is called.
+    pub fn trail_dependencies(&self, trail: &DesiredTrail) -> Dependencies {
+        let role = trail.after.role_arn.as_deref().unwrap_or_default();
+        let group = trail.after.log_group_arn.as_deref().unwrap_or_default();
+        let names_role = |name: &str| role.ends_with(&format!("/{name}"));
+        Dependencies {
+            log_groups: positions(&self.log_groups, |g| {
+                g.region == trail.trail.home_region
+                    && group.ends_with(&format!(":log-group:{}:*", g.name))
+            }),
+            roles: positions(&self.roles, |r| names_role(&r.name)),
+            role_policies: positions(&self.role_policies, |p| names_role(&p.role)),
+        }
+    }
+
+    /// A metric filter needs its group.
+    pub fn filter_dependencies(&self, filter: &DesiredMetricFilter) -> Dependencies {
+        Dependencies {
+            log_groups: positions(&self.log_groups, |g| {
+                g.region == filter.region && g.name == filter.group
+            }),
+            ..Dependencies::default()
+        }
+    }
+
+    /// A role policy needs its role.
+    pub fn policy_dependencies(&self, policy: &DesiredRolePolicy) -> Dependencies {
+        Dependencies {
+            roles: positions(&self.roles, |r| r.name == policy.role),
+            ..Dependencies::default()
+        }
+    }
+
     /// The regions with something to declare, the home region first when it has something
     /// (it holds the IAM resources, which the other regions' trails need first).
     pub fn regions(&self) -> Vec<String> {
@@ -124,7 +199,13 @@ impl DesiredState {
             && self.alarms.is_empty()
     }
 
-    fn log_group(&mut self, snapshot: &AccountSnapshot, region: &str, name: &str) -> usize {
+    fn log_group(
+        &mut self,
+        snapshot: &AccountSnapshot,
+        existing: &Existing,
+        region: &str,
+        name: &str,
+    ) -> usize {
         if let Some(index) = self
             .log_groups
             .iter()
@@ -143,7 +224,13 @@ impl DesiredState {
             .log_groups
             .get(&bare_arn)
             .and_then(|g| g.group.as_ref().ok())
-            .and_then(Option::clone);
+            .and_then(Option::clone)
+            .or_else(|| {
+                existing
+                    .log_groups
+                    .get(&(region.to_string(), name.to_string()))
+                    .cloned()
+            });
         self.log_groups.push(DesiredLogGroup {
             region: region.to_string(),
             name: name.to_string(),
@@ -153,24 +240,36 @@ impl DesiredState {
         self.log_groups.len() - 1
     }
 
-    fn role(&mut self, snapshot: &AccountSnapshot, name: &str, trust_policy: Value) -> usize {
+    /// The role `name`; `path` is where a role that does not exist yet is created.
+    fn role(
+        &mut self,
+        snapshot: &AccountSnapshot,
+        existing: &Existing,
+        name: &str,
+        path: Option<&str>,
+        trust_policy: Value,
+    ) -> usize {
         if let Some(index) = self.roles.iter().position(|r| r.name == name) {
             self.roles[index].trust_policy = trust_policy;
             return index;
         }
-        let existing = snapshot
+        let found = snapshot
             .roles
             .values()
             .filter_map(|r| r.as_ref().ok().and_then(Option::as_ref))
             .find(|r| r.role_name == name)
-            .cloned();
+            .map(ExistingRole::from)
+            .or_else(|| existing.roles.get(name).cloned());
+        let path = match (&found, path) {
+            (Some(role), _) => role_path(&role.arn),
+            (None, Some(path)) => path.to_string(),
+            (None, None) => "/".to_string(),
+        };
         self.roles.push(DesiredRole {
             name: name.to_string(),
-            path: existing
-                .as_ref()
-                .map_or_else(|| "/".to_string(), |r| role_path(&r.arn)),
+            path,
             trust_policy,
-            existing,
+            existing: found,
         });
         self.roles.len() - 1
     }
@@ -184,14 +283,34 @@ impl DesiredState {
         {
             return Some(index);
         }
-        let trail = snapshot
+        let Some(trail) = snapshot
             .regions
             .iter()
             .filter_map(|r| r.trails.as_ref().ok())
             .flatten()
-            .find(|t| t.home_region == region && t.name == name)?
-            .clone();
+            .find(|t| t.home_region == region && t.name == name)
+            .cloned()
+        else {
+            self.notes.push(format!(
+                "Trail {name} ({region}) was not in the scan, so its change is not declared here; run trailwatch fix again."
+            ));
+            return None;
+        };
+        // An organisation trail is the management account's: this account can neither import
+        // nor change it.
+        if trail.owner_account() != Some(snapshot.account_id.as_str()) {
+            self.notes.push(format!(
+                "Trail {name} belongs to account {}: its change goes in that account's code, not here.",
+                trail.owner_account().unwrap_or("(unknown)")
+            ));
+            return None;
+        }
         let details = snapshot.trail_details.get(&trail.trail_arn);
+        if details.is_none_or(|d| d.status.is_err()) {
+            self.notes.push(format!(
+                "Trail {name}'s status could not be read: the Terraform leaves its logging as it is; the CloudFormation template, which must say, declares it logging."
+            ));
+        }
         let before = TrailSettings {
             log_group_arn: trail.cloud_watch_logs_log_group_arn.clone(),
             role_arn: trail.cloud_watch_logs_role_arn.clone(),
@@ -208,8 +327,17 @@ impl DesiredState {
     }
 }
 
-/// The end state of `steps` (from [`super::merged_steps`]) on the account `snapshot` saw.
-pub fn desired_state(steps: &[Step], snapshot: &AccountSnapshot) -> DesiredState {
+fn positions<T>(items: &[T], wanted: impl Fn(&T) -> bool) -> Vec<usize> {
+    (0..items.len()).filter(|i| wanted(&items[*i])).collect()
+}
+
+/// The end state of `steps` (from [`super::merged_steps`]) on the account `snapshot` saw, with
+/// `existing` telling which of the groups and roles to create are there already.
+pub fn desired_state(
+    steps: &[Step],
+    snapshot: &AccountSnapshot,
+    existing: &Existing,
+) -> DesiredState {
     let mut state = DesiredState {
         account: snapshot.account_id.clone(),
         partition: snapshot.partition.clone(),
@@ -221,25 +349,27 @@ pub fn desired_state(steps: &[Step], snapshot: &AccountSnapshot) -> DesiredState
     for step in steps {
         match &step.action {
             Action::CreateLogGroup { region, name } => {
-                state.log_group(snapshot, region, name);
+                state.log_group(snapshot, existing, region, name);
             }
             Action::PutRetentionPolicy {
                 region,
                 group,
                 days,
             } => {
-                let index = state.log_group(snapshot, region, group);
+                let index = state.log_group(snapshot, existing, region, group);
                 state.log_groups[index].retention_days = Some(*days);
             }
             Action::CreateRole {
-                name, trust_policy, ..
-            }
-            | Action::UpdateAssumeRolePolicy {
-                role: name,
+                name,
+                path,
                 trust_policy,
-                ..
             } => {
-                state.role(snapshot, name, json(trust_policy));
+                state.role(snapshot, existing, name, Some(path), json(trust_policy));
+            }
+            Action::UpdateAssumeRolePolicy {
+                role, trust_policy, ..
+            } => {
+                state.role(snapshot, existing, role, None, json(trust_policy));
             }
             Action::PutRolePolicy {
                 role,
@@ -308,7 +438,6 @@ mod tests {
     use crate::reason::ReasonCode;
     use crate::snapshot::{RegionSnapshot, TrailDetails, TrailStatus};
     use crate::test_support::trail_evaluation;
-    use std::collections::BTreeMap;
 
     const ACCOUNT: &str = "111122223333";
 
@@ -368,7 +497,7 @@ mod tests {
             ..FixOptions::default()
         };
         let steps = merged_steps(&[plan(&snapshot, &evaluation, &options)]);
-        let state = desired_state(&steps, &snapshot);
+        let state = desired_state(&steps, &snapshot, &Existing::default());
 
         assert_eq!(state.regions(), vec!["us-east-1".to_string()]);
         let [trail] = state.trails.as_slice() else {
@@ -456,21 +585,82 @@ mod tests {
             "arn:aws:logs:us-east-1:{ACCOUNT}:log-group:audit:*"
         ));
         let steps = merged_steps(&[plan(&snapshot, &evaluation, &FixOptions::default())]);
-        let state = desired_state(&steps, &snapshot);
+        let state = desired_state(&steps, &snapshot, &Existing::default());
         let [role] = state.roles.as_slice() else {
             panic!("{state:#?}");
         };
         assert_eq!(role.path, "/service-role/");
         let existing = role.existing.as_ref().expect("the role as it is");
-        assert!(existing.permissions_boundary.is_some());
         assert_eq!(
-            existing.assume_role_policy_document.statements[0].principal,
-            Some(crate::policy::PrincipalSpec::Map(BTreeMap::from([(
-                "Service".into(),
-                crate::policy::OneOrMany::One("ec2.amazonaws.com".into())
-            )])))
+            existing.permissions_boundary_arn.as_deref(),
+            Some("arn:aws:iam::111122223333:policy/DeveloperBoundary")
+        );
+        assert_eq!(
+            existing.trust_policy["Statement"][0]["Principal"]["Service"],
+            "ec2.amazonaws.com"
         );
         assert!(state.trails.is_empty(), "the trail itself is not changed");
         assert_eq!(state.regions(), vec!["us-east-1".to_string()]);
+    }
+
+    #[test]
+    fn a_missing_role_is_recreated_on_its_path_and_a_group_already_there_is_taken_in() {
+        let snapshot = encrypted_s3_only_account();
+        let mut gone = trail_evaluation("audit", &[ReasonCode::CwlRoleMissing]);
+        let summary = gone.trail.as_mut().unwrap();
+        summary.role_arn = Some(format!("arn:aws:iam::{ACCOUNT}:role/delivery/gone"));
+        summary.log_group_arn = Some(format!(
+            "arn:aws:logs:us-east-1:{ACCOUNT}:log-group:audit:*"
+        ));
+        let steps = merged_steps(&[plan(&snapshot, &gone, &FixOptions::default())]);
+        let state = desired_state(&steps, &snapshot, &Existing::default());
+        assert_eq!(state.roles[0].path, "/delivery/");
+        assert!(state.roles[0].existing.is_none());
+
+        // A rerun after a partial apply: the group the plan would create is there already.
+        let s3_only = trail_evaluation("audit", &[ReasonCode::CwlNotConfigured]);
+        let steps = merged_steps(&[plan(&snapshot, &s3_only, &FixOptions::default())]);
+        let group = LogGroup {
+            log_group_name: "/aws/cloudtrail/audit".into(),
+            arn: None,
+            retention_in_days: None,
+            creation_time: None,
+            log_group_class: Some("STANDARD".into()),
+            kms_key_id: None,
+        };
+        let existing = Existing {
+            log_groups: BTreeMap::from([(
+                ("us-east-1".to_string(), group.log_group_name.clone()),
+                group.clone(),
+            )]),
+            roles: BTreeMap::new(),
+        };
+        let state = desired_state(&steps, &snapshot, &existing);
+        assert_eq!(state.log_groups[0].existing, Some(group));
+        assert_eq!(
+            state.log_groups[0].retention_days,
+            Some(DEFAULT_RETENTION_DAYS)
+        );
+    }
+
+    #[test]
+    fn a_trail_another_account_owns_is_not_declared_and_the_code_says_so() {
+        let mut snapshot = encrypted_s3_only_account();
+        if let Ok(trails) = snapshot.regions[0].trails.as_mut() {
+            trails[0].trail_arn = "arn:aws:cloudtrail:us-east-1:999988887777:trail/audit".into();
+        }
+        let steps = vec![Step {
+            action: Action::StartLogging {
+                region: "us-east-1".into(),
+                trail: "audit".into(),
+            },
+            fixes: vec![ReasonCode::LoggingStopped],
+        }];
+        let state = desired_state(&steps, &snapshot, &Existing::default());
+        assert!(state.trails.is_empty());
+        assert!(
+            state.notes[0].contains("belongs to account 999988887777"),
+            "{state:#?}"
+        );
     }
 }

@@ -19,8 +19,8 @@ use std::collections::BTreeMap;
 
 mod desired;
 pub use desired::{
-    desired_state, DesiredAlarm, DesiredLogGroup, DesiredMetricFilter, DesiredRole,
-    DesiredRolePolicy, DesiredState, DesiredTrail, TrailSettings,
+    desired_state, Dependencies, DesiredAlarm, DesiredLogGroup, DesiredMetricFilter, DesiredRole,
+    DesiredRolePolicy, DesiredState, DesiredTrail, Existing, ExistingRole, TrailSettings,
 };
 
 /// The inline policies trailwatch puts on a delivery role start with this, and are the only
@@ -33,6 +33,8 @@ pub const TAMPER_METRIC_NAMESPACE: &str = "CloudTrailMetrics";
 pub const TAMPER_METRIC_NAME: &str = "CloudTrailChangeCount";
 /// The alarm sums the metric over five minutes and pages on the first change.
 pub const TAMPER_ALARM_PERIOD_SECONDS: i32 = 300;
+pub const TAMPER_ALARM_DESCRIPTION: &str =
+    "A change to CloudTrail's configuration (CIS 4.5): a trail was created, updated, deleted, started or stopped. Created by trailwatch fix.";
 /// CIS AWS Foundations 4.5 (3.5 in earlier versions): changes to CloudTrail's configuration.
 /// `StopLogging` and `DeleteTrail` are what the tamper rule needs; the others are the control's.
 pub const TAMPER_FILTER_PATTERN: &str = "{ ($.eventName = CreateTrail) || ($.eventName = UpdateTrail) || ($.eventName = DeleteTrail) || ($.eventName = StartLogging) || ($.eventName = StopLogging) }";
@@ -125,7 +127,7 @@ pub enum Action {
 }
 
 /// Quotes a value for a POSIX shell, so a printed command can be pasted as it is.
-fn shell(value: &str) -> String {
+pub fn shell_quote(value: &str) -> String {
     if value
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || "-_./:=@+,".contains(c))
@@ -142,7 +144,7 @@ impl Action {
         match self {
             Action::CreateLogGroup { region, name } => format!(
                 "aws logs create-log-group --region {region} --log-group-name {}",
-                shell(name)
+                shell_quote(name)
             ),
             Action::PutRetentionPolicy {
                 region,
@@ -150,7 +152,7 @@ impl Action {
                 days,
             } => format!(
                 "aws logs put-retention-policy --region {region} --log-group-name {} --retention-in-days {days}",
-                shell(group)
+                shell_quote(group)
             ),
             Action::CreateRole {
                 name,
@@ -158,16 +160,16 @@ impl Action {
                 trust_policy,
             } => format!(
                 "aws iam create-role --role-name {} --path {} --assume-role-policy-document {}",
-                shell(name),
-                shell(path),
-                shell(trust_policy)
+                shell_quote(name),
+                shell_quote(path),
+                shell_quote(trust_policy)
             ),
             Action::UpdateAssumeRolePolicy {
                 role, trust_policy, ..
             } => format!(
                 "aws iam update-assume-role-policy --role-name {} --policy-document {}",
-                shell(role),
-                shell(trust_policy)
+                shell_quote(role),
+                shell_quote(trust_policy)
             ),
             Action::PutRolePolicy {
                 role,
@@ -175,9 +177,9 @@ impl Action {
                 document,
             } => format!(
                 "aws iam put-role-policy --role-name {} --policy-name {} --policy-document {}",
-                shell(role),
-                shell(policy_name),
-                shell(document)
+                shell_quote(role),
+                shell_quote(policy_name),
+                shell_quote(document)
             ),
             Action::SetCloudWatchLogs {
                 region,
@@ -186,34 +188,35 @@ impl Action {
                 role_arn,
             } => format!(
                 "aws cloudtrail update-trail --region {region} --name {} --cloud-watch-logs-log-group-arn {} --cloud-watch-logs-role-arn {}",
-                shell(trail),
-                shell(log_group_arn),
-                shell(role_arn)
+                shell_quote(trail),
+                shell_quote(log_group_arn),
+                shell_quote(role_arn)
             ),
             Action::EnableLogFileValidation { region, trail } => format!(
                 "aws cloudtrail update-trail --region {region} --name {} --enable-log-file-validation",
-                shell(trail)
+                shell_quote(trail)
             ),
             Action::StartLogging { region, trail } => format!(
                 "aws cloudtrail start-logging --region {region} --name {}",
-                shell(trail)
+                shell_quote(trail)
             ),
             Action::PutEventSelectors {
                 region,
                 trail,
                 selectors,
             } => {
-                let (flag, document) = selectors_document(selectors);
+                let (kind, document) = selectors_document(selectors);
                 format!(
-                    "aws cloudtrail put-event-selectors --region {region} --trail-name {} {flag} {}",
-                    shell(trail),
-                    shell(&document.to_string())
+                    "aws cloudtrail put-event-selectors --region {region} --trail-name {} {} {}",
+                    shell_quote(trail),
+                    kind.flag(),
+                    shell_quote(&document.to_string())
                 )
             }
             Action::PutMetricFilter { region, group } => format!(
                 "aws logs put-metric-filter --region {region} --log-group-name {} --filter-name {TAMPER_FILTER_NAME} --filter-pattern {} --metric-transformations metricName={TAMPER_METRIC_NAME},metricNamespace={TAMPER_METRIC_NAMESPACE},metricValue=1",
-                shell(group),
-                shell(TAMPER_FILTER_PATTERN)
+                shell_quote(group),
+                shell_quote(TAMPER_FILTER_PATTERN)
             ),
             Action::PutMetricAlarm {
                 region,
@@ -221,8 +224,8 @@ impl Action {
                 topic_arn,
             } => format!(
                 "aws cloudwatch put-metric-alarm --region {region} --alarm-name {} --metric-name {TAMPER_METRIC_NAME} --namespace {TAMPER_METRIC_NAMESPACE} --statistic Sum --period {TAMPER_ALARM_PERIOD_SECONDS} --evaluation-periods 1 --threshold 1 --comparison-operator GreaterThanOrEqualToThreshold --treat-missing-data notBreaching --alarm-actions {}",
-                shell(alarm_name),
-                shell(topic_arn)
+                shell_quote(alarm_name),
+                shell_quote(topic_arn)
             ),
         }
     }
@@ -274,9 +277,26 @@ impl Action {
     }
 }
 
-/// The selectors as `put-event-selectors` takes them: the flag, and its JSON. Empty lists are
-/// left out, since the API takes none.
-pub fn selectors_document(selectors: &EventSelectors) -> (&'static str, Value) {
+/// Which of the two selector forms a trail uses; CloudTrail takes one or the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SelectorKind {
+    Basic,
+    Advanced,
+}
+
+impl SelectorKind {
+    /// The `put-event-selectors` flag for this form.
+    pub fn flag(self) -> &'static str {
+        match self {
+            SelectorKind::Basic => "--event-selectors",
+            SelectorKind::Advanced => "--advanced-event-selectors",
+        }
+    }
+}
+
+/// The selectors as `put-event-selectors` takes them: their form, and its JSON. Empty lists
+/// are left out, since the API takes none.
+pub fn selectors_document(selectors: &EventSelectors) -> (SelectorKind, Value) {
     fn put(object: &mut serde_json::Map<String, Value>, key: &str, values: &[String]) {
         if !values.is_empty() {
             object.insert(key.into(), json!(values));
@@ -310,7 +330,7 @@ pub fn selectors_document(selectors: &EventSelectors) -> (&'static str, Value) {
                 Value::Object(selector)
             })
             .collect();
-        return ("--advanced-event-selectors", Value::Array(list));
+        return (SelectorKind::Advanced, Value::Array(list));
     }
     let list: Vec<Value> = selectors
         .event_selectors
@@ -336,7 +356,7 @@ pub fn selectors_document(selectors: &EventSelectors) -> (&'static str, Value) {
             Value::Object(selector)
         })
         .collect();
-    ("--event-selectors", Value::Array(list))
+    (SelectorKind::Basic, Value::Array(list))
 }
 
 /// CloudTrail takes at most five basic event selectors per trail.
@@ -1008,8 +1028,8 @@ mod tests {
             "/delivery/ct/"
         );
         assert_eq!(role_path(&format!("arn:aws:iam::{ACCOUNT}:role/name")), "/");
-        assert_eq!(shell("it's"), r"'it'\''s'");
-        assert_eq!(shell("/aws/cloudtrail/a"), "/aws/cloudtrail/a");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote("/aws/cloudtrail/a"), "/aws/cloudtrail/a");
         assert_eq!(
             delivery_policy_name("/aws/cloudtrail/a b"),
             "trailwatch-delivery-aws-cloudtrail-a-b"
