@@ -106,7 +106,7 @@ BENCH_SHAPES := 3x3 17x3 17x20
 # largest again with 16 accounts at once, to see what concurrency costs in memory.
 BENCH_ORGS := 1 10 50
 
-bench: venv
+bench: venv bench-lambda
 	cargo bench --quiet -p trailwatch-core --bench core
 	cargo build --quiet --release -p trailwatch-cli
 	cargo build --quiet -p trailwatch-tests --bin bench-scan

@@ -787,6 +787,51 @@ fn results(out: &Path, prefix: &str) -> Result<Vec<Value>> {
     Ok(found)
 }
 
+/// The Lambda's footprint next to its goals: the scheduled-scan zip's cold start
+/// (`lambda-scheduled-scan.json`), the largest scan's peak RSS, and both zips as `make build`
+/// leaves them (`target/lambda/`, beside `out`).
+fn lean_table(out: &Path, scans: &[Value]) -> Result<()> {
+    const MIB: f64 = 1024.0 * 1024.0;
+    let verdict = |met: bool| if met { "met" } else { "**not met**" };
+    println!("\n| keeping the Lambda lean | measured | goal |\n|---|---|---|");
+    match std::fs::read_to_string(out.join("lambda-scheduled-scan.json")) {
+        Ok(text) => {
+            let lambda: Value = serde_json::from_str(&text)?;
+            let init = lambda["init_ms"].as_f64().unwrap_or(f64::NAN);
+            println!(
+                "| cold start (init) of `scheduled-scan`, median of 5 | {init} ms | < 50 ms {} |",
+                verdict(init < 50.0)
+            );
+        }
+        Err(_) => println!("| cold start (init) of `scheduled-scan` | not measured (`make bench-lambda`) | < 50 ms |"),
+    }
+    if let Some(largest) = scans.last() {
+        let rss = largest["peak_rss_kib"].as_f64().unwrap_or(f64::NAN) / 1024.0;
+        println!(
+            "| peak RSS of the {} × {} scan | {rss:.1} MiB | < 40 MiB {} |",
+            largest["regions"],
+            largest["trails_per_region"],
+            verdict(rss < 40.0)
+        );
+    }
+    let lambdas = out.parent().unwrap_or(out).join("lambda");
+    for function in ["scheduled-scan", "trail-change"] {
+        let zip = lambdas.join(function).join("bootstrap.zip");
+        match std::fs::metadata(&zip) {
+            Ok(meta) => {
+                let size = meta.len() as f64 / MIB;
+                println!(
+                    "| `{function}` zip | {size:.2} MiB ({} bytes) | < 8 MiB {} |",
+                    meta.len(),
+                    verdict(size < 8.0)
+                );
+            }
+            Err(_) => println!("| `{function}` zip | not built (`make build`) | < 8 MiB |"),
+        }
+    }
+    Ok(())
+}
+
 fn table(out: &Path) -> Result<()> {
     let estimates = criterion_estimates()?;
     std::fs::create_dir_all(out)?;
@@ -845,6 +890,7 @@ fn table(out: &Path) -> Result<()> {
             );
         }
     }
+    lean_table(out, &runs)?;
     let machine = machine();
     println!(
         "\nMeasured on {} CPUs ({}).",
