@@ -3,13 +3,14 @@
 //! already there counts as done, and the rest are puts and updates of trailwatch's own values.
 
 use crate::error::ScanError;
-use crate::inventory::Inventory;
+use crate::inventory::{CloudTrailInventory, Inventory};
 use crate::scan::{settings_of, ScanOptions};
 use aws_config::SdkConfig;
 use aws_sdk_sts::error::{ProvideErrorMetadata, SdkError};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use trailwatch_core::arn::{LogGroupRef, RoleRef};
 use trailwatch_core::fix::{Action, Existing, ExistingRole, Step};
 use trailwatch_core::fix::{
     TAMPER_ALARM_DESCRIPTION, TAMPER_ALARM_PERIOD_SECONDS, TAMPER_METRIC_NAME,
@@ -17,7 +18,7 @@ use trailwatch_core::fix::{
 };
 use trailwatch_core::fix::{TAMPER_FILTER_NAME, TAMPER_FILTER_PATTERN};
 use trailwatch_core::snapshot::EventSelectors;
-use trailwatch_core::{evaluate_account, AccountSnapshot, Evaluation};
+use trailwatch_core::{evaluate_account, AccountSnapshot, Evaluation, Unavailable};
 
 /// The account as the rules see it: the snapshot a plan is made from, and its evaluations.
 pub struct Assessment {
@@ -37,6 +38,52 @@ pub async fn assess<I: Inventory>(
         snapshot,
         evaluations,
     })
+}
+
+/// Which of the log groups and roles `steps` would create exist already, read the way the
+/// scan reads the ones trails name. A scan reads only those; code declaring the fix must take
+/// the others in rather than create them, so a read that fails stops `--emit` instead of
+/// guessing.
+pub async fn existing_targets(
+    inventory: &CloudTrailInventory,
+    snapshot: &AccountSnapshot,
+    steps: &[Step],
+) -> Result<Existing, Unavailable> {
+    let mut existing = Existing::default();
+    for step in steps {
+        match &step.action {
+            Action::CreateLogGroup { region, name } => {
+                let group = LogGroupRef {
+                    partition: snapshot.partition.clone(),
+                    region: region.clone(),
+                    account: snapshot.account_id.clone(),
+                    name: name.clone(),
+                };
+                if let Some(found) = inventory.describe_group(&group).await? {
+                    existing
+                        .log_groups
+                        .insert((region.clone(), name.clone()), found);
+                }
+            }
+            Action::CreateRole { name, path, .. } => {
+                let role = RoleRef {
+                    arn: format!(
+                        "arn:{}:iam::{}:role{path}{name}",
+                        snapshot.partition, snapshot.account_id
+                    ),
+                    account: snapshot.account_id.clone(),
+                    name: name.clone(),
+                };
+                if let Some(found) = inventory.role(&role).await? {
+                    existing
+                        .roles
+                        .insert(name.clone(), ExistingRole::from(&found));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(existing)
 }
 
 /// What a step found.
@@ -120,67 +167,6 @@ impl Fixer {
 
     fn cloudtrail(&self, region: &str) -> aws_sdk_cloudtrail::Client {
         self.regional(region).cloudtrail.clone()
-    }
-
-    /// Which of the log groups and roles `steps` would create exist already. A scan reads only
-    /// what trails name; code declaring the fix must take the others in rather than create
-    /// them, so a read that fails stops `--emit` instead of guessing.
-    pub async fn existing_targets(&self, steps: &[Step]) -> Result<Existing, StepFailed> {
-        let mut existing = Existing::default();
-        for step in steps {
-            match &step.action {
-                Action::CreateLogGroup { region, name } => {
-                    let found = self
-                        .logs(region)
-                        .describe_log_groups()
-                        .log_group_name_prefix(name)
-                        .send()
-                        .await
-                        .map_err(|e| failed("logs:DescribeLogGroups", e))?;
-                    if let Some(group) = found
-                        .log_groups()
-                        .iter()
-                        .filter(|g| g.log_group_name() == Some(name.as_str()))
-                        .find_map(crate::mapping::log_group)
-                    {
-                        existing
-                            .log_groups
-                            .insert((region.clone(), name.clone()), group);
-                    }
-                }
-                Action::CreateRole { name, .. } => {
-                    let role = match self.iam.get_role().role_name(name).send().await {
-                        Ok(out) => out.role().cloned(),
-                        Err(e) if e.code() == Some("NoSuchEntity") => None,
-                        Err(e) => return Err(failed("iam:GetRole", e)),
-                    };
-                    if let Some(role) = role {
-                        let trust = crate::mapping::policy_document(
-                            "GetRole",
-                            role.assume_role_policy_document(),
-                        )
-                        .map_err(|e| StepFailed {
-                            operation: "iam:GetRole",
-                            message: e.describe(),
-                        })?;
-                        existing.roles.insert(
-                            name.clone(),
-                            ExistingRole {
-                                arn: role.arn().to_string(),
-                                trust_policy: serde_json::to_value(&trust)
-                                    .unwrap_or(serde_json::Value::Null),
-                                permissions_boundary_arn: role
-                                    .permissions_boundary()
-                                    .and_then(|b| b.permissions_boundary_arn())
-                                    .map(str::to_string),
-                            },
-                        );
-                    }
-                }
-                _ => {}
-            }
-        }
-        Ok(existing)
     }
 
     /// Runs one step.

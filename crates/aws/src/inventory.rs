@@ -500,7 +500,7 @@ impl CloudTrailInventory {
 
     /// The group itself, asked for by name prefix: in a region with thousands of groups, paging
     /// through all of them costs more than asking for the one a trail uses.
-    async fn describe_group(&self, group: &LogGroupRef) -> Observed<Option<LogGroup>> {
+    pub(crate) async fn describe_group(&self, group: &LogGroupRef) -> Observed<Option<LogGroup>> {
         let mut pages = self
             .clients(&group.region)
             .logs
@@ -546,7 +546,7 @@ impl CloudTrailInventory {
     }
 
     #[instrument(skip(self), fields(role = %role.name))]
-    async fn role(&self, role: &RoleRef) -> RoleSnapshot {
+    pub(crate) async fn role(&self, role: &RoleRef) -> RoleSnapshot {
         let got = match self.iam.get_role().role_name(&role.name).send().await {
             Ok(out) => out,
             Err(e) if is_not_found(&e) => return Ok(None),

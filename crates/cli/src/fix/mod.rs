@@ -17,7 +17,7 @@ use clap::{Args, ValueEnum};
 use std::collections::BTreeMap;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use trailwatch_aws::fix::{assess, Applied, Assessment, Fixer};
+use trailwatch_aws::fix::{assess, existing_targets, Applied, Assessment, Fixer};
 use trailwatch_aws::{Config, RegionSelection, Services};
 use trailwatch_core::arn::Arn;
 use trailwatch_core::fix::{
@@ -179,9 +179,9 @@ pub async fn run(args: FixArgs) -> anyhow::Result<u8> {
         return Ok(exit_code(&targets));
     }
     if let Some(format) = args.emit {
-        let existing = Fixer::new(&sdk)
-            .existing_targets(&steps)
+        let existing = existing_targets(&services.inventory, &before.snapshot, &steps)
             .await
+            .map_err(|e| anyhow::anyhow!(e.describe()))
             .context("checking which of the log groups and roles to create exist already")?;
         let state = desired_state(&steps, &before.snapshot, &existing);
         let mut header = code_header(&plans, &before.snapshot.account_id);
@@ -284,9 +284,7 @@ fn exit_code(evaluations: &[&Evaluation]) -> u8 {
 fn print_verdicts(evaluations: &[&Evaluation]) {
     for evaluation in evaluations {
         let codes: Vec<&str> = evaluation
-            .reasons
-            .iter()
-            .filter(|r| r.level != Level::Info)
+            .counted_reasons()
             .map(|r| r.code.as_str())
             .collect();
         println!(

@@ -190,15 +190,6 @@ impl DesiredState {
         regions
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.log_groups.is_empty()
-            && self.roles.is_empty()
-            && self.role_policies.is_empty()
-            && self.trails.is_empty()
-            && self.metric_filters.is_empty()
-            && self.alarms.is_empty()
-    }
-
     fn log_group(
         &mut self,
         snapshot: &AccountSnapshot,

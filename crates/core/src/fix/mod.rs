@@ -10,7 +10,7 @@
 use crate::arn::{Arn, LogGroupRef, RoleRef};
 use crate::evaluate::Evaluation;
 use crate::finding::remedy;
-use crate::reason::{Level, ReasonCode};
+use crate::reason::ReasonCode;
 use crate::snapshot::{
     AccountSnapshot, AdvancedEventSelector, EventSelector, EventSelectors, FieldSelector,
 };
@@ -536,12 +536,7 @@ pub fn plan(snapshot: &AccountSnapshot, evaluation: &Evaluation, options: &FixOp
         (Some(Ok(org)), true) => Some(org.id.as_str()),
         _ => None,
     };
-    let codes: Vec<ReasonCode> = evaluation
-        .reasons
-        .iter()
-        .filter(|r| r.level != Level::Info)
-        .map(|r| r.code)
-        .collect();
+    let codes: Vec<ReasonCode> = evaluation.counted_reasons().map(|r| r.code).collect();
     let has = |code| codes.contains(&code);
 
     // Where events go once fixed: the trail's own group, else the one to create.
@@ -744,9 +739,8 @@ pub fn plan(snapshot: &AccountSnapshot, evaluation: &Evaluation, options: &FixOp
         .iter()
         .flat_map(|s| s.fixes.iter().copied())
         .collect();
-    for reason in &evaluation.reasons {
-        if reason.level == Level::Info
-            || planned.contains(&reason.code)
+    for reason in evaluation.counted_reasons() {
+        if planned.contains(&reason.code)
             || reason.code == LoggingGap
             || (wire_tamper_alarm
                 && matches!(reason.code, TamperAlarmMissing | TamperAlarmUnrouted))
