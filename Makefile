@@ -64,6 +64,7 @@ build-cli:
 	@# end-to-end tests do not wait for a compile.
 	cargo build --quiet --bin scheduled-scan
 	cargo build --quiet --bin trail-change
+	cargo build --quiet --bin account-worker
 
 demo: venv build-cli
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" scripts/with-moto scripts/demo $(CARGO_TARGET_DIR)/debug $(DEMO_REGIONS)

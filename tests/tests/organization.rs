@@ -217,6 +217,7 @@ async fn every_account_is_scanned_and_recorded_in_its_own_security_hub() -> Resu
             AccountRun::Unreachable {
                 account,
                 evaluation,
+                ..
             } => {
                 assert_eq!(account.id, org.refusing.id);
                 assert_eq!(evaluation.status, Status::Error);

@@ -20,11 +20,21 @@ use std::time::Duration;
 /// 3.6 s standard). That is a third of trail-change's time budget spent waiting.
 pub const MAX_ATTEMPTS: u32 = 6;
 
+/// `AWS_MAX_ATTEMPTS`, the SDKs' own variable, when it holds a whole number from 1: for an
+/// operator who wants fewer or more, and for tests that cannot wait out six backoffs.
+fn max_attempts(value: Option<String>) -> u32 {
+    value
+        .and_then(|v| v.trim().parse().ok())
+        .filter(|n| *n >= 1)
+        .unwrap_or(MAX_ATTEMPTS)
+}
+
 /// Loads the standard credential and region chain (`AWS_PROFILE`, `AWS_REGION`,
 /// `AWS_ENDPOINT_URL`, instance and Lambda roles) with trailwatch's retry and timeouts.
 pub async fn load_sdk_config(region: Option<String>) -> SdkConfig {
+    let attempts = max_attempts(std::env::var("AWS_MAX_ATTEMPTS").ok());
     let mut loader = aws_config::defaults(BehaviorVersion::latest())
-        .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
+        .retry_config(RetryConfig::standard().with_max_attempts(attempts))
         .timeout_config(
             TimeoutConfig::builder()
                 .connect_timeout(Duration::from_secs(5))
@@ -60,5 +70,18 @@ impl Intercept for ApiCallCounter {
     ) -> Result<(), BoxError> {
         self.0.fetch_add(1, Ordering::Relaxed);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aws_max_attempts_overrides_the_default_only_with_a_whole_number_from_one() {
+        assert_eq!(max_attempts(None), MAX_ATTEMPTS);
+        assert_eq!(max_attempts(Some("2".into())), 2);
+        assert_eq!(max_attempts(Some("0".into())), MAX_ATTEMPTS);
+        assert_eq!(max_attempts(Some("many".into())), MAX_ATTEMPTS);
     }
 }

@@ -79,3 +79,46 @@ where
         _ => DisplayErrorContext(error).to_string(),
     }
 }
+
+/// Whether retrying `error` later may succeed: the request never got an answer (timeout,
+/// connection, an unreadable response), or AWS answered with throttling or a server fault.
+/// An access denial, a missing resource or a bad request would fail the same way again.
+pub(crate) fn is_transient<E>(error: &SdkError<E, HttpResponse>) -> bool
+where
+    E: ProvideErrorMetadata,
+{
+    const THROTTLING: [&str; 7] = [
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "RequestThrottled",
+        "ProvisionedThroughputExceededException",
+    ];
+    match error {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            true
+        }
+        SdkError::ServiceError(_) => {
+            error.code().is_some_and(|code| THROTTLING.contains(&code))
+                || error
+                    .raw_response()
+                    .is_some_and(|raw| raw.status().is_server_error())
+        }
+        _ => false,
+    }
+}
+
+impl ScanError {
+    /// Whether the same scan may succeed later (see [`is_transient`]).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ScanError::Identity(error) => is_transient(error),
+            ScanError::RegionDiscovery(error) => is_transient(error),
+            ScanError::NoRegion
+            | ScanError::TrailNotFound { .. }
+            | ScanError::TrailListing { .. } => false,
+        }
+    }
+}

@@ -21,6 +21,7 @@ use crate::error::short_error;
 use aws_config::{Region, SdkConfig};
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::batch_get_item::BatchGetItemError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, KeysAndAttributes, ReturnValuesOnConditionCheckFailure,
@@ -42,6 +43,16 @@ const LEASE_EXPIRES_AT: &str = "lease_expires_at";
 const LEASE_OWNER: &str = "lease_owner";
 const EXPIRES_AT: &str = "expires_at";
 const CLAIMED_BY: &str = "claimed_by";
+/// A fan-out run's count item: the set of accounts that have reported.
+const REPORTED: &str = "reported";
+/// Count items per run. 64 keeps each under 1 KB for 10,000 accounts (a set of 12-digit ids),
+/// so an `ADD` costs one write unit, and every count is read in one `BatchGetItem`.
+const COUNT_SHARDS: u64 = 64;
+/// An account's report in a fan-out run, as JSON.
+const REPORT: &str = "report";
+
+/// Fan-out items live for two days: long enough for an operator to read last night's runs.
+const FAN_OUT_RETENTION_DAYS: i64 = 2;
 
 /// Items expire (DynamoDB TTL on `expires_at`) this long after their last write, so trails
 /// deleted long ago do not stay in the table. An expired item only means the next run sees the
@@ -94,6 +105,22 @@ pub enum LedgerError {
     },
     #[error("the alert ledger {table} left {unread} item(s) unread after {BATCH_GET_ROUNDS} rounds of BatchGetItem")]
     Unread { table: String, unread: usize },
+    #[error("the report of account {account} in fan-out run {run_id} could not be written to {table}: {}", short_error(.source.as_ref()))]
+    Report {
+        table: String,
+        run_id: String,
+        account: String,
+        #[source]
+        source: Box<SdkError<PutItemError>>,
+    },
+    #[error("account {account} could not be counted in fan-out run {run_id} in {table}: {}", short_error(.source.as_ref()))]
+    Count {
+        table: String,
+        run_id: String,
+        account: String,
+        #[source]
+        source: Box<SdkError<UpdateItemError>>,
+    },
     #[error("the alert ledger {table} could not be {action} for {finding_id}: {}", short_error(.source.as_ref()))]
     Write {
         table: String,
@@ -248,6 +275,64 @@ impl DynamoDbLedger {
         }
     }
 
+    /// The items under `keys` (duplicates read once), strongly consistent; keys without an
+    /// item are absent. `UnprocessedKeys` (throttling) are read again, a few rounds at most.
+    pub(crate) async fn read_items(
+        &self,
+        keys: &[&str],
+    ) -> Result<Vec<HashMap<String, AttributeValue>>, LedgerError> {
+        let mut items = Vec::new();
+        let mut unique = keys.to_vec();
+        unique.sort_unstable();
+        unique.dedup();
+        for chunk in unique.chunks(BATCH_GET_MAX) {
+            let mut keys: Vec<HashMap<String, AttributeValue>> = chunk
+                .iter()
+                .map(|id| HashMap::from([(KEY.to_string(), s(id))]))
+                .collect();
+            let mut rounds = 0;
+            while !keys.is_empty() {
+                rounds += 1;
+                if rounds > BATCH_GET_ROUNDS {
+                    return Err(LedgerError::Unread {
+                        table: self.table.clone(),
+                        unread: keys.len(),
+                    });
+                }
+                let request = KeysAndAttributes::builder()
+                    .set_keys(Some(std::mem::take(&mut keys)))
+                    .consistent_read(true)
+                    .build()
+                    .expect("keys are set");
+                let output = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(|source| LedgerError::Recall {
+                        table: self.table.clone(),
+                        source: Box::new(source),
+                    })?;
+                if let Some(found) = output.responses().and_then(|r| r.get(&self.table)) {
+                    items.extend(found.iter().cloned());
+                }
+                keys = output
+                    .unprocessed_keys()
+                    .and_then(|u| u.get(&self.table))
+                    .map(|k| k.keys().to_vec())
+                    .unwrap_or_default();
+                if !keys.is_empty() {
+                    warn!(
+                        unprocessed = keys.len(),
+                        "ledger read throttled; reading the rest again"
+                    );
+                }
+            }
+        }
+        Ok(items)
+    }
+
     /// The same ledger with another lease; tests use a lease of zero to take over at once.
     pub fn with_lease(mut self, lease: chrono::Duration) -> Self {
         self.lease = lease;
@@ -392,66 +477,138 @@ impl Update {
     }
 }
 
+/// The key of `account`'s report in fan-out run `run_id`.
+fn report_key(run_id: &str, account: &str) -> String {
+    format!("fanout#{run_id}#{account}")
+}
+
+/// The key of the count item that `account` is counted on in run `run_id`: one of
+/// [`COUNT_SHARDS`], so that no one item grows with the organisation or takes every write.
+fn count_key(run_id: &str, account: &str) -> String {
+    let shard = account.parse::<u64>().unwrap_or(0) % COUNT_SHARDS;
+    format!("fanout#{run_id}#count#{shard}")
+}
+
+/// Every count item of run `run_id`.
+fn count_keys(run_id: &str) -> Vec<String> {
+    (0..COUNT_SHARDS)
+        .map(|shard| format!("fanout#{run_id}#count#{shard}"))
+        .collect()
+}
+
+/// The fan-out's bookkeeping (see `crate::fanout`), kept in the ledger's table beside the
+/// findings' items. Each account's report is its own item, written once; the accounts that
+/// have reported are also a string set on one of the run's count items, which the waiting scan
+/// reads in one `BatchGetItem`. Adding to a set is idempotent and no transaction is needed:
+/// a worker that wrote the report but failed to count it counts it when the message comes back.
+impl DynamoDbLedger {
+    fn fan_out_expiry() -> AttributeValue {
+        n((Utc::now() + chrono::Duration::days(FAN_OUT_RETENTION_DAYS)).timestamp())
+    }
+
+    /// Writes `account`'s report (JSON) unless it has one, then counts the account.
+    /// `Ok(false)`: the account had reported already (a message delivered twice), and its
+    /// first report stands.
+    pub(crate) async fn report(
+        &self,
+        run_id: &str,
+        account: &str,
+        report: &str,
+    ) -> Result<bool, LedgerError> {
+        let written = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item(KEY, s(&report_key(run_id, account)))
+            .item(REPORT, s(report))
+            .item(CLAIMED_BY, s(&self.claimant))
+            .item(EXPIRES_AT, Self::fan_out_expiry())
+            .condition_expression("attribute_not_exists(#key)")
+            .expression_attribute_names("#key", KEY)
+            .send()
+            .await;
+        let first = match written {
+            Ok(_) => true,
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                false
+            }
+            Err(source) => {
+                return Err(LedgerError::Report {
+                    table: self.table.clone(),
+                    run_id: run_id.to_string(),
+                    account: account.to_string(),
+                    source: Box::new(source),
+                })
+            }
+        };
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key(KEY, s(&count_key(run_id, account)))
+            .update_expression("ADD #accounts :account SET #expires = :expires")
+            .expression_attribute_names("#accounts", REPORTED)
+            .expression_attribute_names("#expires", EXPIRES_AT)
+            .expression_attribute_values(":account", AttributeValue::Ss(vec![account.to_string()]))
+            .expression_attribute_values(":expires", Self::fan_out_expiry())
+            .send()
+            .await
+            .map_err(|source| LedgerError::Count {
+                table: self.table.clone(),
+                run_id: run_id.to_string(),
+                account: account.to_string(),
+                source: Box::new(source),
+            })?;
+        Ok(first)
+    }
+
+    /// How many accounts of run `run_id` have reported so far (strongly consistent).
+    pub(crate) async fn reported(&self, run_id: &str) -> Result<u64, LedgerError> {
+        let keys = count_keys(run_id);
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        Ok(self
+            .read_items(&keys)
+            .await?
+            .iter()
+            .filter_map(|item| item.get(REPORTED)?.as_ss().ok())
+            .map(|accounts| accounts.len() as u64)
+            .sum())
+    }
+
+    /// The reports of `accounts` in run `run_id` that have arrived, by account.
+    pub(crate) async fn reports(
+        &self,
+        run_id: &str,
+        accounts: &[&str],
+    ) -> Result<HashMap<String, String>, LedgerError> {
+        let keys: Vec<String> = accounts.iter().map(|a| report_key(run_id, a)).collect();
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let prefix = report_key(run_id, "");
+        Ok(self
+            .read_items(&keys)
+            .await?
+            .iter()
+            .filter_map(|item| {
+                let account = text(item, KEY)?.strip_prefix(&prefix)?;
+                Some((account.to_string(), text(item, REPORT)?.to_string()))
+            })
+            .collect())
+    }
+}
+
 impl Ledger for DynamoDbLedger {
     #[instrument(skip(self, ids), fields(table = %self.table, count = ids.len()))]
     async fn recall(&self, ids: &[String]) -> Result<BTreeMap<String, LedgerEntry>, LedgerError> {
-        let mut entries = BTreeMap::new();
-        let mut unique: Vec<&String> = ids.iter().collect();
-        unique.sort();
-        unique.dedup();
-        for chunk in unique.chunks(BATCH_GET_MAX) {
-            let mut keys: Vec<HashMap<String, AttributeValue>> = chunk
-                .iter()
-                .map(|id| HashMap::from([(KEY.to_string(), s(id))]))
-                .collect();
-            let mut rounds = 0;
-            while !keys.is_empty() {
-                rounds += 1;
-                if rounds > BATCH_GET_ROUNDS {
-                    return Err(LedgerError::Unread {
-                        table: self.table.clone(),
-                        unread: keys.len(),
-                    });
-                }
-                let request = KeysAndAttributes::builder()
-                    .set_keys(Some(std::mem::take(&mut keys)))
-                    .consistent_read(true)
-                    .build()
-                    .expect("keys are set");
-                let output = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, request)
-                    .send()
-                    .await
-                    .map_err(|source| LedgerError::Recall {
-                        table: self.table.clone(),
-                        source: Box::new(source),
-                    })?;
-                for item in output
-                    .responses()
-                    .and_then(|r| r.get(&self.table))
-                    .into_iter()
-                    .flatten()
-                {
-                    if let Some(id) = text(item, KEY) {
-                        entries.insert(id.to_string(), entry_of(item));
-                    }
-                }
-                keys = output
-                    .unprocessed_keys()
-                    .and_then(|u| u.get(&self.table))
-                    .map(|k| k.keys().to_vec())
-                    .unwrap_or_default();
-                if !keys.is_empty() {
-                    warn!(
-                        unprocessed = keys.len(),
-                        "ledger read throttled; reading the rest again"
-                    );
-                }
-            }
-        }
-        Ok(entries)
+        let keys: Vec<&str> = ids.iter().map(String::as_str).collect();
+        Ok(self
+            .read_items(&keys)
+            .await?
+            .iter()
+            .filter_map(|item| Some((text(item, KEY)?.to_string(), entry_of(item))))
+            .collect())
     }
 
     #[instrument(skip(self, observation), fields(table = %self.table))]

@@ -3,8 +3,9 @@
 //! adapter: the Security Hub sink ([`security_hub`]), the SNS channel ([`sns`]) and the alert
 //! ledger, the memory of what was paged ([`ledger`]). On top sit the publication pipeline
 //! ([`publication`]), the runs the CLI and the Lambda functions share ([`scan`], [`flow`], and
-//! across an AWS Organization, [`organization`], with the SCPs of [`guardrail`]), and
-//! [`services`], which builds it all once from the configuration.
+//! across an AWS Organization, [`organization`], with the SCPs of [`guardrail`], handed out
+//! through SQS past one invocation by [`fanout`]), and [`services`], which builds it all once
+//! from the configuration.
 //!
 //! Rules live in `trailwatch-core`; this crate only talks to AWS and maps SDK types into the
 //! core's snapshot types. A failed call never aborts a scan: it is recorded in the snapshot,
@@ -12,6 +13,7 @@
 
 pub mod config;
 pub mod error;
+pub mod fanout;
 pub mod fix;
 pub mod flow;
 pub mod guardrail;

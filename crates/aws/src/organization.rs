@@ -10,7 +10,8 @@
 //!
 //! An account whose role cannot be assumed is one ERROR evaluation naming why; the others go on.
 
-use crate::error::short_error;
+use crate::error::{is_transient, short_error};
+use crate::fanout::{FanOutConfig, FanOutSummary};
 use crate::flow;
 use crate::guardrail::OrgPolicies;
 use crate::publication::{Destinations, Outcome, RunSummary};
@@ -24,7 +25,7 @@ use aws_sdk_sts::error::SdkError;
 use aws_sdk_sts::operation::assume_role::AssumeRoleError;
 use aws_sdk_sts::operation::get_caller_identity::GetCallerIdentityError;
 use futures::stream::{self, StreamExt};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::{Instant, UNIX_EPOCH};
 use tracing::{info, warn};
@@ -49,10 +50,13 @@ pub struct OrgConfig {
     pub exclude: Vec<String>,
     /// Accounts read at once (`TRAILWATCH_ORG_CONCURRENCY`).
     pub concurrency: usize,
+    /// Above how many accounts the scheduled scan hands them out, and where
+    /// (`TRAILWATCH_ORG_QUEUE_URL`); `None` scans every account in the one invocation.
+    pub fan_out: Option<FanOutConfig>,
 }
 
 /// One account of the organisation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemberAccount {
     pub id: String,
     pub name: String,
@@ -72,6 +76,19 @@ pub enum OrgError {
     },
     #[error("sts:AssumeRole of {role_arn} returned no credentials")]
     NoCredentials { role_arn: String },
+}
+
+impl OrgError {
+    /// Whether the same call may succeed later: throttling, a server fault, no answer. An
+    /// access denial (the read role missing, or not trusting this deployment) is not.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            OrgError::List(error) => is_transient(error),
+            OrgError::Identity(error) => is_transient(error),
+            OrgError::AssumeRole { source, .. } => is_transient(source),
+            OrgError::NoCredentials { .. } => false,
+        }
+    }
 }
 
 /// Whether an account can be read. AWS retired `Status` on 9 September 2026 in favour of
@@ -186,6 +203,9 @@ pub enum AccountRun {
     Unreachable {
         account: MemberAccount,
         evaluation: Box<Evaluation>,
+        /// Whether trying again later may reach it (throttling, an outage), as opposed to a
+        /// role that is missing or does not trust this deployment.
+        transient: bool,
     },
 }
 
@@ -226,9 +246,12 @@ pub struct OrgSummary {
     pub api_calls: u64,
     pub duration_ms: u64,
     pub runs: Vec<RunSummary>,
+    /// A run handed out to the account worker (then `runs` stays empty).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fan_out: Option<FanOutSummary>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct UnreachableAccount {
     pub account_id: String,
     pub name: String,
@@ -238,35 +261,22 @@ pub struct UnreachableAccount {
 /// Scans and publishes every account of the organisation, `org.concurrency` at a time, each
 /// through [`Services::reading`] with `services`' alerts and ledger.
 pub async fn run(services: &Services, org: &OrgConfig) -> Result<Vec<AccountRun>, OrgError> {
-    let started = Instant::now();
-    let (own_account, partition) = services.caller().await?;
     let accounts = active_accounts(&services.sdk, org).await?;
+    Box::pin(run_accounts(services, org, accounts)).await
+}
+
+/// [`run`] over accounts already listed.
+pub async fn run_accounts(
+    services: &Services,
+    org: &OrgConfig,
+    accounts: Vec<MemberAccount>,
+) -> Result<Vec<AccountRun>, OrgError> {
+    let started = Instant::now();
+    let reach = Reach::new(services, org).await?;
     info!(accounts = accounts.len(), "organisation run starting");
-    let home_region = services
-        .sdk
-        .region()
-        .map(|r| r.to_string())
-        .unwrap_or_default();
-    let session = services.session_name();
-    let policies = services.org_policies();
-    let (own_account, partition, home_region, session, policies) =
-        (&own_account, &partition, &home_region, &session, &policies);
+    let reach = &reach;
     let mut runs: Vec<AccountRun> = stream::iter(accounts)
-        .map(|account| async move {
-            let reached = configuration_for(
-                &services.sdk,
-                org,
-                partition,
-                own_account,
-                &account.id,
-                session,
-            )
-            .await;
-            match reached {
-                Ok(sdk) => Box::pin(scan_one(services, &sdk, policies, account, home_region)).await,
-                Err(why) => unreachable(account, home_region, &why.to_string()),
-            }
-        })
+        .map(|account| async move { Box::pin(reach.run(services, account)).await })
         .buffer_unordered(org.concurrency.max(1))
         .collect()
         .await;
@@ -279,13 +289,85 @@ pub async fn run(services: &Services, org: &OrgConfig) -> Result<Vec<AccountRun>
     Ok(runs)
 }
 
+/// What reaching any account of the organisation takes, worked out once per run (or per
+/// batch of the fan-out's worker).
+pub struct Reach {
+    org: OrgConfig,
+    /// This deployment's account, read with its own credentials, and its partition.
+    own_account: String,
+    partition: String,
+    /// Where an unreachable account's ERROR evaluation is filed.
+    home_region: String,
+    /// The STS session name member accounts see.
+    session: String,
+    /// The organisation's SCPs, read once and shared by every account's scan.
+    policies: Arc<OrgPolicies>,
+}
+
+impl Reach {
+    /// Asks STS who this deployment is (once per cold start, see [`Services::caller`]).
+    pub async fn new(services: &Services, org: &OrgConfig) -> Result<Self, OrgError> {
+        let (own_account, partition) = services.caller().await?;
+        Ok(Reach {
+            org: org.clone(),
+            own_account,
+            partition,
+            home_region: services
+                .sdk
+                .region()
+                .map(|r| r.to_string())
+                .unwrap_or_default(),
+            session: services.session_name(),
+            policies: services.org_policies(),
+        })
+    }
+
+    /// Scans and publishes one account: through its read role (or this deployment's own
+    /// credentials for its own account), with `services`' alerts and ledger.
+    pub async fn run(&self, services: &Services, account: MemberAccount) -> AccountRun {
+        let reached = configuration_for(
+            &services.sdk,
+            &self.org,
+            &self.partition,
+            &self.own_account,
+            &account.id,
+            &self.session,
+        )
+        .await;
+        match reached {
+            Ok(sdk) => {
+                Box::pin(scan_one(
+                    services,
+                    &sdk,
+                    &self.policies,
+                    account,
+                    &self.home_region,
+                ))
+                .await
+            }
+            Err(why) => unreachable(
+                account,
+                &self.home_region,
+                &why.to_string(),
+                why.is_transient(),
+            ),
+        }
+    }
+}
+
 /// An account that could not be read at all, logged and turned into its ERROR evaluation.
-fn unreachable(account: MemberAccount, home_region: &str, why: &str) -> AccountRun {
-    warn!(account = %account.id, error = %why, "account not evaluated");
+fn unreachable(
+    account: MemberAccount,
+    home_region: &str,
+    why: &str,
+    transient: bool,
+) -> AccountRun {
+    warn!(account = %account.id, error = %why, transient, "account not evaluated");
     let evaluation = unreachable_account(&account.id, home_region, why);
     AccountRun::Unreachable {
         account,
         evaluation: Box::new(evaluation),
+        transient,
     }
 }
 
@@ -314,7 +396,12 @@ async fn scan_one(
             account,
             outcome: Box::new(outcome),
         },
-        Err(error) => unreachable(account, home_region, &error.to_string()),
+        Err(error) => unreachable(
+            account,
+            home_region,
+            &error.to_string(),
+            error.is_transient(),
+        ),
     }
 }
 
@@ -327,6 +414,7 @@ pub fn summarize(runs: &[AccountRun], duration_ms: u64) -> OrgSummary {
         api_calls: 0,
         duration_ms,
         runs: Vec::new(),
+        fan_out: None,
     };
     for run in runs {
         match run {
@@ -338,6 +426,7 @@ pub fn summarize(runs: &[AccountRun], duration_ms: u64) -> OrgSummary {
             AccountRun::Unreachable {
                 account,
                 evaluation,
+                ..
             } => summary.unreachable.push(UnreachableAccount {
                 account_id: account.id.clone(),
                 name: account.name.clone(),

@@ -5,11 +5,12 @@
 
 use crate::config::ApiCallCounter;
 use crate::error::ScanError;
+use crate::fanout::{self, AccountQueue, FanOutError};
 use crate::flow::{self, Recheck, RecheckError};
 use crate::guardrail::OrgPolicies;
 use crate::inventory::{CloudTrailInventory, Scope};
 use crate::ledger::DynamoDbLedger;
-use crate::organization::{self, AccountRun, OrgConfig, OrgError};
+use crate::organization::{self, AccountRun, OrgConfig, OrgError, OrgSummary};
 use crate::publication::{Destinations, Outcome, PublishOptions};
 use crate::scan::ScanOptions;
 use crate::security_hub::SecurityHubSink;
@@ -21,6 +22,15 @@ use std::sync::{Arc, OnceLock};
 use tracing::warn;
 use trailwatch_core::event::Change;
 use trailwatch_core::recheck::{AutoRemediation, MonitorResources, Restart};
+
+/// What the scheduled scan of an organisation did.
+#[derive(Debug)]
+pub enum OrgScan {
+    /// Every account, scanned in this invocation.
+    InProcess(Vec<AccountRun>),
+    /// Handed out to the account worker; the summary of the reports.
+    FannedOut(Box<OrgSummary>),
+}
 
 /// Everything a run needs, built once from the `TRAILWATCH_` configuration: at a Lambda cold
 /// start, or by the CLI. Both functions and `trailwatch replay` build it here, so they cannot
@@ -40,6 +50,8 @@ pub struct Services {
     pub sdk: SdkConfig,
     /// Organisation mode, when configured.
     pub org: Option<OrgConfig>,
+    /// The account queue, when organisation mode hands accounts out.
+    pub queue: Option<AccountQueue>,
     /// Requests in flight within one account, for the member accounts' inventories.
     concurrency: usize,
     /// This deployment's account and partition, asked of STS once per cold start: a warm
@@ -80,6 +92,13 @@ impl Services {
                 trigger: trigger.to_string(),
             },
             sdk: sdk.clone(),
+            queue: config
+                .org
+                .as_ref()
+                .and_then(|org| org.fan_out.as_ref())
+                .map(|fan_out| {
+                    AccountQueue::new(aws_sdk_sqs::Client::new(sdk), &fan_out.queue_url)
+                }),
             org: config.org.clone(),
             concurrency: config.concurrency,
             identity: OnceLock::new(),
@@ -136,6 +155,40 @@ impl Services {
     pub async fn run_organization(&self) -> Option<Result<Vec<AccountRun>, OrgError>> {
         let org = self.org.as_ref()?;
         Some(Box::pin(organization::run(self, org)).await)
+    }
+
+    /// The scheduled scan of the organisation: every account in this invocation, or, past the
+    /// fan-out's threshold, handed out to the account worker as run `run_id`, waiting for the
+    /// reports until `deadline` at the latest. `None` outside organisation mode.
+    pub async fn scan_organization(
+        &self,
+        run_id: &str,
+        deadline: std::time::Instant,
+    ) -> Option<Result<OrgScan, FanOutError>> {
+        let org = self.org.as_ref()?;
+        Some(
+            async {
+                let accounts = organization::active_accounts(&self.sdk, org).await?;
+                match (&org.fan_out, &self.queue) {
+                    (Some(fan_out), Some(queue)) if accounts.len() > fan_out.above => {
+                        let deadline = deadline.min(std::time::Instant::now() + fan_out.window);
+                        let summary = Box::pin(fanout::fan_out(
+                            self.ledger.as_ref(),
+                            queue,
+                            run_id,
+                            accounts,
+                            deadline,
+                        ))
+                        .await?;
+                        Ok(OrgScan::FannedOut(Box::new(summary)))
+                    }
+                    _ => Ok(OrgScan::InProcess(
+                        Box::pin(organization::run_accounts(self, org, accounts)).await?,
+                    )),
+                }
+            }
+            .await,
+        )
     }
 
     /// [`recheck`] of a change in a member account: read and record through the member's read

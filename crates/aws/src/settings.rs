@@ -3,6 +3,9 @@
 //! A bad value stops the start with a message that names the variable, so a misconfigured
 //! deployment fails on its first invocation instead of scanning with a silent default.
 
+use crate::fanout::{
+    FanOutConfig, DEFAULT_FAN_OUT_ABOVE, DEFAULT_MAX_RECEIVES, DEFAULT_WINDOW_SECONDS,
+};
 use crate::inventory::{RegionSelection, DEFAULT_CONCURRENCY};
 use crate::ledger::{is_table_name, table_arn};
 use crate::organization::{OrgConfig, DEFAULT_ACCOUNT_CONCURRENCY};
@@ -171,20 +174,14 @@ fn org_config(
         }
         other => other,
     };
-    let concurrency = match get("TRAILWATCH_ORG_CONCURRENCY") {
-        None => DEFAULT_ACCOUNT_CONCURRENCY,
-        Some(text) => match text.trim().parse::<usize>() {
-            Ok(n) if (1..=32).contains(&n) => n,
-            _ => {
-                return Err(ConfigError {
-                    variable: "TRAILWATCH_ORG_CONCURRENCY",
-                    value: text,
-                    reason: "expected a whole number from 1 to 32".into(),
-                })
-            }
-        },
-    };
+    let concurrency = whole_number(
+        "TRAILWATCH_ORG_CONCURRENCY",
+        get("TRAILWATCH_ORG_CONCURRENCY"),
+        1..=32,
+        DEFAULT_ACCOUNT_CONCURRENCY,
+    )?;
     Ok(OrgConfig {
+        fan_out: fan_out_config(get)?,
         role_name,
         external_id,
         include: account_list("TRAILWATCH_ORG_ACCOUNTS", get("TRAILWATCH_ORG_ACCOUNTS"))?,
@@ -194,6 +191,98 @@ fn org_config(
         )?,
         concurrency,
     })
+}
+
+/// A whole number of `variable` within `range`, or `default` when unset.
+fn whole_number<T>(
+    variable: &'static str,
+    value: Option<String>,
+    range: std::ops::RangeInclusive<T>,
+    default: T,
+) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+{
+    let Some(text) = value else {
+        return Ok(default);
+    };
+    match text.trim().parse::<T>() {
+        Ok(n) if range.contains(&n) => Ok(n),
+        _ => Err(ConfigError {
+            variable,
+            value: text,
+            reason: format!(
+                "expected a whole number from {} to {}",
+                range.start(),
+                range.end()
+            ),
+        }),
+    }
+}
+
+/// Whether `url` looks like an SQS queue URL: `https://sqs.REGION.amazonaws.com/ACCOUNT/NAME`,
+/// or an emulator's `http://HOST:PORT/ACCOUNT/NAME`.
+fn is_queue_url(url: &str) -> bool {
+    let Some(rest) = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+    else {
+        return false;
+    };
+    let parts: Vec<&str> = rest.trim_end_matches('/').split('/').collect();
+    matches!(parts.as_slice(), [host, account, name]
+        if !host.is_empty()
+            && account.len() == 12
+            && account.chars().all(|c| c.is_ascii_digit())
+            && !name.is_empty())
+}
+
+/// The fan-out variables, read when `TRAILWATCH_ORG_QUEUE_URL` is set.
+fn fan_out_config(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<Option<FanOutConfig>, ConfigError> {
+    let Some(queue_url) = get("TRAILWATCH_ORG_QUEUE_URL") else {
+        return Ok(None);
+    };
+    if !is_queue_url(&queue_url) {
+        return Err(ConfigError {
+            variable: "TRAILWATCH_ORG_QUEUE_URL",
+            value: queue_url,
+            reason: "expected an SQS queue URL (https://sqs.REGION.amazonaws.com/ACCOUNT/NAME)"
+                .into(),
+        });
+    }
+    if get("TRAILWATCH_LEDGER_TABLE").is_none() {
+        return Err(ConfigError {
+            variable: "TRAILWATCH_ORG_QUEUE_URL",
+            value: queue_url,
+            reason: "the fan-out counts the accounts' reports in the alert ledger: set TRAILWATCH_LEDGER_TABLE too".into(),
+        });
+    }
+    // Lambda's 15 minutes, less the margin the scan keeps to answer.
+    let window = whole_number(
+        "TRAILWATCH_ORG_WINDOW_SECONDS",
+        get("TRAILWATCH_ORG_WINDOW_SECONDS"),
+        10..=870,
+        DEFAULT_WINDOW_SECONDS,
+    )?;
+    Ok(Some(FanOutConfig {
+        queue_url,
+        above: whole_number(
+            "TRAILWATCH_ORG_FAN_OUT_ABOVE",
+            get("TRAILWATCH_ORG_FAN_OUT_ABOVE"),
+            0..=1_000_000,
+            DEFAULT_FAN_OUT_ABOVE,
+        )?,
+        window: std::time::Duration::from_secs(window),
+        // SQS allows a maxReceiveCount of 1 to 1,000.
+        max_receives: whole_number(
+            "TRAILWATCH_ORG_MAX_RECEIVES",
+            get("TRAILWATCH_ORG_MAX_RECEIVES"),
+            1..=1_000,
+            DEFAULT_MAX_RECEIVES,
+        )?,
+    }))
 }
 
 impl Config {
@@ -357,6 +446,69 @@ mod tests {
         // What the templates pass when it is off.
         let off = config(&[("TRAILWATCH_AUTO_REMEDIATE", "off")]).unwrap();
         assert!(!off.remediation.start_logging);
+    }
+
+    #[test]
+    fn the_fan_out_reads_its_variables_and_needs_the_ledger() {
+        let queue = "https://sqs.eu-west-1.amazonaws.com/111122223333/trailwatch-accounts";
+        let org = [("TRAILWATCH_ORG_ROLE_NAME", "trailwatch-read")];
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut pairs = org.to_vec();
+            pairs.extend_from_slice(extra);
+            config(&pairs)
+        };
+        assert_eq!(with(&[]).unwrap().org.unwrap().fan_out, None);
+        let defaults = with(&[
+            ("TRAILWATCH_ORG_QUEUE_URL", queue),
+            ("TRAILWATCH_LEDGER_TABLE", "trailwatch-alert-ledger"),
+        ])
+        .unwrap();
+        let fan_out = defaults.org.unwrap().fan_out.unwrap();
+        assert_eq!(fan_out.queue_url, queue);
+        assert_eq!(fan_out.above, DEFAULT_FAN_OUT_ABOVE);
+        assert_eq!(fan_out.window.as_secs(), DEFAULT_WINDOW_SECONDS);
+        assert_eq!(fan_out.max_receives, DEFAULT_MAX_RECEIVES);
+        let set = with(&[
+            (
+                "TRAILWATCH_ORG_QUEUE_URL",
+                "http://127.0.0.1:5000/123456789012/accounts",
+            ),
+            ("TRAILWATCH_LEDGER_TABLE", "trailwatch-alert-ledger"),
+            ("TRAILWATCH_ORG_FAN_OUT_ABOVE", "100"),
+            ("TRAILWATCH_ORG_WINDOW_SECONDS", "300"),
+            ("TRAILWATCH_ORG_MAX_RECEIVES", "5"),
+        ])
+        .unwrap()
+        .org
+        .unwrap()
+        .fan_out
+        .unwrap();
+        assert_eq!(
+            (set.above, set.window.as_secs(), set.max_receives),
+            (100, 300, 5)
+        );
+
+        let no_ledger = with(&[("TRAILWATCH_ORG_QUEUE_URL", queue)]).unwrap_err();
+        assert_eq!(no_ledger.variable, "TRAILWATCH_ORG_QUEUE_URL");
+        assert!(no_ledger.reason.contains("TRAILWATCH_LEDGER_TABLE"));
+        for (variable, value) in [
+            (
+                "TRAILWATCH_ORG_QUEUE_URL",
+                "arn:aws:sqs:eu-west-1:111122223333:accounts",
+            ),
+            ("TRAILWATCH_ORG_WINDOW_SECONDS", "900"),
+            ("TRAILWATCH_ORG_MAX_RECEIVES", "0"),
+            ("TRAILWATCH_ORG_FAN_OUT_ABOVE", "many"),
+        ] {
+            let mut pairs = vec![
+                ("TRAILWATCH_ORG_QUEUE_URL", queue),
+                ("TRAILWATCH_LEDGER_TABLE", "trailwatch-alert-ledger"),
+            ];
+            pairs.retain(|(k, _)| *k != variable);
+            pairs.push((variable, value));
+            let error = with(&pairs).unwrap_err();
+            assert_eq!(error.variable, variable, "{error:?}");
+        }
     }
 
     #[test]

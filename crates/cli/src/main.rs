@@ -432,6 +432,7 @@ fn print_organization(
             AccountRun::Unreachable {
                 account,
                 evaluation,
+                ..
             } => {
                 codes.push(EXIT_INCOMPLETE);
                 let reason = evaluation.reasons.first().map(|r| r.message.as_str());

@@ -1,22 +1,24 @@
 //! The hourly scan: each invocation runs the whole flow (scan every configured region,
 //! reconcile with Security Hub, import what changed, send one digest) and returns a summary.
-//! In organisation mode it does so for every account of the organisation.
+//! In organisation mode it does so for every account of the organisation, or, past the
+//! fan-out's threshold, hands the accounts to the account worker and summarises its reports.
 
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use lambda_runtime::LambdaEvent;
 use serde::Serialize;
 use serde_json::Value;
-use std::time::Instant;
-use tracing::{error, info};
+use std::time::{Duration, Instant};
+use tracing::{error, info, warn};
+use trailwatch_aws::fanout::DEADLINE_MARGIN;
 use trailwatch_aws::organization::{self, AccountRun, OrgSummary};
 use trailwatch_aws::publication::RunSummary;
+use trailwatch_aws::services::OrgScan;
 use trailwatch_aws::Services;
 use trailwatch_core::metrics::{emf_organization_line, OrgMetrics};
 use trailwatch_lambda::{finish, HandlerError};
 
 pub const FUNCTION: &str = "scheduled-scan";
 
-/// Any event starts a scan: the schedule sends `Scheduled Event`, and an operator may invoke
-/// the function by hand with `{}`.
 /// What one invocation did: one account's run, or, in organisation mode, every account's.
 #[derive(Debug, Serialize)]
 #[serde(untagged)]
@@ -25,21 +27,48 @@ pub enum ScanResponse {
     Organization(OrgSummary),
 }
 
+/// What started the scan: the schedule's EventBridge event (`Scheduled Event`, with an id
+/// that names a fanned-out run), or anything else, such as an operator's `{}`.
+fn trigger(payload: &Value) -> (String, Option<String>) {
+    match serde_json::from_value::<EventBridgeEvent>(payload.clone()) {
+        Ok(event) => (event.detail_type, event.id),
+        Err(_) => ("manual".to_string(), None),
+    }
+}
+
+/// When the scan must have answered by: the function's deadline, less a margin to answer. A
+/// deadline already past can only be an emulator's placeholder (`cargo lambda watch` sends a
+/// fixed 600,000 ms since the epoch); then the fan-out's window alone bounds the wait.
+fn answer_by(deadline_ms: u64) -> Instant {
+    let now_ms = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0);
+    match deadline_ms.checked_sub(now_ms) {
+        Some(left) if left > 0 => {
+            Instant::now() + Duration::from_millis(left).saturating_sub(DEADLINE_MARGIN)
+        }
+        _ => Instant::now() + Duration::from_secs(24 * 3600),
+    }
+}
+
 pub async fn handle(
     services: &Services,
     event: LambdaEvent<Value>,
 ) -> Result<ScanResponse, HandlerError> {
     let started = Instant::now();
-    let detail_type = event
-        .payload
-        .get("detail-type")
-        .and_then(Value::as_str)
-        .unwrap_or("manual");
-    info!(request_id = %event.context.request_id, trigger = detail_type, "scan starting");
-    if let Some(result) = services.run_organization().await {
+    let (detail_type, event_id) = trigger(&event.payload);
+    info!(request_id = %event.context.request_id, trigger = %detail_type, "scan starting");
+    // A retry of the same schedule event continues the same fanned-out run.
+    let run_id = event_id.unwrap_or_else(|| event.context.request_id.clone());
+    let deadline = answer_by(event.context.deadline);
+    if let Some(result) = services.scan_organization(&run_id, deadline).await {
         // Not listing the organisation (permissions, an outage) may pass: worth a retry.
-        let runs = result.map_err(|e| HandlerError::retryable(e.to_string()))?;
-        return finish_organization(&runs, started).map(ScanResponse::Organization);
+        return match result.map_err(|e| HandlerError::retryable(e.to_string()))? {
+            OrgScan::InProcess(runs) => {
+                finish_organization(&runs, started).map(ScanResponse::Organization)
+            }
+            OrgScan::FannedOut(summary) => Ok(ScanResponse::Organization(finish_fan_out(
+                *summary, started,
+            ))),
+        };
     }
     // Not knowing the account at all (credentials, an STS outage) may pass: worth a retry.
     let outcome = services
@@ -48,6 +77,46 @@ pub async fn handle(
         .map_err(|e| HandlerError::retryable(e.to_string()))?;
     finish(FUNCTION, &outcome)?;
     Ok(ScanResponse::Account(outcome.summary()))
+}
+
+/// The organisation's metrics line, from its summary: accounts not scanned for any reason
+/// (refused, dead-lettered, missing) count as unreachable, which the template's alarm watches.
+fn print_organization_metrics(summary: &OrgSummary, elapsed_ms: u64) {
+    let metrics = OrgMetrics {
+        accounts: summary.accounts as u64,
+        accounts_scanned: summary.scanned as u64,
+        accounts_unreachable: summary.not_scanned() as u64,
+        duration_ms: elapsed_ms,
+    };
+    println!(
+        "{}",
+        emf_organization_line(FUNCTION, chrono::Utc::now(), &metrics)
+    );
+}
+
+/// A fanned-out run's answer. The workers printed each account's metrics and published its
+/// findings and page; what is left is the organisation's line and naming who was not scanned.
+/// Dead-lettered and missing accounts do not fail the scan: a retry would hand out the whole
+/// organisation again, and the dead-letter queue's alarm and this summary already say it.
+fn finish_fan_out(summary: OrgSummary, started: Instant) -> OrgSummary {
+    let elapsed = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    print_organization_metrics(&summary, elapsed);
+    if let Some(fan_out) = &summary.fan_out {
+        for account in fan_out.dead_lettered.iter().chain(&fan_out.missing) {
+            warn!(account = %account.account_id, reason = %account.reason, run_id = %fan_out.run_id, "account not scanned");
+        }
+        info!(
+            run_id = %fan_out.run_id,
+            accounts = summary.accounts,
+            scanned = summary.scanned,
+            unreachable = summary.unreachable.len(),
+            dead_lettered = fan_out.dead_lettered.len(),
+            missing = fan_out.missing.len(),
+            complete = fan_out.complete,
+            "organisation fan-out finished"
+        );
+    }
+    summary
 }
 
 /// Each account's metrics line and failures, the organisation's line (`AccountsUnreachable`
@@ -67,6 +136,7 @@ fn finish_organization(runs: &[AccountRun], started: Instant) -> Result<OrgSumma
             AccountRun::Unreachable {
                 account,
                 evaluation,
+                ..
             } => {
                 let reason = evaluation.reasons.first().map(|r| r.message.as_str());
                 error!(account = %account.id, reason = reason.unwrap_or("-"), "account not evaluated");
@@ -75,16 +145,7 @@ fn finish_organization(runs: &[AccountRun], started: Instant) -> Result<OrgSumma
     }
     let elapsed = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     let summary = organization::summarize(runs, elapsed);
-    let metrics = OrgMetrics {
-        accounts: summary.accounts as u64,
-        accounts_scanned: summary.scanned as u64,
-        accounts_unreachable: summary.unreachable.len() as u64,
-        duration_ms: elapsed,
-    };
-    println!(
-        "{}",
-        emf_organization_line(FUNCTION, chrono::Utc::now(), &metrics)
-    );
+    print_organization_metrics(&summary, elapsed);
     info!(
         accounts = summary.accounts,
         scanned = summary.scanned,
@@ -165,6 +226,7 @@ mod tests {
             // Excluded accounts are not read at all.
             exclude: vec![members[1].id.clone()],
             concurrency: 2,
+            fan_out: None,
         });
         let services = Services::new(&management.sdk, &config, "scheduled scan")?;
         let event = LambdaEvent::new(serde_json::from_slice(SCHEDULED)?, Context::default());
