@@ -17,7 +17,7 @@ help:
 	@echo "make lint   cargo fmt --check, clippy -D warnings, and the infra/ template checks"
 	@echo "make fuzz   the property tests, 100,000 cases each from a random seed"
 	@echo "make bench  criterion benchmarks of the core, and whole scans on moto (target/bench/)"
-	@echo "make build  the two Lambda zips (x86_64, provided.al2023) under target/lambda/"
+	@echo "make build  the three Lambda zips (x86_64, provided.al2023) under target/lambda/"
 	@echo "make bench-peers  trailwatch, Prowler and Cloud Custodian side by side (target/bench/peers.md)"
 	@echo "make bench-lambda  the scheduled-scan zip's cold start and scan, as Lambda runs it"
 	@echo "make deploy sam build + sam deploy (--guided the first time) of infra/template.yaml"
@@ -55,7 +55,8 @@ LAMBDA_DIR := target/lambda
 
 build: venv
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" cargo lambda build --global cargo-lambda.toml \
-		--lambda-dir $(LAMBDA_DIR) -p trailwatch-scheduled-scan -p trailwatch-trail-change
+		--lambda-dir $(LAMBDA_DIR) -p trailwatch-scheduled-scan -p trailwatch-trail-change \
+		-p trailwatch-account-worker
 	@ls -l $(LAMBDA_DIR)/*/bootstrap.zip
 
 build-cli:

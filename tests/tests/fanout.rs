@@ -287,5 +287,17 @@ async fn an_organisation_of_201_accounts_fans_out_once_each_with_the_poisoned_on
     assert_eq!(pages.len(), MEMBERS, "{pages:?}");
     assert!(pages.values().all(|&n| n == 1), "{pages:?}");
     assert!(!pages.contains_key(&poisoned));
+
+    // What the templates grant for the fan-out beyond a scan's reads is what it calls
+    // (tests/tests/infra.rs holds the templates to these): queueing, reporting, counting.
+    let called = proxy.iam_actions();
+    for action in [
+        "sqs:SendMessage",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+        "dynamodb:BatchGetItem",
+    ] {
+        assert!(called.contains(action), "{action} not called: {called:?}");
+    }
     Ok(())
 }

@@ -287,8 +287,13 @@ fn sam_and_terraform_deploy_the_same_two_functions() -> Result<()> {
     assert_eq!(globals["Handler"], "bootstrap");
     let functions = resources_of_type(&sam, "AWS::Serverless::Function");
     let mut sam_settings = BTreeMap::new();
-    for function in functions.values() {
+    for (id, function) in &functions {
         assert_eq!(function["Metadata"]["BuildMethod"], "rust-cargolambda");
+        // The account worker is invoked by its SQS event source, not asynchronously: its
+        // test is the_account_worker_takes_ten_accounts_a_batch_and_dead_letters_after_three.
+        if *id == "AccountWorkerFunction" {
+            continue;
+        }
         let properties = &function["Properties"];
         let code = properties["CodeUri"].as_str().unwrap();
         let crate_dir = workspace_dir().join("infra").join(code);
@@ -338,6 +343,125 @@ fn sam_and_terraform_deploy_the_same_two_functions() -> Result<()> {
         });
         assert_eq!(&terraform, sam, "{name}");
     }
+    Ok(())
+}
+
+/// The fan-out's worker, queue and grants, alike in SAM and Terraform: batches of ten with
+/// partial failures, a maximum concurrency the function's reserved concurrency matches, three
+/// receives before the dead-letter queue (the number the worker is told), receives that fit
+/// the retention, and the scan and the worker each granted only their part.
+#[test]
+fn the_account_worker_takes_ten_accounts_a_batch_and_dead_letters_after_three() -> Result<()> {
+    let sam = cloudformation("template.yaml")?;
+    let worker = &resource(&sam, "AccountWorkerFunction");
+    assert_eq!(worker["Condition"], "OrgMode");
+    let properties = &worker["Properties"];
+    assert_eq!(properties["CodeUri"], "../functions/account-worker");
+    let source = &properties["Events"]["Accounts"]["Properties"];
+    assert_eq!(properties["Events"]["Accounts"]["Type"], "SQS");
+    assert_eq!(source["Queue"], json!({"!GetAtt": "AccountQueue.Arn"}));
+    assert_eq!(source["BatchSize"], 10);
+    assert_eq!(
+        source["FunctionResponseTypes"],
+        json!(["ReportBatchItemFailures"])
+    );
+    let concurrency = json!({"!Ref": "OrgWorkerConcurrency"});
+    assert_eq!(source["ScalingConfig"]["MaximumConcurrency"], concurrency);
+    assert_eq!(properties["ReservedConcurrentExecutions"], concurrency);
+    let timeout = properties["Timeout"].as_u64().context("Timeout")?;
+
+    let queue = &resource(&sam, "AccountQueue")["Properties"];
+    let visibility = queue["VisibilityTimeout"]
+        .as_u64()
+        .context("VisibilityTimeout")?;
+    let retention = queue["MessageRetentionPeriod"]
+        .as_u64()
+        .context("retention")?;
+    let receives = queue["RedrivePolicy"]["maxReceiveCount"]
+        .as_u64()
+        .context("receives")?;
+    assert_eq!(
+        queue["RedrivePolicy"]["deadLetterTargetArn"],
+        json!({"!GetAtt": "AccountDeadLetterQueue.Arn"})
+    );
+    let told =
+        &sam["Globals"]["Function"]["Environment"]["Variables"]["TRAILWATCH_ORG_MAX_RECEIVES"];
+    assert_eq!(told.as_str(), Some(receives.to_string().as_str()));
+    assert!(
+        visibility >= 2 * timeout,
+        "a batch still being worked must stay hidden"
+    );
+    assert!(
+        retention > receives * visibility,
+        "every receive must come before the message expires"
+    );
+    assert!(
+        receives * visibility < trailwatch_aws::fanout::DEFAULT_WINDOW_SECONDS,
+        "a failing account must be dead-lettered within the scan's window"
+    );
+    let sam_worker = cloudformation_actions(
+        &resource(&sam, "AccountWorkerRole")["Properties"]["Policies"][0]["PolicyDocument"],
+    );
+    let sam_scan = cloudformation_actions(
+        &resource(&sam, "HandOutAccountsPolicy")["Properties"]["PolicyDocument"],
+    );
+    assert_eq!(
+        sam_worker,
+        BTreeSet::from(
+            [
+                "dynamodb:PutItem",
+                "logs:CreateLogStream",
+                "logs:PutLogEvents",
+                "sqs:DeleteMessage",
+                "sqs:GetQueueAttributes",
+                "sqs:ReceiveMessage"
+            ]
+            .map(String::from)
+        )
+    );
+    assert_eq!(sam_scan, BTreeSet::from(["sqs:SendMessage".to_string()]));
+
+    let module = terraform("modules/trailwatch")?;
+    let function = &block(
+        &module,
+        "resource",
+        &["aws_lambda_function", "account_worker"],
+    )
+    .body;
+    assert_eq!(literal(attribute(function, "timeout"))?, timeout);
+    let mapping = &block(
+        &module,
+        "resource",
+        &["aws_lambda_event_source_mapping", "accounts"],
+    )
+    .body;
+    assert_eq!(literal(attribute(mapping, "batch_size"))?, 10);
+    assert_eq!(
+        literal(attribute(mapping, "function_response_types"))?,
+        json!(["ReportBatchItemFailures"])
+    );
+    let tf_queue = &block(&module, "resource", &["aws_sqs_queue", "accounts"]).body;
+    assert_eq!(
+        literal(attribute(tf_queue, "visibility_timeout_seconds"))?,
+        visibility
+    );
+    assert_eq!(
+        literal(attribute(tf_queue, "message_retention_seconds"))?,
+        retention
+    );
+    assert_eq!(literal(local(&module, "account_max_receives"))?, receives);
+    let tf_worker = terraform_actions(block(
+        &module,
+        "data",
+        &["aws_iam_policy_document", "account_worker"],
+    ))?;
+    let tf_scan = terraform_actions(block(
+        &module,
+        "data",
+        &["aws_iam_policy_document", "hand_out_accounts"],
+    ))?;
+    assert_eq!(tf_worker, sam_worker);
+    assert_eq!(tf_scan, sam_scan);
     Ok(())
 }
 

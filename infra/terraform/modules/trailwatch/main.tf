@@ -13,6 +13,8 @@ locals {
 
   scheduled_scan_zip = coalesce(var.scheduled_scan_zip, "${path.module}/../../../../target/lambda/scheduled-scan/bootstrap.zip")
   trail_change_zip   = coalesce(var.trail_change_zip, "${path.module}/../../../../target/lambda/trail-change/bootstrap.zip")
+  account_worker_zip = coalesce(var.account_worker_zip, "${path.module}/../../../../target/lambda/account-worker/bootstrap.zip")
+  org_mode           = var.org_role_name != ""
 
   environment = {
     TRAILWATCH_SNS_TOPIC_ARN          = aws_sns_topic.alerts.arn
@@ -24,6 +26,12 @@ locals {
     # Empty means "not set": organisation mode stays off.
     TRAILWATCH_ORG_ROLE_NAME   = var.org_role_name
     TRAILWATCH_ORG_EXTERNAL_ID = var.org_external_id
+    # Past org_fan_out_above accounts the scan hands them to the account worker (fanout.tf).
+    TRAILWATCH_ORG_QUEUE_URL     = local.org_mode ? aws_sqs_queue.accounts[0].url : ""
+    TRAILWATCH_ORG_FAN_OUT_ABOVE = tostring(var.org_fan_out_above)
+    # The account queue's maxReceiveCount: on a message's last receive the worker reports
+    # its account dead-lettered, so the scan's summary names it at once.
+    TRAILWATCH_ORG_MAX_RECEIVES = tostring(local.account_max_receives)
     # Self-healing: off unless asked for (see aws_iam_role_policy.auto_remediation).
     TRAILWATCH_AUTO_REMEDIATE        = var.auto_remediate
     TRAILWATCH_AUTO_REMEDIATE_EXEMPT = join(",", var.auto_remediate_exempt)

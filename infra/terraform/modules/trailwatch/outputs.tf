@@ -24,10 +24,14 @@ output "function_names" {
 
 output "dead_letter_queue_urls" {
   description = "Events that could not be handled. Replay a trail-change one with `trailwatch replay`."
-  value = {
-    "scheduled-scan" = aws_sqs_queue.scan_dead_letters.url
-    "trail-change"   = aws_sqs_queue.change_dead_letters.url
-  }
+  value = merge(
+    {
+      "scheduled-scan" = aws_sqs_queue.scan_dead_letters.url
+      "trail-change"   = aws_sqs_queue.change_dead_letters.url
+    },
+    # Organisation accounts the account worker gave up on.
+    local.org_mode ? { "account-worker" = aws_sqs_queue.account_dead_letters[0].url } : {},
+  )
 }
 
 output "central_event_bus_arn" {

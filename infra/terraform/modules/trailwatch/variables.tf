@@ -22,6 +22,12 @@ variable "trail_change_zip" {
   default     = null
 }
 
+variable "account_worker_zip" {
+  description = "The account-worker zip from `make build` (organisation mode only)."
+  type        = string
+  default     = null
+}
+
 variable "architecture" {
   description = "CPU of both functions: x86_64 (tested) or arm64 (build with `cargo lambda build --arm64`)."
   type        = string
@@ -103,6 +109,26 @@ variable "org_role_name" {
   validation {
     condition     = can(regex("^[\\w+=,.@-]{0,64}$", var.org_role_name))
     error_message = "An IAM role name: up to 64 of letters, digits and +=,.@_-."
+  }
+}
+
+variable "org_fan_out_above" {
+  description = "Organisation mode: above this many accounts, the hourly scan puts each account on the account queue for the account worker instead of scanning them itself. 0 always hands them out."
+  type        = number
+  default     = 500
+  validation {
+    condition     = var.org_fan_out_above >= 0 && floor(var.org_fan_out_above) == var.org_fan_out_above
+    error_message = "A whole number of accounts, 0 or more."
+  }
+}
+
+variable "org_worker_concurrency" {
+  description = "Organisation mode: account-worker invocations at once (the SQS event source's maximum concurrency, and the function's reserved concurrency). Each takes up to 10 accounts."
+  type        = number
+  default     = 20
+  validation {
+    condition     = var.org_worker_concurrency >= 2 && var.org_worker_concurrency <= 1000
+    error_message = "From 2 to 1000, the range of an SQS event source's maximum concurrency."
   }
 }
 
