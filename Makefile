@@ -117,6 +117,10 @@ bench: venv bench-lambda
 		scripts/with-moto $(CARGO_TARGET_DIR)/debug/bench-scan run \
 			$(CARGO_TARGET_DIR)/release/trailwatch $${shape%x*} $${shape#*x} $(BENCH_DIR) || exit 1; \
 	done
+	@# The 17 x 20 shape again with every call 40 ms away, a regional round trip, against the
+	@# bound of its call graph.
+	scripts/with-moto $(CARGO_TARGET_DIR)/debug/bench-scan latency \
+		$(CARGO_TARGET_DIR)/release/trailwatch 17 20 40 $(BENCH_DIR)
 	for accounts in $(BENCH_ORGS); do \
 		scripts/with-moto $(CARGO_TARGET_DIR)/debug/bench-scan org \
 			$(CARGO_TARGET_DIR)/release/trailwatch $$accounts $(BENCH_DIR) || exit 1; \

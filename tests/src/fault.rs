@@ -88,6 +88,9 @@ pub enum Fault {
     /// Forwards the request once the gate is open, so that a test can make two runs overlap
     /// at a chosen step.
     Hold(Gate),
+    /// Forwards the request after this long: a round trip to a distant region, for the
+    /// latency benchmark (`bench-scan latency`).
+    Delay(std::time::Duration),
     /// Security Hub's `InvalidAccessException`: the hub is not enabled in the region.
     SecurityHubNotEnabled,
     /// Forwards a `BatchImportFindings` to moto, then reports its first finding as failed,
@@ -332,7 +335,13 @@ impl FaultProxy {
                     "monitoring" => "cloudwatch",
                     other => other,
                 };
-                format!("{prefix}:{}", c.operation)
+                // SQS authorises a batch send as `sqs:SendMessage`: there is no
+                // `sqs:SendMessageBatch` action.
+                let action = match (prefix, c.operation.as_str()) {
+                    ("sqs", "SendMessageBatch") => "SendMessage",
+                    (_, operation) => operation,
+                };
+                format!("{prefix}:{action}")
             })
             .collect()
     }
@@ -398,6 +407,7 @@ fn canned(request: &Request, fault: Fault) -> Vec<u8> {
         Fault::RejectFirstFinding => unreachable!("answered by rejecting_first_finding"),
         Fault::Timeout => unreachable!("answered by silence"),
         Fault::Hold(_) => unreachable!("forwarded once released"),
+        Fault::Delay(_) => unreachable!("forwarded after the delay"),
     };
     let (content_type, body) = if request.is_json_protocol() {
         (
@@ -499,6 +509,7 @@ async fn serve(mut client: TcpStream, upstream: &str, book: Book<'_>) -> Result<
     if let Some(fault) = &fault {
         match fault {
             Fault::RejectFirstFinding | Fault::Hold(_) => {}
+            Fault::Delay(delay) => tokio::time::sleep(*delay).await,
             Fault::Timeout => {
                 // Longer than any attempt timeout a test sets; the SDK hangs up first.
                 tokio::time::sleep(std::time::Duration::from_secs(120)).await;

@@ -738,6 +738,29 @@ impl CloudTrailInventory {
     }
 }
 
+/// `items` in turns across their regions, each region's items in their order: a stage's
+/// concurrent requests then go to several regions at once instead of all to one. CloudTrail
+/// answers 10 get, describe and list requests a second per account and region
+/// (<https://docs.aws.amazon.com/awscloudtrail/latest/userguide/WhatIsCloudTrail-Limits.html>),
+/// and 8 requests in flight to one region at a 40 ms round trip would ask for 200.
+fn across_regions<T>(items: Vec<T>, region: impl Fn(&T) -> String) -> Vec<T> {
+    let mut by_region: BTreeMap<String, std::collections::VecDeque<T>> = BTreeMap::new();
+    for item in items {
+        by_region.entry(region(&item)).or_default().push_back(item);
+    }
+    let mut turns = Vec::new();
+    while !by_region.is_empty() {
+        by_region.retain(|_, queue| match queue.pop_front() {
+            Some(item) => {
+                turns.push(item);
+                true
+            }
+            None => false,
+        });
+    }
+    turns
+}
+
 /// Keeps only the trail the caller asked for, by name or ARN, in every region's listing.
 fn narrow_to_trail(regions: &mut [RegionSnapshot], wanted: &str) {
     for region in regions {
@@ -858,7 +881,8 @@ impl Inventory for CloudTrailInventory {
         let views = unique_trails(&region_snapshots, &account_id);
         // Owned values, not references: `Send` futures over borrowed stream items trip a
         // higher-ranked lifetime limitation of the compiler.
-        let mut trail_details: BTreeMap<String, TrailDetails> = stream::iter(views.clone())
+        let in_turns = across_regions(views.clone(), |v| v.trail.home_region.clone());
+        let mut trail_details: BTreeMap<String, TrailDetails> = stream::iter(in_turns)
             .map(|v| async move {
                 let details = self.trail_details(&v).await;
                 (v.trail.trail_arn, details)
@@ -881,6 +905,7 @@ impl Inventory for CloudTrailInventory {
                     .map(|r| (v.trail.trail_arn.clone(), r.clone()))
             })
             .collect();
+        let elsewhere = across_regions(elsewhere, |(_, region)| region.clone());
         let regional: Vec<RegionalStatus> = stream::iter(elsewhere)
             .map(|(arn, region)| self.regional_status(arn, region))
             .buffer_unordered(self.concurrency)
@@ -936,6 +961,7 @@ impl Inventory for CloudTrailInventory {
             .filter(|r| r.account == account_id)
             .collect();
 
+        let groups = across_regions(groups.into_iter().collect(), |g| g.region.clone());
         let group_states: Vec<(LogGroupRef, GroupLookup)> = stream::iter(groups)
             .map(|g| async move {
                 let state = self.log_group(&g).await;
@@ -1061,6 +1087,22 @@ fn alarm_topics(filters: &[MetricFilter], alarms: &[MetricAlarm]) -> Vec<String>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn calls_take_turns_across_regions_and_keep_each_regions_order() {
+        let calls = vec![
+            ("us-east-1", 1),
+            ("us-east-1", 2),
+            ("us-east-1", 3),
+            ("eu-west-1", 4),
+            ("ap-south-1", 5),
+            ("eu-west-1", 6),
+        ];
+        let turns = across_regions(calls, |(region, _)| region.to_string());
+        let order: Vec<i32> = turns.iter().map(|(_, n)| *n).collect();
+        // ap-south-1, eu-west-1, us-east-1 in turns, then what is left.
+        assert_eq!(order, vec![5, 4, 1, 6, 2, 3]);
+    }
 
     #[test]
     fn region_selection_parses_all_and_lists() {

@@ -7,6 +7,11 @@
 //!   binary) as a child process through the fault proxy, with no faults: the proxy only counts
 //!   the calls. It writes `OUT_DIR/scan-<REGIONS>x<TRAILS>.json`: wall time, the child's peak
 //!   RSS (from `wait4`), API calls by operation, and the fewest calls that state needs.
+//! - `bench-scan latency TRAILWATCH REGIONS TRAILS DELAY_MS OUT_DIR` is `run`'s shape with the
+//!   proxy holding every call DELAY_MS before forwarding it (a regional AWS round trip is about
+//!   40 ms), and compares the wall with the bound of the run's call graph: the dependent rounds
+//!   on its critical path plus the calls divided by the requests in flight, each round
+//!   DELAY_MS. Into `OUT_DIR/latency-<REGIONS>x<TRAILS>-<DELAY_MS>ms-c<N>.json`.
 //! - `bench-scan org TRAILWATCH ACCOUNTS OUT_DIR` builds an organisation of ACCOUNTS accounts
 //!   (the management account and its members), each with one healthy multi-region trail, and
 //!   measures `TRAILWATCH scan --org` from the management account the same way, into
@@ -38,7 +43,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Instant;
-use trailwatch_tests::fault::FaultProxy;
+use trailwatch_tests::fault::{Fault, FaultProxy, Rule};
 use trailwatch_tests::{endpoint, Account};
 
 const REGIONS: [&str; 17] = [
@@ -84,6 +89,17 @@ async fn main() -> Result<()> {
             organization(Path::new(binary), accounts, Path::new(out)).await
         }
         ["recheck", binary, out] => recheck(Path::new(binary), Path::new(out)).await,
+        ["latency", binary, regions, trails, delay_ms, out] => {
+            let regions: usize = regions.parse().context("REGIONS")?;
+            let trails: usize = trails.parse().context("TRAILS")?;
+            let delay_ms: u64 = delay_ms.parse().context("DELAY_MS")?;
+            anyhow::ensure!(
+                (1..=REGIONS.len()).contains(&regions) && trails > 0,
+                "REGIONS must be 1 to {}, TRAILS at least 1",
+                REGIONS.len()
+            );
+            latency(Path::new(binary), regions, trails, delay_ms, Path::new(out)).await
+        }
         ["peers-seed"] => peers_seed().await,
         ["peers-table", hyperfine, prowler, custodian, trailwatch] => {
             peers_table(Path::new(hyperfine), [prowler, custodian, trailwatch])
@@ -93,7 +109,7 @@ async fn main() -> Result<()> {
         }
         ["table", out] => table(Path::new(out)),
         _ => bail!(
-            "usage: bench-scan run TRAILWATCH REGIONS TRAILS OUT_DIR | bench-scan org TRAILWATCH ACCOUNTS OUT_DIR | bench-scan recheck TRAILWATCH OUT_DIR | bench-scan peers-seed | bench-scan peers-table HYPERFINE_JSON PROWLER CUSTODIAN TRAILWATCH | bench-scan lambda ZIP BOOTSTRAP LABEL OUT_DIR | bench-scan table OUT_DIR"
+            "usage: bench-scan run TRAILWATCH REGIONS TRAILS OUT_DIR | bench-scan latency TRAILWATCH REGIONS TRAILS DELAY_MS OUT_DIR | bench-scan org TRAILWATCH ACCOUNTS OUT_DIR | bench-scan recheck TRAILWATCH OUT_DIR | bench-scan peers-seed | bench-scan peers-table HYPERFINE_JSON PROWLER CUSTODIAN TRAILWATCH | bench-scan lambda ZIP BOOTSTRAP LABEL OUT_DIR | bench-scan table OUT_DIR"
         ),
     }
 }
@@ -146,7 +162,20 @@ struct Measured {
 
 /// Runs `binary args` as `account`, through a fresh fault proxy that only counts the calls.
 async fn measure(binary: &Path, args: &[&str], account: &Account) -> Result<Measured> {
+    measure_with(binary, args, account, None).await
+}
+
+/// [`measure`], with every call held `delay` before the proxy forwards it.
+async fn measure_with(
+    binary: &Path,
+    args: &[&str],
+    account: &Account,
+    delay: Option<std::time::Duration>,
+) -> Result<Measured> {
     let proxy = FaultProxy::start(&endpoint()?).await?;
+    if let Some(delay) = delay {
+        proxy.add(Rule::new(Fault::Delay(delay)));
+    }
     let errors_path =
         std::env::temp_dir().join(format!("bench-scan-{}.stderr", std::process::id()));
     let mut command = Command::new(binary);
@@ -155,6 +184,7 @@ async fn measure(binary: &Path, args: &[&str], account: &Account) -> Result<Meas
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
         .env("AWS_ENDPOINT_URL", &proxy.endpoint)
+        .envs(std::env::var("TRAILWATCH_CONCURRENCY").map(|c| ("TRAILWATCH_CONCURRENCY", c)))
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         // A file, not a second pipe: draining two pipes one after the other can deadlock.
@@ -190,6 +220,87 @@ async fn measure(binary: &Path, args: &[&str], account: &Account) -> Result<Meas
         stdout,
         by_operation,
     })
+}
+
+/// The dependent rounds on the critical path of a scan's call graph, each a call that needs an
+/// earlier answer: `GetCallerIdentity` (the account); `DescribeTrails` (each region's trails);
+/// then everything a trail's own fields name (its status, selectors, tags, log group, metric
+/// filters, streams, role, role policy names); `DescribeAlarms` needs the filters' metrics and
+/// `GetRolePolicy`/`GetPolicy` the names; `ListSubscriptionsByTopic` needs the alarms' actions
+/// and `GetPolicyVersion` the policy's default version. Five.
+const CRITICAL_ROUNDS: u64 = 5;
+
+/// Requests trailwatch keeps in flight unless `TRAILWATCH_CONCURRENCY` says otherwise.
+fn concurrency() -> u64 {
+    std::env::var("TRAILWATCH_CONCURRENCY")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(trailwatch_aws::DEFAULT_CONCURRENCY as u64)
+}
+
+/// The REGIONS x TRAILS shape of `run`, with every call `delay_ms` away, as a round trip to a
+/// regional AWS endpoint is: the wall against the bound of the run's call graph, the critical
+/// path's rounds plus the calls spread over the requests in flight, each round `delay_ms`.
+async fn latency(
+    binary: &Path,
+    region_count: usize,
+    trails: usize,
+    delay_ms: u64,
+    out: &Path,
+) -> Result<()> {
+    let regions = &REGIONS[..region_count];
+    let account = Account::fresh().await?;
+    seed(&account, regions, trails).await?;
+    let region_list = regions.join(",");
+    let scan = [
+        "scan",
+        "--output",
+        "json",
+        "--fail-on",
+        "never",
+        "--regions",
+        &region_list,
+    ];
+    let delay = std::time::Duration::from_millis(delay_ms);
+    let measured = measure_with(binary, &scan, &account, Some(delay)).await?;
+    let report: Value = serde_json::from_str(&measured.stdout).context("the scan's JSON report")?;
+    anyhow::ensure!(
+        report["summary"]["error"] == 0,
+        "the scan could not read everything: {}",
+        report["summary"]
+    );
+    let calls: u64 = measured.by_operation.values().sum();
+    let in_flight = concurrency();
+    let spread_rounds = calls.div_ceil(in_flight);
+    let bound_ms = (CRITICAL_ROUNDS + spread_rounds) * delay_ms;
+    let ratio = measured.wall_ms / bound_ms as f64;
+    let result = json!({
+        "regions": region_count,
+        "trails_per_region": trails,
+        "delay_ms": delay_ms,
+        "concurrency": in_flight,
+        "api_calls": calls,
+        "critical_rounds": CRITICAL_ROUNDS,
+        "bound_ms": bound_ms,
+        "wall_ms": measured.wall_ms.round(),
+        "wall_to_bound": (ratio * 100.0).round() / 100.0,
+        "goal": "within 1.3x of the bound",
+        "met": ratio <= 1.3,
+        "peak_rss_kib": measured.peak_rss_kib,
+        "by_operation": measured.by_operation,
+        "machine": machine(),
+    });
+    std::fs::create_dir_all(out)?;
+    let file = out.join(format!(
+        "latency-{region_count}x{trails}-{delay_ms}ms-c{in_flight}.json"
+    ));
+    std::fs::write(&file, serde_json::to_string_pretty(&result)?)?;
+    println!(
+        "{region_count} regions x {trails} trails, {delay_ms} ms a call, {in_flight} in flight: {:.0} ms against a bound of {bound_ms} ms ({CRITICAL_ROUNDS} rounds + {calls} calls / {in_flight}), {ratio:.2}x -> {}",
+        measured.wall_ms,
+        file.display()
+    );
+    Ok(())
 }
 
 async fn run(binary: &Path, region_count: usize, trails: usize, out: &Path) -> Result<()> {
@@ -815,7 +926,7 @@ fn lean_table(out: &Path, scans: &[Value]) -> Result<()> {
         );
     }
     let lambdas = out.parent().unwrap_or(out).join("lambda");
-    for function in ["scheduled-scan", "trail-change"] {
+    for function in ["scheduled-scan", "trail-change", "account-worker"] {
         let zip = lambdas.join(function).join("bootstrap.zip");
         match std::fs::metadata(&zip) {
             Ok(meta) => {
@@ -887,6 +998,37 @@ fn table(out: &Path) -> Result<()> {
                 r["api_calls"],
                 r["api_calls_per_account"],
                 r["peak_rss_kib"].as_f64().unwrap_or_default() / 1024.0,
+            );
+        }
+    }
+    let mut latencies = results(out, "latency-")?;
+    latencies.sort_by_key(|r| (r["delay_ms"].as_u64(), r["concurrency"].as_u64()));
+    if !latencies.is_empty() {
+        println!(
+            "\n| latency shape | a call | in flight | API calls | bound (rounds + calls ÷ in flight) | wall | wall ÷ bound | goal ≤ 1.3× |"
+        );
+        println!("|---|---|---|---|---|---|---|---|");
+        for r in &latencies {
+            println!(
+                "| {} × {} | {} ms | {} | {} | {:.2} s ({} + {}) | {:.2} s | {} | {} |",
+                r["regions"],
+                r["trails_per_region"],
+                r["delay_ms"],
+                r["concurrency"],
+                r["api_calls"],
+                r["bound_ms"].as_f64().unwrap_or_default() / 1000.0,
+                r["critical_rounds"],
+                r["api_calls"]
+                    .as_u64()
+                    .unwrap_or_default()
+                    .div_ceil(r["concurrency"].as_u64().unwrap_or(1)),
+                r["wall_ms"].as_f64().unwrap_or_default() / 1000.0,
+                r["wall_to_bound"],
+                if r["met"] == true {
+                    "met"
+                } else {
+                    "**not met**"
+                },
             );
         }
     }
