@@ -18,7 +18,7 @@
 //! The run's count is one strongly consistent `BatchGetItem` every [`POLL_INTERVAL`]; the
 //! reports are read once, at the end, 100 keys per `BatchGetItem`.
 
-use crate::error::short_error;
+use crate::error::{is_transient, short_error};
 use crate::ledger::{DynamoDbLedger, LedgerError};
 use crate::organization::{AccountRun, MemberAccount, OrgSummary, UnreachableAccount};
 use crate::publication::Outcome;
@@ -227,10 +227,12 @@ impl AccountQueue {
                         })
                         .collect::<Vec<_>>(),
                     Err(error) => {
+                        // A denial or a missing queue fails every batch alike: not again.
+                        let again = is_transient(&error);
                         let why = short_error(&error);
                         pending
                             .iter()
-                            .map(|(index, _)| (index.to_string(), why.clone(), false))
+                            .map(|(index, _)| (index.to_string(), why.clone(), !again))
                             .collect()
                     }
                 };
@@ -242,7 +244,8 @@ impl AccountQueue {
                     else {
                         continue;
                     };
-                    // A fault of the request itself would fail the same way again.
+                    // A fault of the request itself (or a call that cannot succeed) would
+                    // fail the same way again.
                     if *sender_fault || round == SEND_ROUNDS {
                         not_queued.push((task.account.clone(), why.clone()));
                     } else {
@@ -303,14 +306,18 @@ pub async fn fan_out(
         })
         .collect();
     let not_queued = queue.send(&tasks).await?;
-    let queued = accounts.len() - not_queued.len();
+    let queued: Vec<&str> = accounts
+        .iter()
+        .map(|a| a.id.as_str())
+        .filter(|id| !not_queued.iter().any(|(a, _)| a.id == *id))
+        .collect();
     info!(
         run_id,
         accounts = accounts.len(),
-        queued,
+        queued = queued.len(),
         "organisation handed out"
     );
-    let complete = wait_for_reports(ledger, run_id, queued, deadline).await;
+    let complete = wait_for_reports(ledger, run_id, &queued, deadline).await;
     let ids: Vec<&str> = accounts.iter().map(|a| a.id.as_str()).collect();
     let reports = ledger.reports(run_id, &ids).await?;
     let elapsed = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -324,18 +331,19 @@ pub async fn fan_out(
     ))
 }
 
-/// Waits until `queued` accounts have reported (true) or `deadline` has passed (false). A
-/// counter that cannot be read is read again at the next poll; the reports read at the end
-/// decide what the summary says.
+/// Waits until every account of `queued` has reported (true) or `deadline` has passed
+/// (false). It compares ids, not counts: an account thought unqueued that reports anyway must
+/// not stand in for one still outstanding. A count that cannot be read is read again at the
+/// next poll; the reports read at the end decide what the summary says.
 async fn wait_for_reports(
     ledger: &DynamoDbLedger,
     run_id: &str,
-    queued: usize,
+    queued: &[&str],
     deadline: Instant,
 ) -> bool {
     loop {
         match ledger.reported(run_id).await {
-            Ok(reported) if reported >= queued as u64 => return true,
+            Ok(reported) if queued.iter().all(|a| reported.contains(*a)) => return true,
             Ok(_) => {}
             Err(error) => {
                 warn!(run_id, error = %error, "could not read the run's count; reading again")
@@ -388,15 +396,18 @@ pub fn assemble(
         reason,
     };
     for account in accounts {
-        if let Some((_, why)) = not_queued.iter().find(|(a, _)| a.id == account.id) {
+        let report = reports
+            .get(&account.id)
+            .map(|text| serde_json::from_str::<AccountReport>(text));
+        // A report wins over "not queued": a send that timed out may still have been taken.
+        if let (None, Some((_, why))) =
+            (&report, not_queued.iter().find(|(a, _)| a.id == account.id))
+        {
             fan_out
                 .missing
                 .push(named(account, format!("could not be queued: {why}")));
             continue;
         }
-        let report = reports
-            .get(&account.id)
-            .map(|text| serde_json::from_str::<AccountReport>(text));
         match report {
             None => fan_out.missing.push(named(
                 account,

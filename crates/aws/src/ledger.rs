@@ -45,8 +45,8 @@ const EXPIRES_AT: &str = "expires_at";
 const CLAIMED_BY: &str = "claimed_by";
 /// A fan-out run's count item: the set of accounts that have reported.
 const REPORTED: &str = "reported";
-/// Count items per run. 64 keeps each under 1 KB for 10,000 accounts (a set of 12-digit ids),
-/// so an `ADD` costs one write unit, and every count is read in one `BatchGetItem`.
+/// Count items per run. 64 keeps each near 2 KB for 10,000 accounts (about 157 ids of 12
+/// digits), so an `ADD` costs two write units, and every count is read in one `BatchGetItem`.
 const COUNT_SHARDS: u64 = 64;
 /// An account's report in a fan-out run, as JSON.
 const REPORT: &str = "report";
@@ -485,14 +485,17 @@ fn report_key(run_id: &str, account: &str) -> String {
 /// The key of the count item that `account` is counted on in run `run_id`: one of
 /// [`COUNT_SHARDS`], so that no one item grows with the organisation or takes every write.
 fn count_key(run_id: &str, account: &str) -> String {
-    let shard = account.parse::<u64>().unwrap_or(0) % COUNT_SHARDS;
+    shard_key(run_id, account.parse::<u64>().unwrap_or(0) % COUNT_SHARDS)
+}
+
+fn shard_key(run_id: &str, shard: u64) -> String {
     format!("fanout#{run_id}#count#{shard}")
 }
 
 /// Every count item of run `run_id`.
 fn count_keys(run_id: &str) -> Vec<String> {
     (0..COUNT_SHARDS)
-        .map(|shard| format!("fanout#{run_id}#count#{shard}"))
+        .map(|shard| shard_key(run_id, shard))
         .collect()
 }
 
@@ -565,8 +568,11 @@ impl DynamoDbLedger {
         Ok(first)
     }
 
-    /// How many accounts of run `run_id` have reported so far (strongly consistent).
-    pub(crate) async fn reported(&self, run_id: &str) -> Result<u64, LedgerError> {
+    /// The accounts of run `run_id` that have reported so far (strongly consistent).
+    pub(crate) async fn reported(
+        &self,
+        run_id: &str,
+    ) -> Result<std::collections::BTreeSet<String>, LedgerError> {
         let keys = count_keys(run_id);
         let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
         Ok(self
@@ -574,8 +580,9 @@ impl DynamoDbLedger {
             .await?
             .iter()
             .filter_map(|item| item.get(REPORTED)?.as_ss().ok())
-            .map(|accounts| accounts.len() as u64)
-            .sum())
+            .flatten()
+            .cloned()
+            .collect())
     }
 
     /// The reports of `accounts` in run `run_id` that have arrived, by account.

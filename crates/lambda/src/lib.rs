@@ -4,7 +4,7 @@
 //! CloudWatch Embedded Metric Format lines.
 
 use lambda_runtime::{Diagnostic, Error};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tracing::{error, info};
 use trailwatch_aws::{load_sdk_config, Config};
 use trailwatch_aws::{Outcome, Services};
@@ -72,6 +72,19 @@ pub async fn cold_start(trigger: &str) -> Result<Services, Error> {
     Ok(services)
 }
 
+/// When an invocation must have answered by: Lambda's deadline (`deadline_ms`, since the
+/// epoch) less `margin`. `None` for a deadline already past, which can only be an emulator's
+/// placeholder (`cargo lambda watch` sends a fixed 600,000 ms since the epoch).
+pub fn answer_by(deadline_ms: u64, margin: Duration) -> Option<Instant> {
+    let now_ms = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0);
+    match deadline_ms.checked_sub(now_ms) {
+        Some(left) if left > 0 => {
+            Some(Instant::now() + Duration::from_millis(left).saturating_sub(margin))
+        }
+        _ => None,
+    }
+}
+
 /// Prints the run's metrics as an EMF line and logs what could not be published; returns a
 /// retryable error when an outage kept findings or alerts from going out, so that Lambda tries
 /// again (the alert ledger, or without it the rule of alerting only what was recorded, keeps
@@ -93,6 +106,18 @@ pub fn finish(function: &str, outcome: &Outcome) -> Result<(), HandlerError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_deadline_ahead_leaves_the_margin_and_one_past_is_a_placeholder() {
+        let now_ms = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap();
+        let by = answer_by(now_ms + 60_000, Duration::from_secs(30)).expect("a deadline ahead");
+        let left = by.saturating_duration_since(Instant::now());
+        assert!(
+            left <= Duration::from_secs(30) && left > Duration::from_secs(20),
+            "{left:?}"
+        );
+        assert_eq!(answer_by(600_000, Duration::from_secs(30)), None);
+    }
 
     #[test]
     fn errors_map_to_retryable_and_non_retryable_diagnostics() {

@@ -13,11 +13,17 @@
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use futures::stream::{self, StreamExt};
 use lambda_runtime::LambdaEvent;
+use std::time::{Duration, Instant};
 use tracing::{error, info, warn};
 use trailwatch_aws::fanout::{record_report, settle, AccountTask, FanOutConfig};
+use trailwatch_aws::organization::unreachable_account;
 use trailwatch_aws::organization::{AccountRun, OrgConfig, Reach};
 use trailwatch_aws::Services;
-use trailwatch_lambda::{finish, HandlerError};
+use trailwatch_lambda::{answer_by, finish, HandlerError};
+
+/// Scans stop this long before the function's deadline, so that each message is still
+/// settled (and on its last receive reported dead-lettered) before Lambda stops the batch.
+const SETTLE_MARGIN: Duration = Duration::from_secs(15);
 
 pub const FUNCTION: &str = "account-worker";
 
@@ -48,10 +54,11 @@ pub async fn handle(
         .await
         .map_err(|e| HandlerError::retryable(e.to_string()))?;
     let reach = &reach;
+    let deadline = answer_by(event.context.deadline, SETTLE_MARGIN);
     let failed: Vec<String> = stream::iter(messages)
         .map(|message| async move {
             let id = message.message_id.clone().unwrap_or_default();
-            match Box::pin(work(services, reach, fan_out, &message)).await {
+            match Box::pin(work(services, reach, fan_out, &message, deadline)).await {
                 Ok(()) => None,
                 Err(why) => {
                     warn!(message_id = %id, error = %why, "message fails, to be delivered again");
@@ -78,6 +85,7 @@ async fn work(
     reach: &Reach,
     fan_out: &FanOutConfig,
     message: &SqsMessage,
+    deadline: Option<Instant>,
 ) -> Result<(), String> {
     let body = message.body.as_deref().unwrap_or_default();
     let task: AccountTask = serde_json::from_str(body).map_err(|e| {
@@ -90,7 +98,28 @@ async fn work(
         .and_then(|n| n.parse().ok())
         .unwrap_or(1);
     let account = task.account.id.clone();
-    let run = Box::pin(reach.run(services, task.account.clone())).await;
+    let scan = Box::pin(reach.run(services, task.account.clone()));
+    // A scan still going at the deadline (throttling, a hung call) counts as an outage:
+    // delivered again, or on its last receive reported dead-lettered, never left unsettled.
+    let run = match deadline {
+        Some(deadline) => match tokio::time::timeout_at(deadline.into(), scan).await {
+            Ok(run) => run,
+            Err(_) => AccountRun::Unreachable {
+                evaluation: Box::new(unreachable_account(
+                    &account,
+                    &services
+                        .sdk
+                        .region()
+                        .map(|r| r.to_string())
+                        .unwrap_or_default(),
+                    "its scan had not finished when the worker's time ran out",
+                )),
+                account: task.account.clone(),
+                transient: true,
+            },
+        },
+        None => scan.await,
+    };
     let publication_failure = match &run {
         AccountRun::Scanned { outcome, .. } => finish(FUNCTION, outcome).err().map(|e| e.message),
         AccountRun::Unreachable { .. } => None,

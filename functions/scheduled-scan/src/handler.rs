@@ -15,7 +15,7 @@ use trailwatch_aws::publication::RunSummary;
 use trailwatch_aws::services::OrgScan;
 use trailwatch_aws::Services;
 use trailwatch_core::metrics::{emf_organization_line, OrgMetrics};
-use trailwatch_lambda::{finish, HandlerError};
+use trailwatch_lambda::{answer_by, finish, HandlerError};
 
 pub const FUNCTION: &str = "scheduled-scan";
 
@@ -36,19 +36,6 @@ fn trigger(payload: &Value) -> (String, Option<String>) {
     }
 }
 
-/// When the scan must have answered by: the function's deadline, less a margin to answer. A
-/// deadline already past can only be an emulator's placeholder (`cargo lambda watch` sends a
-/// fixed 600,000 ms since the epoch); then the fan-out's window alone bounds the wait.
-fn answer_by(deadline_ms: u64) -> Instant {
-    let now_ms = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0);
-    match deadline_ms.checked_sub(now_ms) {
-        Some(left) if left > 0 => {
-            Instant::now() + Duration::from_millis(left).saturating_sub(DEADLINE_MARGIN)
-        }
-        _ => Instant::now() + Duration::from_secs(24 * 3600),
-    }
-}
-
 pub async fn handle(
     services: &Services,
     event: LambdaEvent<Value>,
@@ -58,7 +45,10 @@ pub async fn handle(
     info!(request_id = %event.context.request_id, trigger = %detail_type, "scan starting");
     // A retry of the same schedule event continues the same fanned-out run.
     let run_id = event_id.unwrap_or_else(|| event.context.request_id.clone());
-    let deadline = answer_by(event.context.deadline);
+    // Without a real deadline (an emulator's placeholder) the fan-out's window alone bounds
+    // the wait.
+    let deadline = answer_by(event.context.deadline, DEADLINE_MARGIN)
+        .unwrap_or_else(|| Instant::now() + Duration::from_secs(24 * 3600));
     if let Some(result) = services.scan_organization(&run_id, deadline).await {
         // Not listing the organisation (permissions, an outage) may pass: worth a retry.
         return match result.map_err(|e| HandlerError::retryable(e.to_string()))? {
