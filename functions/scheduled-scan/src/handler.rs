@@ -159,6 +159,27 @@ mod tests {
 
     const SCHEDULED: &[u8] = include_bytes!("../../../tests/fixtures/events/scheduled_event.json");
 
+    #[test]
+    fn the_schedule_event_names_the_run_and_anything_else_is_manual() {
+        let scheduled: Value = serde_json::from_slice(SCHEDULED).unwrap();
+        assert_eq!(
+            trigger(&scheduled),
+            (
+                "Scheduled Event".to_string(),
+                Some("53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa".to_string())
+            )
+        );
+        assert_eq!(
+            trigger(&serde_json::json!({})),
+            ("manual".to_string(), None)
+        );
+        // An EventBridge event without an id still names its trigger; the request id names
+        // the run then.
+        let mut without_id = scheduled.clone();
+        without_id.as_object_mut().unwrap().remove("id");
+        assert_eq!(trigger(&without_id).1, None);
+    }
+
     fn config(topic: Option<String>) -> Config {
         let mut config = Config::from_lookup(|_| None).expect("defaults are valid");
         config.regions = RegionSelection::List(vec!["us-east-1".into()]);
