@@ -77,10 +77,13 @@ pub async fn cold_start(trigger: &str) -> Result<Services, Error> {
 /// placeholder (`cargo lambda watch` sends a fixed 600,000 ms since the epoch).
 pub fn answer_by(deadline_ms: u64, margin: Duration) -> Option<Instant> {
     let now_ms = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(0);
+    time_left(deadline_ms, now_ms, margin).map(|left| Instant::now() + left)
+}
+
+/// What [`answer_by`] leaves at `now_ms`: the time to the deadline less `margin`.
+fn time_left(deadline_ms: u64, now_ms: u64, margin: Duration) -> Option<Duration> {
     match deadline_ms.checked_sub(now_ms) {
-        Some(left) if left > 0 => {
-            Some(Instant::now() + Duration::from_millis(left).saturating_sub(margin))
-        }
+        Some(left) if left > 0 => Some(Duration::from_millis(left).saturating_sub(margin)),
         _ => None,
     }
 }
@@ -109,14 +112,18 @@ mod tests {
 
     #[test]
     fn a_deadline_ahead_leaves_the_margin_and_one_past_is_a_placeholder() {
-        let now_ms = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap();
-        let by = answer_by(now_ms + 60_000, Duration::from_secs(30)).expect("a deadline ahead");
-        let left = by.saturating_duration_since(Instant::now());
-        assert!(
-            left <= Duration::from_secs(30) && left > Duration::from_secs(20),
-            "{left:?}"
+        let margin = Duration::from_secs(30);
+        let now_ms = 1_800_000_000_000;
+        assert_eq!(
+            time_left(now_ms + 60_000, now_ms, margin),
+            Some(Duration::from_secs(30))
         );
-        assert_eq!(answer_by(600_000, Duration::from_secs(30)), None);
+        assert_eq!(
+            time_left(now_ms + 10_000, now_ms, margin),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(time_left(600_000, now_ms, margin), None);
+        assert_eq!(time_left(now_ms, now_ms, margin), None);
     }
 
     #[test]
