@@ -230,6 +230,19 @@ async fn measure_with(
 /// and `GetPolicyVersion` the policy's default version. Five.
 const CRITICAL_ROUNDS: u64 = 5;
 
+/// `trailwatch scan` of `regions` as JSON, whatever it finds: what the scan shapes time.
+fn scan_arguments(regions: &str) -> [&str; 7] {
+    [
+        "scan",
+        "--output",
+        "json",
+        "--fail-on",
+        "never",
+        "--regions",
+        regions,
+    ]
+}
+
 /// Requests trailwatch keeps in flight unless `TRAILWATCH_CONCURRENCY` says otherwise.
 fn concurrency() -> u64 {
     std::env::var("TRAILWATCH_CONCURRENCY")
@@ -252,15 +265,7 @@ async fn latency(
     let account = Account::fresh().await?;
     seed(&account, regions, trails).await?;
     let region_list = regions.join(",");
-    let scan = [
-        "scan",
-        "--output",
-        "json",
-        "--fail-on",
-        "never",
-        "--regions",
-        &region_list,
-    ];
+    let scan = scan_arguments(&region_list);
     let delay = std::time::Duration::from_millis(delay_ms);
     let measured = measure_with(binary, &scan, &account, Some(delay)).await?;
     let report: Value = serde_json::from_str(&measured.stdout).context("the scan's JSON report")?;
@@ -316,15 +321,7 @@ async fn run(binary: &Path, region_count: usize, trails: usize, out: &Path) -> R
     let seed_seconds = seeding.elapsed().as_secs_f64();
 
     let region_list = regions.join(",");
-    let scan = [
-        "scan",
-        "--output",
-        "json",
-        "--fail-on",
-        "never",
-        "--regions",
-        &region_list,
-    ];
+    let scan = scan_arguments(&region_list);
     let Measured {
         wall_ms,
         peak_rss_kib,
