@@ -705,7 +705,17 @@ impl Account {
 
     /// Runs the library scan flow against this account.
     pub async fn scan(&self, regions: &[&str]) -> Result<(ScanReport, CloudTrailInventory)> {
-        let inventory = CloudTrailInventory::new(&self.sdk, 8);
+        self.scan_reading_roles(regions, trailwatch_aws::IamReads::Auto)
+            .await
+    }
+
+    /// The library scan flow, with delivery roles read as `reads` says.
+    pub async fn scan_reading_roles(
+        &self,
+        regions: &[&str],
+        reads: trailwatch_aws::IamReads,
+    ) -> Result<(ScanReport, CloudTrailInventory)> {
+        let inventory = CloudTrailInventory::new(&self.sdk, 8).with_iam_reads(reads);
         let options = full_scan(regions);
         let report = trailwatch_aws::scan(&inventory, &options).await?;
         Ok((report, inventory))

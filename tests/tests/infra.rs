@@ -724,6 +724,11 @@ async fn the_granted_actions_are_exactly_what_a_scan_and_a_recheck_call() -> Res
         matches!(recheck, trailwatch_aws::flow::Recheck::Published(_)),
         "{recheck:?}"
     );
+    // One delivery role is read on its own; with a second, this small account is read in one
+    // listing (`GetAccountSummary`, then `GetAccountAuthorizationDetails`).
+    acct.healthy_trail("second-role", HOME, false).await?;
+    let outcome = services.run().await?;
+    assert!(outcome.failures.is_empty(), "{:#?}", outcome.failures);
 
     let observed: BTreeSet<String> = proxy
         .iam_actions()

@@ -154,6 +154,82 @@ async fn deleted_log_group_fails_log_group_missing() -> Result<()> {
     Ok(())
 }
 
+/// A region's groups are described in one page of the prefix they share, and that page is
+/// also what says a deleted one is gone.
+#[tokio::test]
+async fn a_regions_log_groups_are_described_together_and_a_deleted_one_is_missing() -> Result<()> {
+    let acct = Account::fresh().await?;
+    let kept = acct.healthy_trail("kept", HOME, true).await?;
+    acct.healthy_trail("also-kept", HOME, false).await?;
+    let orphaned = acct.healthy_trail("orphaned", HOME, false).await?;
+    // A group that shares the prefix but no trail uses: listed, and ignored.
+    acct.log_group(HOME, "cloudtrail/unused", Some(30)).await?;
+    acct.logs(HOME)
+        .delete_log_group()
+        .log_group_name(&orphaned.log_group_name)
+        .send()
+        .await?;
+    let proxy = trailwatch_tests::fault::FaultProxy::start(&trailwatch_tests::endpoint()?).await?;
+    let (report, _) = acct.via(&proxy.endpoint).await.scan(&[HOME]).await?;
+
+    let described = proxy
+        .seen()
+        .iter()
+        .filter(|(_, op)| op == "DescribeLogGroups")
+        .count();
+    assert_eq!(
+        described, 1,
+        "one page for cloudtrail/*, not one call per group"
+    );
+    assert_eq!(
+        trail(&report, &kept.arn).status,
+        Status::Pass,
+        "{report:#?}"
+    );
+    let t = trail(&report, &orphaned.arn);
+    assert_eq!(counted(t), vec![ReasonCode::CwlLogGroupMissing]);
+    Ok(())
+}
+
+/// A stopped single-region trail's streams cannot change its verdict, so they are not read;
+/// a stopped multi-region trail's are, since its role is probed on every region's stream.
+#[tokio::test]
+async fn a_stopped_single_region_trails_streams_are_not_read() -> Result<()> {
+    let acct = Account::fresh().await?;
+    let running = acct.healthy_trail("running", HOME, true).await?;
+    let stopped = acct.healthy_trail("stopped", HOME, false).await?;
+    let everywhere = acct.healthy_trail("stopped-everywhere", HOME, true).await?;
+    for name in ["stopped", "stopped-everywhere"] {
+        acct.cloudtrail(HOME)
+            .stop_logging()
+            .name(name)
+            .send()
+            .await?;
+    }
+    let proxy = trailwatch_tests::fault::FaultProxy::start(&trailwatch_tests::endpoint()?).await?;
+    let (report, _) = acct.via(&proxy.endpoint).await.scan(&[HOME]).await?;
+
+    let streams_read = proxy
+        .seen()
+        .iter()
+        .filter(|(_, op)| op == "DescribeLogStreams")
+        .count();
+    assert_eq!(
+        streams_read, 2,
+        "running and stopped-everywhere, not stopped"
+    );
+    assert_eq!(
+        trail(&report, &running.arn).status,
+        Status::Pass,
+        "{report:#?}"
+    );
+    for arn in [&stopped.arn, &everywhere.arn] {
+        let t = trail(&report, arn);
+        assert_eq!(counted(t), vec![ReasonCode::LoggingStopped], "{t:#?}");
+    }
+    Ok(())
+}
+
 #[tokio::test]
 async fn deleted_role_fails_role_missing() -> Result<()> {
     let acct = Account::fresh().await?;

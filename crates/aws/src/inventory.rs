@@ -10,12 +10,18 @@
 //! - per region with metric filters: `DescribeAlarms`, then `ListSubscriptionsByTopic` for
 //!   each topic a tamper-alarm candidate notifies;
 //! - per distinct role: `GetRole`, its inline and managed policies and its permissions
-//!   boundary;
+//!   boundary; or, where the account is small for the roles it holds, every role at once
+//!   with `GetAccountAuthorizationDetails` ([`roles`]);
 //! - once: `DescribeOrganization` when a judged trail is an organisation trail, and in
 //!   organisation mode the SCPs on the account's path ([`crate::guardrail`]).
 //!
 //! All of it runs concurrently up to a bound. A failed call is recorded as `Unavailable` in the
 //! snapshot and the scan goes on; only failing to know the account at all stops it.
+
+mod groups;
+mod roles;
+
+pub use roles::IamReads;
 
 use crate::config::ApiCallCounter;
 use crate::error::{is_not_found, unavailable, ScanError};
@@ -157,6 +163,7 @@ pub struct CloudTrailInventory {
     regional: Mutex<HashMap<String, Arc<RegionalClients>>>,
     /// Organisation mode: where the SCPs on the account's path are read.
     org_policies: Option<Arc<OrgPolicies>>,
+    iam_reads: IamReads,
 }
 
 /// Regions and trails are fetched this many at a time unless configured otherwise: enough to
@@ -192,7 +199,14 @@ impl CloudTrailInventory {
             concurrency: concurrency.max(1),
             regional: Mutex::new(HashMap::new()),
             org_policies: None,
+            iam_reads: IamReads::default(),
         }
+    }
+
+    /// How delivery roles are read (see [`IamReads`]).
+    pub fn with_iam_reads(mut self, reads: IamReads) -> Self {
+        self.iam_reads = reads;
+        self
     }
 
     /// Organisation mode: each snapshot also holds the SCPs on the account's path, read
@@ -369,9 +383,21 @@ impl CloudTrailInventory {
         }
     }
 
-    #[instrument(skip(self), fields(group = %group.name, region = %group.region))]
-    async fn log_group(&self, group: &LogGroupRef) -> GroupLookup {
-        let found = match self.describe_group(group).await {
+    /// Everything about one log group; `described` is what a shared-prefix page already
+    /// said of it, if anything.
+    /// With `read_streams` false the streams are not asked for, and left empty.
+    #[instrument(skip(self, settled), fields(group = %group.name, region = %group.region))]
+    async fn log_group(
+        &self,
+        group: &LogGroupRef,
+        settled: SettledGroup,
+        read_streams: bool,
+    ) -> GroupLookup {
+        let described = match settled.described {
+            Some(described) => described,
+            None => self.describe_group(group).await,
+        };
+        let found = match described {
             Ok(Some(found)) => found,
             other => {
                 return GroupLookup {
@@ -384,22 +410,38 @@ impl CloudTrailInventory {
             }
         };
         let clients = self.clients(&group.region);
-        let filters = clients
-            .logs
-            .describe_metric_filters()
-            .log_group_name(&group.name)
-            .into_paginator()
-            .items()
-            .send()
-            .collect::<Result<Vec<_>, _>>();
-        let streams = clients
-            .logs
-            .describe_log_streams()
-            .log_group_name(&group.name)
-            .order_by(aws_sdk_cloudwatchlogs::types::OrderBy::LastEventTime)
-            .descending(true)
-            .limit(STREAM_PAGE)
-            .send();
+        let filters = async {
+            match settled.filters {
+                Some(filters) => Ok(filters),
+                None => clients
+                    .logs
+                    .describe_metric_filters()
+                    .log_group_name(&group.name)
+                    .into_paginator()
+                    .items()
+                    .send()
+                    .collect::<Result<Vec<_>, _>>()
+                    .await
+                    .map(|fs| fs.iter().map(mapping::metric_filter).collect())
+                    .map_err(|e| unavailable("DescribeMetricFilters", &e)),
+            }
+        };
+        let streams = async {
+            match read_streams {
+                true => Some(
+                    clients
+                        .logs
+                        .describe_log_streams()
+                        .log_group_name(&group.name)
+                        .order_by(aws_sdk_cloudwatchlogs::types::OrderBy::LastEventTime)
+                        .descending(true)
+                        .limit(STREAM_PAGE)
+                        .send()
+                        .await,
+                ),
+                false => None,
+            }
+        };
         let key = async {
             match &found.kms_key_id {
                 Some(key) => Some(self.kms_key(&group.region, key).await),
@@ -408,7 +450,8 @@ impl CloudTrailInventory {
         };
         let (filters, streams, key) = futures::join!(filters, streams, key);
         let (streams, more_streams) = match streams {
-            Ok(page) => (
+            None => (Ok(vec![]), false),
+            Some(Ok(page)) => (
                 Ok(page
                     .log_streams()
                     .iter()
@@ -416,17 +459,113 @@ impl CloudTrailInventory {
                     .collect()),
                 page.next_token().is_some_and(|t| !t.is_empty()),
             ),
-            Err(e) => (Err(unavailable("DescribeLogStreams", &e)), false),
+            Some(Err(e)) => (Err(unavailable("DescribeLogStreams", &e)), false),
         };
         GroupLookup {
             group: Ok(Some(found)),
-            metric_filters: filters
-                .map(|fs| fs.iter().map(mapping::metric_filter).collect())
-                .map_err(|e| unavailable("DescribeMetricFilters", &e)),
+            metric_filters: filters,
             streams,
             more_streams,
             key,
         }
+    }
+
+    /// Every group's snapshot, and the subscriptions of the topics their alarms notify.
+    /// `streams_read` names the groups whose streams some verdict may need.
+    async fn log_groups(
+        &self,
+        groups: BTreeSet<LogGroupRef>,
+        streams_read: &BTreeSet<LogGroupRef>,
+    ) -> (BTreeMap<String, LogGroupSnapshot>, Topics) {
+        // A region of several groups is first described in one shared-prefix page and one page
+        // of its metric filters; what those leave, each group reads alone.
+        let mut names_by_region: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+        for g in &groups {
+            names_by_region
+                .entry(g.region.clone())
+                .or_default()
+                .insert(g.name.clone());
+        }
+        let mut regions_settled: HashMap<String, RegionGroups> = stream::iter(names_by_region)
+            .filter(|(_, names)| std::future::ready(names.len() > 1))
+            .map(|(region, names)| async move {
+                let (described, filters) = futures::join!(
+                    self.describe_groups(&region, &names),
+                    self.region_filters(&region)
+                );
+                (region, RegionGroups { described, filters })
+            })
+            .buffer_unordered(self.concurrency)
+            .collect()
+            .await;
+        let groups: Vec<(LogGroupRef, SettledGroup)> = groups
+            .into_iter()
+            .map(|g| {
+                let settled = match regions_settled.get_mut(&g.region) {
+                    Some(region) => SettledGroup {
+                        described: region.described.remove(&g.name),
+                        filters: region
+                            .filters
+                            .as_ref()
+                            .map(|by_group| by_group.get(&g.name).cloned().unwrap_or_default()),
+                    },
+                    None => SettledGroup::default(),
+                };
+                (g, settled)
+            })
+            .collect();
+        let groups = across_regions(groups, |(g, _)| g.region.clone());
+        let group_states: Vec<(LogGroupRef, GroupLookup)> = stream::iter(groups)
+            .map(|(g, settled)| async move {
+                let state = self.log_group(&g, settled, streams_read.contains(&g)).await;
+                (g, state)
+            })
+            .buffer_unordered(self.concurrency)
+            .collect()
+            .await;
+        // Alarms are listed once per region, and only where some group has metric filters.
+        let alarm_regions: BTreeSet<String> = group_states
+            .iter()
+            .filter(|(_, lookup)| lookup.metric_filters.as_ref().is_ok_and(|f| !f.is_empty()))
+            .map(|(g, _)| g.region.clone())
+            .collect();
+        let alarms: HashMap<String, Observed<Vec<MetricAlarm>>> = stream::iter(alarm_regions)
+            .map(|r| self.metric_alarms(r))
+            .buffer_unordered(self.concurrency)
+            .collect()
+            .await;
+        let topics: BTreeSet<String> = group_states
+            .iter()
+            .flat_map(
+                |(g, lookup)| match (&lookup.metric_filters, alarms.get(&g.region)) {
+                    (Ok(filters), Some(Ok(alarms))) => alarm_topics(filters, alarms),
+                    _ => Vec::new(),
+                },
+            )
+            .collect();
+        let topics: Topics = stream::iter(topics)
+            .map(|topic| self.subscriptions(topic))
+            .buffer_unordered(self.concurrency)
+            .collect()
+            .await;
+        let log_groups: BTreeMap<String, LogGroupSnapshot> = group_states
+            .into_iter()
+            .map(|(g, lookup)| {
+                let alarms = alarms.get(&g.region).cloned().unwrap_or_else(|| Ok(vec![]));
+                (
+                    g.bare_arn(),
+                    LogGroupSnapshot {
+                        group: lookup.group,
+                        metric_filters: lookup.metric_filters,
+                        alarms,
+                        streams: lookup.streams,
+                        more_streams: lookup.more_streams,
+                        key: lookup.key,
+                    },
+                )
+            })
+            .collect();
+        (log_groups, topics)
     }
 
     /// A log group's KMS key, `None` when it no longer exists. `DescribeKey` answers for a
@@ -955,84 +1094,50 @@ impl Inventory for CloudTrailInventory {
             .filter_map(|v| v.trail.log_group())
             .filter(|g| g.account == account_id)
             .collect();
+        // A stopped single-region trail's streams cannot change its verdict: silence is what
+        // stopping means, and its role is probed on its home region's stream, which needs no
+        // listing. Its group's streams are read only if another trail on it may need them.
+        let streams_read: BTreeSet<LogGroupRef> = owned
+            .clone()
+            .filter(|v| {
+                let stopped = trail_details
+                    .get(&v.trail.trail_arn)
+                    .is_some_and(|d| matches!(&d.status, Ok(s) if !s.is_logging));
+                v.trail.is_multi_region_trail || !stopped
+            })
+            .filter_map(|v| v.trail.log_group())
+            .collect();
         let roles: BTreeSet<RoleRef> = owned
             .filter(|v| v.trail.cloud_watch_logs_log_group_arn.is_some())
             .filter_map(|v| v.trail.role())
             .filter(|r| r.account == account_id)
             .collect();
 
-        let groups = across_regions(groups.into_iter().collect(), |g| g.region.clone());
-        let group_states: Vec<(LogGroupRef, GroupLookup)> = stream::iter(groups)
-            .map(|g| async move {
-                let state = self.log_group(&g).await;
-                (g, state)
-            })
-            .buffer_unordered(self.concurrency)
-            .collect()
-            .await;
-        // Alarms are listed once per region, and only where some group has metric filters.
-        let alarm_regions: BTreeSet<String> = group_states
-            .iter()
-            .filter(|(_, lookup)| lookup.metric_filters.as_ref().is_ok_and(|f| !f.is_empty()))
-            .map(|(g, _)| g.region.clone())
-            .collect();
-        let alarms: HashMap<String, Observed<Vec<MetricAlarm>>> = stream::iter(alarm_regions)
-            .map(|r| self.metric_alarms(r))
-            .buffer_unordered(self.concurrency)
-            .collect()
-            .await;
-        let topics: BTreeSet<String> = group_states
-            .iter()
-            .flat_map(
-                |(g, lookup)| match (&lookup.metric_filters, alarms.get(&g.region)) {
-                    (Ok(filters), Some(Ok(alarms))) => alarm_topics(filters, alarms),
-                    _ => Vec::new(),
-                },
-            )
-            .collect();
-        let topics = stream::iter(topics)
-            .map(|topic| self.subscriptions(topic))
-            .buffer_unordered(self.concurrency)
-            .collect()
-            .await;
-        let log_groups = group_states
-            .into_iter()
-            .map(|(g, lookup)| {
-                let alarms = alarms.get(&g.region).cloned().unwrap_or_else(|| Ok(vec![]));
-                (
-                    g.bare_arn(),
-                    LogGroupSnapshot {
-                        group: lookup.group,
-                        metric_filters: lookup.metric_filters,
-                        alarms,
-                        streams: lookup.streams,
-                        more_streams: lookup.more_streams,
-                        key: lookup.key,
-                    },
-                )
-            })
-            .collect();
-        let organization = match views
-            .iter()
-            .any(|v| v.owned && v.trail.is_organization_trail)
-        {
-            true => Some(self.organization().await),
-            false => None,
+        let organization = async {
+            match views
+                .iter()
+                .any(|v| v.owned && v.trail.is_organization_trail)
+            {
+                true => Some(self.organization().await),
+                false => None,
+            }
         };
         // A single trail's check reports no account verdict, which is all the SCPs weigh in.
-        let guardrail = match (&self.org_policies, &scope.trail) {
-            (Some(policies), None) => Some(policies.guardrail(&account_id).await),
-            _ => None,
+        let guardrail = async {
+            match (&self.org_policies, &scope.trail) {
+                (Some(policies), None) => Some(policies.guardrail(&account_id).await),
+                _ => None,
+            }
         };
-
-        let role_snapshots: BTreeMap<String, RoleSnapshot> = stream::iter(roles)
-            .map(|r| async move {
-                let snapshot = self.role(&r).await;
-                (r.arn, snapshot)
-            })
-            .buffer_unordered(self.concurrency)
-            .collect()
-            .await;
+        // Groups, roles, the organisation and its SCPs need nothing of each other, and each is
+        // a chain of round trips to a different service: side by side, the longest chain sets
+        // the pace, not their sum.
+        let ((log_groups, topics), role_snapshots, organization, guardrail) = futures::join!(
+            self.log_groups(groups, &streams_read),
+            self.roles(roles),
+            organization,
+            guardrail
+        );
 
         Ok(AccountSnapshot {
             account_id,
@@ -1051,6 +1156,23 @@ impl Inventory for CloudTrailInventory {
 
 /// `ListTags` takes at most this many ARNs ("The list has a limit of 20 ARNs").
 const LIST_TAGS_BATCH: usize = 20;
+
+/// What a region's shared pages said of its groups (see `groups`).
+struct RegionGroups {
+    described: BTreeMap<String, Observed<Option<LogGroup>>>,
+    filters: Option<HashMap<String, Vec<MetricFilter>>>,
+}
+
+/// What is already known of one group before it is read alone: whether it exists, and its
+/// metric filters; `None` for each that it must ask for itself.
+#[derive(Default)]
+struct SettledGroup {
+    described: Option<Observed<Option<LogGroup>>>,
+    filters: Option<Vec<MetricFilter>>,
+}
+
+/// Subscriptions by topic ARN, `None` for a topic that does not exist.
+type Topics = BTreeMap<String, Observed<Option<Vec<Subscription>>>>;
 
 /// Tags by trail ARN, each key to value.
 type TagsByTrail = BTreeMap<String, BTreeMap<String, String>>;

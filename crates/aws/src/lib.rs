@@ -30,7 +30,9 @@ pub mod sns;
 
 pub use config::{load_sdk_config, ApiCallCounter};
 pub use error::ScanError;
-pub use inventory::{CloudTrailInventory, Inventory, RegionSelection, Scope, DEFAULT_CONCURRENCY};
+pub use inventory::{
+    CloudTrailInventory, IamReads, Inventory, RegionSelection, Scope, DEFAULT_CONCURRENCY,
+};
 pub use ledger::{DynamoDbLedger, Ledger, LedgerError};
 pub use publication::{Destinations, Failure, FailureKind, Outcome, PublishOptions};
 pub use scan::{scan, scan_detailed, ScanOptions, Scanned};

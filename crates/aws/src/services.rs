@@ -8,7 +8,7 @@ use crate::error::ScanError;
 use crate::fanout::{self, AccountQueue, FanOutError};
 use crate::flow::{self, Recheck, RecheckError};
 use crate::guardrail::OrgPolicies;
-use crate::inventory::{CloudTrailInventory, Scope};
+use crate::inventory::{CloudTrailInventory, IamReads, Scope};
 use crate::ledger::DynamoDbLedger;
 use crate::organization::{self, AccountRun, OrgConfig, OrgError, OrgSummary};
 use crate::publication::{Destinations, Outcome, PublishOptions};
@@ -54,6 +54,8 @@ pub struct Services {
     pub queue: Option<AccountQueue>,
     /// Requests in flight within one account, for the member accounts' inventories.
     concurrency: usize,
+    /// How the member accounts' delivery roles are read.
+    iam_reads: IamReads,
     /// This deployment's account and partition, asked of STS once per cold start: a warm
     /// function re-checking member events does not ask again for every event.
     identity: OnceLock<(String, String)>,
@@ -63,7 +65,8 @@ impl Services {
     /// `trigger` names what runs, as alerts say it (`scheduled scan`, `trail-change`).
     pub fn new(sdk: &SdkConfig, config: &Config, trigger: &str) -> Result<Self, ChannelError> {
         Ok(Self {
-            inventory: CloudTrailInventory::new(sdk, config.concurrency),
+            inventory: CloudTrailInventory::new(sdk, config.concurrency)
+                .with_iam_reads(config.iam_reads),
             sink: config
                 .security_hub
                 .then(|| SecurityHubSink::new(sdk, ApiCallCounter::default())),
@@ -101,6 +104,7 @@ impl Services {
                 }),
             org: config.org.clone(),
             concurrency: config.concurrency,
+            iam_reads: config.iam_reads,
             identity: OnceLock::new(),
         })
     }
@@ -128,8 +132,9 @@ impl Services {
             .sink
             .is_some()
             .then(|| SecurityHubSink::new(sdk, ApiCallCounter::default()));
-        let inventory =
-            CloudTrailInventory::new(sdk, self.concurrency).with_guardrail(Arc::clone(policies));
+        let inventory = CloudTrailInventory::new(sdk, self.concurrency)
+            .with_iam_reads(self.iam_reads)
+            .with_guardrail(Arc::clone(policies));
         (inventory, sink)
     }
 

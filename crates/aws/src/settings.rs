@@ -6,7 +6,7 @@
 use crate::fanout::{
     FanOutConfig, DEFAULT_FAN_OUT_ABOVE, DEFAULT_MAX_RECEIVES, DEFAULT_WINDOW_SECONDS,
 };
-use crate::inventory::{RegionSelection, DEFAULT_CONCURRENCY};
+use crate::inventory::{IamReads, RegionSelection, DEFAULT_CONCURRENCY};
 use crate::ledger::{is_table_name, table_arn};
 use crate::organization::{OrgConfig, DEFAULT_ACCOUNT_CONCURRENCY};
 use chrono::Duration;
@@ -31,6 +31,9 @@ pub struct Config {
     pub warnings: bool,
     /// `TRAILWATCH_CONCURRENCY`, default 8.
     pub concurrency: usize,
+    /// `TRAILWATCH_IAM_READS`: `auto` (default), `per-role` or `account-details`, how delivery
+    /// roles are read.
+    pub iam_reads: IamReads,
     /// `TRAILWATCH_DOCS_URL`, where findings and alerts link for each fix.
     pub docs_url: String,
     /// `TRAILWATCH_LEDGER_TABLE`: the DynamoDB table that keeps overlapping runs from alerting
@@ -376,6 +379,14 @@ impl Config {
                 "arn:aws:events:REGION:ACCOUNT:rule/NAME",
             )?,
         };
+        let iam_reads = match get("TRAILWATCH_IAM_READS") {
+            None => IamReads::default(),
+            Some(text) => text.parse().map_err(|reason| ConfigError {
+                variable: "TRAILWATCH_IAM_READS",
+                value: text,
+                reason,
+            })?,
+        };
         let remediation = auto_remediation(&get)?;
         let org = match get("TRAILWATCH_ORG_ROLE_NAME") {
             None => None,
@@ -393,6 +404,7 @@ impl Config {
             gap_window,
             warnings,
             concurrency,
+            iam_reads,
             docs_url: get("TRAILWATCH_DOCS_URL").unwrap_or_else(|| DEFAULT_DOCS_URL.into()),
         })
     }
@@ -420,6 +432,7 @@ mod tests {
         assert_eq!(c.max_delivery_age, Duration::hours(4));
         assert_eq!(c.gap_window, Duration::hours(24));
         assert_eq!(c.concurrency, DEFAULT_CONCURRENCY);
+        assert_eq!(c.iam_reads, IamReads::Auto);
         assert_eq!(c.ledger_table, None);
         assert_eq!(c.org, None);
         assert_eq!(c.remediation, AutoRemediation::default());
@@ -547,6 +560,7 @@ mod tests {
             ("TRAILWATCH_GAP_WINDOW_HOURS", "48"),
             ("TRAILWATCH_WARNINGS", "no"),
             ("TRAILWATCH_CONCURRENCY", "4"),
+            ("TRAILWATCH_IAM_READS", "Per-Role"),
             ("TRAILWATCH_LEDGER_TABLE", "trailwatch-alert-ledger"),
             (
                 "TRAILWATCH_MONITOR_RESOURCES",
@@ -566,6 +580,7 @@ mod tests {
         assert_eq!(c.max_delivery_age, Duration::hours(6));
         assert_eq!(c.gap_window, Duration::hours(48));
         assert_eq!(c.concurrency, 4);
+        assert_eq!(c.iam_reads, IamReads::PerRole);
         assert_eq!(c.ledger_table.as_deref(), Some("trailwatch-alert-ledger"));
         assert!(c
             .monitor
@@ -582,6 +597,7 @@ mod tests {
             ("TRAILWATCH_MAX_DELIVERY_AGE_HOURS", "24h"),
             ("TRAILWATCH_GAP_WINDOW_HOURS", "0"),
             ("TRAILWATCH_CONCURRENCY", "0"),
+            ("TRAILWATCH_IAM_READS", "sometimes"),
             ("TRAILWATCH_SNS_TOPIC_ARN", "alerts"),
             (
                 "TRAILWATCH_LEDGER_TABLE",

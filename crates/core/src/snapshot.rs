@@ -381,7 +381,8 @@ pub struct LogGroupSnapshot {
     /// The metric alarms of the log group's region; only filled when the group has filters.
     pub alarms: Observed<Vec<MetricAlarm>>,
     /// The streams with the newest events first (`DescribeLogStreams` by `LastEventTime`,
-    /// descending), as many pages as it takes to see every region the trail writes from.
+    /// descending), one page. Empty, unread, when every trail on the group is stopped and
+    /// single-region: no verdict reads them then.
     #[serde(default = "no_streams")]
     pub streams: Observed<Vec<LogStream>>,
     /// `DescribeLogStreams` had more pages than the one read: streams whose newest event is

@@ -62,6 +62,14 @@ data "aws_iam_policy_document" "evaluate" {
     ]
     resources = ["arn:${local.partition}:iam::${local.account}:role/*"]
   }
+  # Several delivery roles in a small account are read in one listing (README, "Where the
+  # IAM reads go"). Neither action has a resource type: AWS accepts only "*". Without this
+  # statement trailwatch reads each role on its own.
+  statement {
+    sid       = "ListDeliveryRolesAtOnce"
+    actions   = ["iam:GetAccountAuthorizationDetails", "iam:GetAccountSummary"]
+    resources = ["*"]
+  }
   # Attached policies may be the account's own or AWS managed ones.
   statement {
     sid     = "ReadDeliveryRolePolicies"
