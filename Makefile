@@ -107,6 +107,8 @@ BENCH_SHAPES := 3x3 17x3 17x20
 # Organisations of this many accounts, each with one healthy trail, scanned with --org; the
 # largest again with 16 accounts at once, to see what concurrency costs in memory.
 BENCH_ORGS := 1 10 50
+# Accounts of this many roles, for where reading every role at once stops winning.
+BENCH_IAM_ROLES := 10 100 1000
 
 bench: venv bench-lambda
 	cargo bench --quiet -p trailwatch-core --bench core
@@ -124,6 +126,9 @@ bench: venv bench-lambda
 	for accounts in $(BENCH_ORGS); do \
 		scripts/with-moto $(CARGO_TARGET_DIR)/debug/bench-scan org \
 			$(CARGO_TARGET_DIR)/release/trailwatch $$accounts $(BENCH_DIR) || exit 1; \
+	done
+	for roles in $(BENCH_IAM_ROLES); do \
+		scripts/with-moto $(CARGO_TARGET_DIR)/debug/bench-scan iam $$roles $(BENCH_DIR) || exit 1; \
 	done
 	BENCH_ACCOUNT_CONCURRENCY=16 scripts/with-moto $(CARGO_TARGET_DIR)/debug/bench-scan org \
 		$(CARGO_TARGET_DIR)/release/trailwatch 50 $(BENCH_DIR)

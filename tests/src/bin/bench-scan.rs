@@ -26,9 +26,17 @@
 //!   its first event is its init (cold start), the time until it answers is the scan, of 3
 //!   regions × 3 healthy trails. Five cold starts; the medians and the zip's size go to
 //!   `OUT_DIR/lambda-<LABEL>.json`.
+//! - `bench-scan iam ROLES OUT_DIR` measures where reading delivery roles all at once stops
+//!   winning: in a fresh account of ROLES roles (each with CloudTrail's trust and one inline
+//!   policy, as a delivery role is), it reads 1, 2, 4, ... of them one at a time
+//!   (`per-role`), with `GetAccountAuthorizationDetails` (`account-details`) and as the cost
+//!   model picks (`auto`), 5 times each, and writes the medians and the calls to
+//!   `OUT_DIR/iam-<ROLES>.json`.
 //! - `bench-scan peers-seed` seeds the account `make bench-peers` times trailwatch, Prowler and
 //!   Cloud Custodian on: in each of 3 regions a healthy trail, an S3-only trail and a stopped
 //!   one. It prints the account's credentials as shell `export` lines, and the regions.
+//! - `bench-scan peers-calls TRAILWATCH OUT_DIR` seeds the same account and counts the calls
+//!   of one `TRAILWATCH scan` of it, by operation, into `OUT_DIR/peers-calls.json`.
 //! - `bench-scan peers-table HYPERFINE_JSON PROWLER CUSTODIAN TRAILWATCH` prints hyperfine's
 //!   medians of the three as a Markdown table, with the ratios to trailwatch against the goals
 //!   (at least 100× Prowler, 10× Custodian) and what each found.
@@ -100,7 +108,9 @@ async fn main() -> Result<()> {
             );
             latency(Path::new(binary), regions, trails, delay_ms, Path::new(out)).await
         }
+        ["iam", roles, out] => iam(roles.parse().context("ROLES")?, Path::new(out)).await,
         ["peers-seed"] => peers_seed().await,
+        ["peers-calls", binary, out] => peers_calls(Path::new(binary), Path::new(out)).await,
         ["peers-table", hyperfine, prowler, custodian, trailwatch] => {
             peers_table(Path::new(hyperfine), [prowler, custodian, trailwatch])
         }
@@ -109,7 +119,7 @@ async fn main() -> Result<()> {
         }
         ["table", out] => table(Path::new(out)),
         _ => bail!(
-            "usage: bench-scan run TRAILWATCH REGIONS TRAILS OUT_DIR | bench-scan latency TRAILWATCH REGIONS TRAILS DELAY_MS OUT_DIR | bench-scan org TRAILWATCH ACCOUNTS OUT_DIR | bench-scan recheck TRAILWATCH OUT_DIR | bench-scan peers-seed | bench-scan peers-table HYPERFINE_JSON PROWLER CUSTODIAN TRAILWATCH | bench-scan lambda ZIP BOOTSTRAP LABEL OUT_DIR | bench-scan table OUT_DIR"
+            "usage: bench-scan run TRAILWATCH REGIONS TRAILS OUT_DIR | bench-scan latency TRAILWATCH REGIONS TRAILS DELAY_MS OUT_DIR | bench-scan org TRAILWATCH ACCOUNTS OUT_DIR | bench-scan recheck TRAILWATCH OUT_DIR | bench-scan iam ROLES OUT_DIR | bench-scan peers-seed | bench-scan peers-calls TRAILWATCH OUT_DIR | bench-scan peers-table HYPERFINE_JSON PROWLER CUSTODIAN TRAILWATCH | bench-scan lambda ZIP BOOTSTRAP LABEL OUT_DIR | bench-scan table OUT_DIR"
         ),
     }
 }
@@ -337,9 +347,10 @@ async fn run(binary: &Path, region_count: usize, trails: usize, out: &Path) -> R
 
     let calls: u64 = by_operation.values().sum();
     let total_trails = region_count * trails;
-    // One DescribeTrails per region, one GetTrailStatus per trail, and one fetch per distinct
-    // log group and per distinct role; here every trail has its own of each.
-    let minimum = (region_count + 3 * total_trails) as u64;
+    // One DescribeTrails per region, one GetTrailStatus per trail, one page of a region's
+    // log groups, and one listing of the account's roles: the fewest reads that find out what
+    // the trails name.
+    let minimum = (2 * region_count + total_trails + 1) as u64;
     let result = json!({
         "regions": region_count,
         "trails_per_region": trails,
@@ -447,9 +458,19 @@ async fn organization(binary: &Path, count: usize, out: &Path) -> Result<()> {
 /// CloudWatch Logs as they should, a third S3-only, a third stopped, so every tool has
 /// failures to find. Prints what the timed commands need as shell `export` lines.
 async fn peers_seed() -> Result<()> {
-    let regions = &ORG_REGIONS;
     let account = Account::fresh().await?;
-    for (index, region) in regions.iter().enumerate() {
+    seed_peers(&account).await?;
+    for (key, value) in account.env() {
+        println!("export {key}='{value}'");
+    }
+    println!("export PEER_REGIONS='{}'", ORG_REGIONS.join(" "));
+    Ok(())
+}
+
+/// The peers' account: in each region a healthy trail (the first multi-region), an S3-only
+/// one and a stopped one.
+async fn seed_peers(account: &Account) -> Result<()> {
+    for (index, region) in ORG_REGIONS.iter().enumerate() {
         account
             .healthy_trail(&format!("healthy-{region}"), region, index == 0)
             .await?;
@@ -468,10 +489,41 @@ async fn peers_seed() -> Result<()> {
             .send()
             .await?;
     }
-    for (key, value) in account.env() {
-        println!("export {key}='{value}'");
+    Ok(())
+}
+
+/// The calls trailwatch's scan of the peers' account makes, by operation, through the fault
+/// proxy: `OUT_DIR/peers-calls.json`.
+async fn peers_calls(binary: &Path, out: &Path) -> Result<()> {
+    let account = Account::fresh().await?;
+    seed_peers(&account).await?;
+    let regions = ORG_REGIONS.join(",");
+    let args = [
+        "scan",
+        "--regions",
+        &regions,
+        "--output",
+        "json",
+        "--fail-on",
+        "never",
+    ];
+    let measured = measure(binary, &args, &account).await?;
+    let calls: u64 = measured.by_operation.values().sum();
+    println!(
+        "peers' account: {calls} calls, {:.0} ms through the proxy",
+        measured.wall_ms
+    );
+    for (operation, count) in &measured.by_operation {
+        println!("  {operation}: {count}");
     }
-    println!("export PEER_REGIONS='{}'", regions.join(" "));
+    std::fs::create_dir_all(out)?;
+    std::fs::write(
+        out.join("peers-calls.json"),
+        serde_json::to_string_pretty(&json!({
+            "api_calls": calls,
+            "by_operation": measured.by_operation,
+        }))?,
+    )?;
     Ok(())
 }
 
@@ -533,6 +585,83 @@ fn peers_table(hyperfine: &Path, found: [&&str; 3]) -> Result<()> {
 
 /// The event path, replayed as the trail-change function runs it: what a change that concerns
 /// no trail costs, and what a StopLogging costs.
+/// The two ways of reading delivery roles, and the cost model's pick, in an account of
+/// `roles` roles (see the module's doc).
+async fn iam(roles: usize, out: &Path) -> Result<()> {
+    use trailwatch_aws::{IamReads, Inventory};
+    anyhow::ensure!(roles > 0, "ROLES must be at least 1");
+    let account = Account::fresh().await?;
+    let trust = trailwatch_tests::cloudtrail_trust(&account.id);
+    let arns: Vec<String> = stream::iter(0..roles)
+        .map(|n| {
+            let (account, trust) = (&account, &trust);
+            async move {
+                let policy = trailwatch_tests::delivery_policy(&format!(
+                    "arn:aws:logs:us-east-1:{}:log-group:cloudtrail/t{n}:*",
+                    account.id
+                ));
+                account
+                    .role(&format!("delivery-{n:05}"), trust, &[("deliver", policy)])
+                    .await
+            }
+        })
+        .buffered(8)
+        .try_collect()
+        .await?;
+    let mut rows = Vec::new();
+    let mut delivering = 1;
+    while delivering <= roles.min(64) {
+        let wanted: std::collections::BTreeSet<_> = arns[..delivering]
+            .iter()
+            .filter_map(|arn| trailwatch_core::arn::RoleRef::from_arn(arn))
+            .collect();
+        let mut row = serde_json::Map::new();
+        row.insert("delivery_roles".into(), delivering.into());
+        for (label, reads) in [
+            ("per-role", IamReads::PerRole),
+            ("account-details", IamReads::AccountDetails),
+            ("auto", IamReads::Auto),
+        ] {
+            let mut walls = Vec::new();
+            let mut calls = 0;
+            for _ in 0..5 {
+                let inventory =
+                    trailwatch_aws::CloudTrailInventory::new(&account.sdk, 8).with_iam_reads(reads);
+                let started = Instant::now();
+                let read = inventory.roles(wanted.clone()).await;
+                walls.push(started.elapsed().as_secs_f64() * 1000.0);
+                calls = inventory.api_calls();
+                anyhow::ensure!(
+                    read.len() == delivering && read.values().all(|r| matches!(r, Ok(Some(_)))),
+                    "{label} did not read every role: {read:?}"
+                );
+            }
+            walls.sort_by(f64::total_cmp);
+            row.insert(
+                label.into(),
+                json!({"median_ms": (walls[2] * 10.0).round() / 10.0, "calls": calls}),
+            );
+        }
+        println!(
+            "{roles} roles, {delivering} delivering: per-role {} ms, account-details {} ms, auto {} ms ({} calls)",
+            row["per-role"]["median_ms"], row["account-details"]["median_ms"],
+            row["auto"]["median_ms"], row["auto"]["calls"]
+        );
+        rows.push(Value::Object(row));
+        delivering *= 2;
+    }
+    std::fs::create_dir_all(out)?;
+    std::fs::write(
+        out.join(format!("iam-{roles}.json")),
+        serde_json::to_string_pretty(&json!({
+            "roles": roles,
+            "rows": rows,
+            "machine": machine(),
+        }))?,
+    )?;
+    Ok(())
+}
+
 async fn recheck(binary: &Path, out: &Path) -> Result<()> {
     anyhow::ensure!(binary.exists(), "{} is missing", binary.display());
     let regions = &REGIONS[..3];
@@ -976,6 +1105,25 @@ fn table(out: &Path) -> Result<()> {
         );
         for (operation, count) in largest["by_operation"].as_object().into_iter().flatten() {
             println!("| `{operation}` | {count} |");
+        }
+    }
+    let mut iam = results(out, "iam-")?;
+    iam.sort_by_key(|r| r["roles"].as_u64());
+    if !iam.is_empty() {
+        println!("\n| roles in the account | delivery roles | per-role | account-details | auto (calls) |");
+        println!("|---|---|---|---|---|");
+    }
+    for r in &iam {
+        for row in r["rows"].as_array().into_iter().flatten() {
+            println!(
+                "| {} | {} | {} ms | {} ms | {} ms ({}) |",
+                r["roles"],
+                row["delivery_roles"],
+                row["per-role"]["median_ms"],
+                row["account-details"]["median_ms"],
+                row["auto"]["median_ms"],
+                row["auto"]["calls"],
+            );
         }
     }
     let mut orgs = results(out, "org-")?;
