@@ -322,6 +322,16 @@ impl FaultProxy {
             .collect()
     }
 
+    /// How many `operation` requests arrived so far, faulted or forwarded.
+    pub fn count(&self, operation: &str) -> usize {
+        self.seen
+            .lock()
+            .expect("seen lock")
+            .iter()
+            .filter(|c| c.operation == operation)
+            .count()
+    }
+
     /// The IAM actions of every request so far, such as `cloudtrail:DescribeTrails`.
     pub fn iam_actions(&self) -> BTreeSet<String> {
         self.seen

@@ -64,6 +64,17 @@ async fn account_of_every_role() -> Result<Account> {
     Ok(acct)
 }
 
+/// A scan of `acct` reading roles as `reads`, through a fresh proxy that watches its calls.
+async fn scan_watched(acct: &Account, reads: IamReads) -> Result<(ScanReport, FaultProxy)> {
+    let proxy = FaultProxy::start(&endpoint()?).await?;
+    let (report, _) = acct
+        .via(&proxy.endpoint)
+        .await
+        .scan_reading_roles(&[HOME], reads)
+        .await?;
+    Ok((report, proxy))
+}
+
 /// The IAM operations a scan through `proxy` called.
 fn iam_operations(proxy: &FaultProxy) -> BTreeSet<String> {
     proxy
@@ -85,18 +96,8 @@ fn status_of(report: &ScanReport, trail: &str) -> (Status, Vec<ReasonCode>) {
 #[tokio::test]
 async fn both_ways_of_reading_roles_reach_the_same_verdicts() -> Result<()> {
     let acct = account_of_every_role().await?;
-    let one_by_one = FaultProxy::start(&endpoint()?).await?;
-    let (per_role, _) = acct
-        .via(&one_by_one.endpoint)
-        .await
-        .scan_reading_roles(&[HOME], IamReads::PerRole)
-        .await?;
-    let at_once = FaultProxy::start(&endpoint()?).await?;
-    let (listed, _) = acct
-        .via(&at_once.endpoint)
-        .await
-        .scan_reading_roles(&[HOME], IamReads::AccountDetails)
-        .await?;
+    let (per_role, one_by_one) = scan_watched(&acct, IamReads::PerRole).await?;
+    let (listed, at_once) = scan_watched(&acct, IamReads::AccountDetails).await?;
 
     assert_eq!(listed.evaluations, per_role.evaluations);
     // The verdicts are the ones each role earns, not merely equal.
@@ -143,8 +144,7 @@ async fn a_refused_listing_falls_back_to_reading_each_role() -> Result<()> {
 #[tokio::test]
 async fn the_cost_model_lists_a_small_account_and_reads_a_lone_role_alone() -> Result<()> {
     let acct = account_of_every_role().await?;
-    let proxy = FaultProxy::start(&endpoint()?).await?;
-    let (report, _) = acct.via(&proxy.endpoint).await.scan(&[HOME]).await?;
+    let (report, proxy) = scan_watched(&acct, IamReads::Auto).await?;
     // Four delivery roles (16 calls or more alone) in an account of a few roles and policies.
     assert_eq!(
         iam_operations(&proxy),
@@ -157,8 +157,7 @@ async fn the_cost_model_lists_a_small_account_and_reads_a_lone_role_alone() -> R
 
     let lone = Account::fresh().await?;
     lone.healthy_trail("alone", HOME, true).await?;
-    let proxy = FaultProxy::start(&endpoint()?).await?;
-    let (report, _) = lone.via(&proxy.endpoint).await.scan(&[HOME]).await?;
+    let (report, proxy) = scan_watched(&lone, IamReads::Auto).await?;
     assert_eq!(report.summary.fail, 0, "{report:#?}");
     assert_eq!(
         iam_operations(&proxy),

@@ -172,11 +172,7 @@ async fn a_regions_log_groups_are_described_together_and_a_deleted_one_is_missin
     let proxy = trailwatch_tests::fault::FaultProxy::start(&trailwatch_tests::endpoint()?).await?;
     let (report, _) = acct.via(&proxy.endpoint).await.scan(&[HOME]).await?;
 
-    let described = proxy
-        .seen()
-        .iter()
-        .filter(|(_, op)| op == "DescribeLogGroups")
-        .count();
+    let described = proxy.count("DescribeLogGroups");
     assert_eq!(
         described, 1,
         "one page for cloudtrail/*, not one call per group"
@@ -209,11 +205,7 @@ async fn a_stopped_single_region_trails_streams_are_not_read() -> Result<()> {
     let proxy = trailwatch_tests::fault::FaultProxy::start(&trailwatch_tests::endpoint()?).await?;
     let (report, _) = acct.via(&proxy.endpoint).await.scan(&[HOME]).await?;
 
-    let streams_read = proxy
-        .seen()
-        .iter()
-        .filter(|(_, op)| op == "DescribeLogStreams")
-        .count();
+    let streams_read = proxy.count("DescribeLogStreams");
     assert_eq!(
         streams_read, 2,
         "running and stopped-everywhere, not stopped"

@@ -498,16 +498,7 @@ async fn peers_calls(binary: &Path, out: &Path) -> Result<()> {
     let account = Account::fresh().await?;
     seed_peers(&account).await?;
     let regions = ORG_REGIONS.join(",");
-    let args = [
-        "scan",
-        "--regions",
-        &regions,
-        "--output",
-        "json",
-        "--fail-on",
-        "never",
-    ];
-    let measured = measure(binary, &args, &account).await?;
+    let measured = measure(binary, &scan_arguments(&regions), &account).await?;
     let calls: u64 = measured.by_operation.values().sum();
     println!(
         "peers' account: {calls} calls, {:.0} ms through the proxy",

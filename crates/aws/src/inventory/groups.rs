@@ -74,15 +74,16 @@ pub(crate) fn settle_page(
 
 impl CloudTrailInventory {
     /// The groups of `names` in `region` that one shared-prefix page settles; the others are
-    /// left to [`CloudTrailInventory::describe_group`]. A single group, or names that share
-    /// no prefix (the page would be the region's first 50 groups), are not batched.
+    /// left to [`CloudTrailInventory::describe_group`]. Names that share no prefix are not
+    /// batched: the page would be the region's first 50 groups. (The caller batches only
+    /// regions of several groups.)
     pub(crate) async fn describe_groups(
         &self,
         region: &str,
         names: &BTreeSet<String>,
     ) -> BTreeMap<String, Observed<Option<LogGroup>>> {
         let prefix = common_prefix(names);
-        if names.len() < 2 || prefix.is_empty() {
+        if prefix.is_empty() {
             return BTreeMap::new();
         }
         let page = self

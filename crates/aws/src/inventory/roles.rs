@@ -253,7 +253,8 @@ fn default_version(arn: &str, policy: &ManagedPolicyDetail) -> Observed<NamedPol
 impl CloudTrailInventory {
     /// The snapshots of `wanted`, by ARN, read the cheaper way.
     pub async fn roles(&self, wanted: BTreeSet<RoleRef>) -> BTreeMap<String, RoleSnapshot> {
-        let listed = match self.iam_reads {
+        let mut listed = match self.iam_reads {
+            _ if wanted.is_empty() => BTreeMap::new(),
             IamReads::PerRole => BTreeMap::new(),
             IamReads::AccountDetails => self.account_details(&wanted).await,
             IamReads::Auto if wanted.len() < FEWEST_ROLES_FOR_DETAILS => BTreeMap::new(),
@@ -267,9 +268,9 @@ impl CloudTrailInventory {
         let mut snapshots: BTreeMap<String, RoleSnapshot> = BTreeMap::new();
         let mut alone = Vec::new();
         for role in wanted {
-            match listed.get(&role.name) {
+            match listed.remove(&role.name) {
                 Some(snapshot) => {
-                    snapshots.insert(role.arn, snapshot.clone());
+                    snapshots.insert(role.arn, snapshot);
                 }
                 None => alone.push(role),
             }
