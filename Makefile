@@ -9,7 +9,7 @@ VENV := .venv
 VENV_STAMP := $(VENV)/.installed
 DEMO_REGIONS := us-east-1,eu-west-1,ap-southeast-2
 
-.PHONY: help venv infra-venv browser build build-cli demo test fuzz bench bench-peers bench-lambda lint lint-infra sam-build deploy clean
+.PHONY: help venv infra-venv browser build build-cli demo test fuzz bench bench-peers bench-lambda dashboard-preview lint lint-infra sam-build deploy clean
 
 help:
 	@echo "make demo   run trailwatch against a seeded AWS emulator (moto)"
@@ -20,6 +20,7 @@ help:
 	@echo "make build  the three Lambda zips (x86_64, provided.al2023) under target/lambda/"
 	@echo "make bench-peers  trailwatch, Prowler and Cloud Custodian side by side (target/bench/peers.md)"
 	@echo "make bench-lambda  the scheduled-scan zip's cold start and scan, as Lambda runs it"
+	@echo "make dashboard-preview  the CloudWatch dashboard's panels, drawn from the template into docs/dashboard.png"
 	@echo "make deploy sam build + sam deploy (--guided the first time) of infra/template.yaml"
 	@echo "make sam-build  only the sam build step, offline"
 
@@ -77,6 +78,11 @@ TEST_LOG := $(CARGO_TARGET_DIR)/trailwatch-test.log
 browser:
 	@{ [ -n "$${TRAILWATCH_CHROMIUM:-}" ] && [ -x "$$TRAILWATCH_CHROMIUM" ]; } || \
 	  scripts/apt-install chromium chromium "for the HTML report's browser test (or set TRAILWATCH_CHROMIUM)"
+
+# The dashboard's panels drawn from infra/template.yaml into docs/dashboard.png, for the README:
+# a layout preview, since there is no console without AWS.
+dashboard-preview: venv browser
+	$(VENV)/bin/python scripts/dashboard-preview docs/dashboard.png
 
 # The property tests draw from a seed fixed per commit: new inputs with each commit, and a CI
 # failure that reproduces on a rerun. `make fuzz` explores from a random seed.

@@ -1315,20 +1315,34 @@ fn strings_in(value: &Value) -> Vec<&str> {
 
 /// The metric names the functions' EMF lines declare, from the core that prints them.
 fn emitted_metrics() -> Result<BTreeSet<String>> {
-    let at = chrono::Utc::now();
-    let lines = [
-        trailwatch_core::metrics::emf_line("scheduled-scan", at, &Default::default()),
-        trailwatch_core::metrics::emf_organization_line("scheduled-scan", at, &Default::default()),
-    ];
+    let mut names = run_metrics()?;
+    names.extend(declared_metrics(
+        &trailwatch_core::metrics::emf_organization_line(
+            "scheduled-scan",
+            chrono::Utc::now(),
+            &Default::default(),
+        ),
+    )?);
+    Ok(names)
+}
+
+/// The metrics of one run (an account's scan or a re-check), which every function prints.
+fn run_metrics() -> Result<BTreeSet<String>> {
+    declared_metrics(&trailwatch_core::metrics::emf_line(
+        "scheduled-scan",
+        chrono::Utc::now(),
+        &Default::default(),
+    ))
+}
+
+fn declared_metrics(line: &str) -> Result<BTreeSet<String>> {
+    let line: Value = serde_json::from_str(line)?;
     let mut names = BTreeSet::new();
-    for line in lines {
-        let line: Value = serde_json::from_str(&line)?;
-        for metric in line["_aws"]["CloudWatchMetrics"][0]["Metrics"]
-            .as_array()
-            .context("declared metrics")?
-        {
-            names.insert(metric["Name"].as_str().context("a name")?.to_string());
-        }
+    for metric in line["_aws"]["CloudWatchMetrics"][0]["Metrics"]
+        .as_array()
+        .context("declared metrics")?
+    {
+        names.insert(metric["Name"].as_str().context("a name")?.to_string());
     }
     Ok(names)
 }
@@ -1344,11 +1358,14 @@ fn the_dashboards_chart_what_the_functions_emit() -> Result<()> {
         .context("the dashboard body")?
         .replace("${AWS::Region}", "us-east-1")
         .replace("${ScheduledScanFunction}", "scan-function")
-        .replace("${TrailChangeFunction}", "recheck-function");
+        .replace("${TrailChangeFunction}", "recheck-function")
+        .replace("${AWS::StackName}", "stack");
     let body: Value = serde_json::from_str(&body).context("the dashboard body is JSON")?;
     let widgets = body["widgets"].as_array().context("widgets")?;
     let mut charted = BTreeSet::new();
+    let mut charted_per_function = BTreeSet::new();
     let mut lambda = BTreeSet::new();
+    let mut queues = BTreeSet::new();
     for widget in widgets {
         for metric in widget["properties"]["metrics"]
             .as_array()
@@ -1358,10 +1375,23 @@ fn the_dashboards_chart_what_the_functions_emit() -> Result<()> {
             match namespace.as_str() {
                 Some("trailwatch") => {
                     assert!(
-                        dimension == "scheduled-scan" || dimension == "trail-change",
+                        ["scheduled-scan", "trail-change", "account-worker"]
+                            .contains(&dimension.as_str().unwrap()),
                         "{metric}"
                     );
                     charted.insert(name.as_str().unwrap().to_string());
+                    charted_per_function.insert(format!(
+                        "{}/{}",
+                        dimension.as_str().unwrap(),
+                        name.as_str().unwrap()
+                    ));
+                }
+                Some("AWS/SQS") => {
+                    queues.insert(format!(
+                        "{}/{}",
+                        dimension.as_str().unwrap(),
+                        name.as_str().unwrap()
+                    ));
                 }
                 Some("AWS/Lambda") => {
                     lambda.insert(format!(
@@ -1375,6 +1405,27 @@ fn the_dashboards_chart_what_the_functions_emit() -> Result<()> {
         }
     }
     assert_eq!(charted, emitted_metrics()?);
+    // In a fanned-out organisation the account workers print every account's run line.
+    for name in run_metrics()? {
+        assert!(
+            charted_per_function.contains(&format!("account-worker/{name}")),
+            "the dashboard does not chart the account workers' {name}"
+        );
+    }
+    // The worker and its queue are named, not referenced (they exist only in organisation
+    // mode): the names must be the ones the template gives them.
+    assert_eq!(
+        resource(&sam, "AccountWorkerFunction")["Properties"]["FunctionName"]["!Sub"],
+        "${AWS::StackName}-account-worker"
+    );
+    assert_eq!(
+        resource(&sam, "AccountDeadLetterQueue")["Properties"]["QueueName"]["!Sub"],
+        "${AWS::StackName}-accounts-dlq"
+    );
+    assert_eq!(
+        queues,
+        BTreeSet::from(["stack-accounts-dlq/ApproximateNumberOfMessagesVisible".to_string()])
+    );
     assert_eq!(
         lambda,
         BTreeSet::from(
@@ -1382,7 +1433,9 @@ fn the_dashboards_chart_what_the_functions_emit() -> Result<()> {
                 "recheck-function/Errors",
                 "recheck-function/Throttles",
                 "scan-function/Errors",
-                "scan-function/Throttles"
+                "scan-function/Throttles",
+                "stack-account-worker/Errors",
+                "stack-account-worker/Throttles"
             ]
             .map(String::from)
         )
@@ -1403,6 +1456,14 @@ fn the_dashboards_chart_what_the_functions_emit() -> Result<()> {
         assert!(
             terraform.contains(&format!("[\"trailwatch\", \"{name}\"")),
             "Terraform does not chart {name}"
+        );
+    }
+    for name in run_metrics()? {
+        assert!(
+            terraform.contains(&format!(
+                "[\"trailwatch\", \"{name}\", \"Function\", \"account-worker\""
+            )),
+            "Terraform does not chart the account workers' {name}"
         );
     }
     Ok(())

@@ -6,7 +6,11 @@ locals {
   dashboard_functions = {
     scan    = aws_lambda_function.function["scheduled-scan"].function_name
     recheck = aws_lambda_function.function["trail-change"].function_name
+    # Named, not referenced: the worker and its queue exist only in organisation mode, and
+    # their series stay empty without it.
+    worker = "${var.name}-account-worker"
   }
+  dashboard_account_dead_letters = "${var.name}-accounts-dlq"
   dashboard_widget = {
     type   = "metric"
     width  = 12
@@ -26,6 +30,8 @@ resource "aws_cloudwatch_dashboard" "monitor" {
           metrics = [
             ["trailwatch", "TrailsEvaluated", "Function", "scheduled-scan", { label = "evaluated" }],
             ["trailwatch", "TrailsFailing", "Function", "scheduled-scan", { label = "failing" }],
+            ["trailwatch", "TrailsEvaluated", "Function", "account-worker", { label = "evaluated by account workers" }],
+            ["trailwatch", "TrailsFailing", "Function", "account-worker", { label = "failing, from account workers" }],
           ]
         }
       }),
@@ -37,6 +43,7 @@ resource "aws_cloudwatch_dashboard" "monitor" {
           metrics = [
             ["trailwatch", "Errors", "Function", "scheduled-scan", { label = "hourly scan" }],
             ["trailwatch", "Errors", "Function", "trail-change", { label = "change re-check" }],
+            ["trailwatch", "Errors", "Function", "account-worker", { label = "account workers" }],
           ]
         }
       }),
@@ -48,6 +55,7 @@ resource "aws_cloudwatch_dashboard" "monitor" {
           metrics = [
             ["trailwatch", "Transitions", "Function", "scheduled-scan", { label = "hourly scan" }],
             ["trailwatch", "Transitions", "Function", "trail-change", { label = "change re-check" }],
+            ["trailwatch", "Transitions", "Function", "account-worker", { label = "account workers" }],
           ]
         }
       }),
@@ -59,8 +67,10 @@ resource "aws_cloudwatch_dashboard" "monitor" {
           metrics = [
             ["trailwatch", "Duration", "Function", "scheduled-scan", { label = "scan duration" }],
             ["trailwatch", "Duration", "Function", "trail-change", { label = "re-check duration" }],
+            ["trailwatch", "Duration", "Function", "account-worker", { label = "one account's duration" }],
             ["trailwatch", "ApiCalls", "Function", "scheduled-scan", { label = "scan API calls", yAxis = "right" }],
             ["trailwatch", "ApiCalls", "Function", "trail-change", { label = "re-check API calls", yAxis = "right", stat = "Sum" }],
+            ["trailwatch", "ApiCalls", "Function", "account-worker", { label = "one account's API calls", yAxis = "right" }],
           ]
         }
       }),
@@ -74,6 +84,7 @@ resource "aws_cloudwatch_dashboard" "monitor" {
             ["trailwatch", "AccountsScanned", "Function", "scheduled-scan", { label = "scanned" }],
             ["trailwatch", "AccountsUnreachable", "Function", "scheduled-scan", { label = "unreachable" }],
             ["trailwatch", "OrganizationDuration", "Function", "scheduled-scan", { label = "organisation run (ms)", yAxis = "right" }],
+            ["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName", local.dashboard_account_dead_letters, { label = "accounts dead-lettered" }],
           ]
         }
       }),
@@ -87,6 +98,8 @@ resource "aws_cloudwatch_dashboard" "monitor" {
             ["AWS/Lambda", "Throttles", "FunctionName", local.dashboard_functions.scan, { label = "scan throttles" }],
             ["AWS/Lambda", "Errors", "FunctionName", local.dashboard_functions.recheck, { label = "re-check errors" }],
             ["AWS/Lambda", "Throttles", "FunctionName", local.dashboard_functions.recheck, { label = "re-check throttles" }],
+            ["AWS/Lambda", "Errors", "FunctionName", local.dashboard_functions.worker, { label = "account worker errors" }],
+            ["AWS/Lambda", "Throttles", "FunctionName", local.dashboard_functions.worker, { label = "account worker throttles" }],
           ]
         }
       }),
