@@ -115,6 +115,10 @@ BENCH_SHAPES := 3x3 17x3 17x20
 BENCH_ORGS := 1 10 50
 # Accounts of this many roles, for where reading every role at once stops winning.
 BENCH_IAM_ROLES := 10 100 1000
+# Requests in flight for the latency shape: the default of 8, and either side of it. moto
+# answers one request at a time, about 200 a second, which 8 in flight at 40 ms already asks
+# for; 4 shows trailwatch's own scheduling against the bound without that floor.
+BENCH_LATENCY_IN_FLIGHT := 4 8 16
 
 bench: venv bench-lambda
 	cargo bench --quiet -p trailwatch-core --bench core
@@ -127,8 +131,10 @@ bench: venv bench-lambda
 	done
 	@# The 17 x 20 shape again with every call 40 ms away, a regional round trip, against the
 	@# bound of its call graph.
-	scripts/with-moto $(CARGO_TARGET_DIR)/debug/bench-scan latency \
-		$(CARGO_TARGET_DIR)/release/trailwatch 17 20 40 $(BENCH_DIR)
+	for in_flight in $(BENCH_LATENCY_IN_FLIGHT); do \
+		TRAILWATCH_CONCURRENCY=$$in_flight scripts/with-moto $(CARGO_TARGET_DIR)/debug/bench-scan \
+			latency $(CARGO_TARGET_DIR)/release/trailwatch 17 20 40 $(BENCH_DIR) || exit 1; \
+	done
 	for accounts in $(BENCH_ORGS); do \
 		scripts/with-moto $(CARGO_TARGET_DIR)/debug/bench-scan org \
 			$(CARGO_TARGET_DIR)/release/trailwatch $$accounts $(BENCH_DIR) || exit 1; \
