@@ -96,6 +96,10 @@ pub enum Fault {
     /// Forwards a `BatchImportFindings` to moto, then reports its first finding as failed,
     /// the partial failure Security Hub answers with `FailedFindings`.
     RejectFirstFinding,
+    /// Answers HTTP 200 with this JSON body instead of forwarding: the response AWS documents
+    /// for an operation moto does not implement (`BatchUpdateFindings`). The request's body
+    /// is kept, for the test to read what trailwatch asked ([`FaultProxy::stood_in_for`]).
+    Answer(String),
 }
 
 /// Which requests a fault applies to; `None` matches anything.
@@ -146,9 +150,18 @@ pub struct FaultProxy {
     seen: Arc<Mutex<Vec<Call>>>,
     /// The requests moto has answered, in the order it answered them.
     answered: Arc<Mutex<Vec<Call>>>,
+    /// The bodies of the requests a [`Fault::Answer`] answered, by operation.
+    stood_in: Arc<Mutex<Vec<StoodIn>>>,
     /// Bumped on every request and every answer, so that [`FaultProxy::wait_for`] and
     /// [`FaultProxy::wait_for_answers`] wake up to count again.
     arrivals: watch::Sender<usize>,
+}
+
+/// A request a [`Fault::Answer`] answered in moto's place.
+#[derive(Debug)]
+struct StoodIn {
+    operation: String,
+    body: Vec<u8>,
 }
 
 /// One request the proxy saw.
@@ -193,6 +206,7 @@ impl Request {
         match path.split('?').next().unwrap_or_default() {
             "/findings/import" => return "BatchImportFindings".into(),
             "/findings" => return "GetFindings".into(),
+            "/findings/batchupdate" => return "BatchUpdateFindings".into(),
             _ => {}
         }
         String::from_utf8_lossy(&self.body)
@@ -224,21 +238,24 @@ impl FaultProxy {
         let injected: Arc<Mutex<Vec<(String, String, Fault)>>> = Arc::default();
         let seen: Arc<Mutex<Vec<Call>>> = Arc::default();
         let answered: Arc<Mutex<Vec<Call>>> = Arc::default();
+        let stood_in: Arc<Mutex<Vec<StoodIn>>> = Arc::default();
         let arrivals = watch::channel(0usize).0;
-        let (task_rules, task_injected, task_seen, task_answered, task_arrivals) = (
+        let (task_rules, task_injected, task_seen, task_answered, task_stood_in, task_arrivals) = (
             rules.clone(),
             injected.clone(),
             seen.clone(),
             answered.clone(),
+            stood_in.clone(),
             arrivals.clone(),
         );
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                let (rules, injected, seen, answered, arrivals, upstream) = (
+                let (rules, injected, seen, answered, stood_in, arrivals, upstream) = (
                     task_rules.clone(),
                     task_injected.clone(),
                     task_seen.clone(),
                     task_answered.clone(),
+                    task_stood_in.clone(),
                     task_arrivals.clone(),
                     upstream.clone(),
                 );
@@ -248,6 +265,7 @@ impl FaultProxy {
                         injected: &injected,
                         seen: &seen,
                         answered: &answered,
+                        stood_in: &stood_in,
                         arrivals: &arrivals,
                     };
                     // A broken connection fails only the request on it; the SDK reports it.
@@ -261,6 +279,7 @@ impl FaultProxy {
             injected,
             seen,
             answered,
+            stood_in,
             arrivals,
         })
     }
@@ -360,6 +379,17 @@ impl FaultProxy {
     pub fn injected(&self) -> Vec<(String, String, Fault)> {
         self.injected.lock().expect("injected lock").clone()
     }
+
+    /// The JSON bodies of the `operation` requests a [`Fault::Answer`] answered, in order.
+    pub fn stood_in_for(&self, operation: &str) -> Vec<serde_json::Value> {
+        self.stood_in
+            .lock()
+            .expect("stood-in lock")
+            .iter()
+            .filter(|request| request.operation == operation)
+            .map(|request| serde_json::from_slice(&request.body).unwrap_or(serde_json::Value::Null))
+            .collect()
+    }
 }
 
 async fn read_request(stream: &mut TcpStream) -> Result<Request> {
@@ -418,6 +448,7 @@ fn canned(request: &Request, fault: Fault) -> Vec<u8> {
         Fault::Timeout => unreachable!("answered by silence"),
         Fault::Hold(_) => unreachable!("forwarded once released"),
         Fault::Delay(_) => unreachable!("forwarded after the delay"),
+        Fault::Answer(_) => unreachable!("answered with its body"),
     };
     let (content_type, body) = if request.is_json_protocol() {
         (
@@ -467,6 +498,7 @@ struct Book<'a> {
     injected: &'a Mutex<Vec<(String, String, Fault)>>,
     seen: &'a Mutex<Vec<Call>>,
     answered: &'a Mutex<Vec<Call>>,
+    stood_in: &'a Mutex<Vec<StoodIn>>,
     arrivals: &'a watch::Sender<usize>,
 }
 
@@ -520,6 +552,20 @@ async fn serve(mut client: TcpStream, upstream: &str, book: Book<'_>) -> Result<
         match fault {
             Fault::RejectFirstFinding | Fault::Hold(_) => {}
             Fault::Delay(delay) => tokio::time::sleep(*delay).await,
+            Fault::Answer(answer) => {
+                if let Ok(mut log) = book.stood_in.lock() {
+                    log.push(StoodIn {
+                        operation: call.operation.clone(),
+                        body: request.body.clone(),
+                    });
+                }
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                    answer.len()
+                );
+                client.write_all(response.as_bytes()).await?;
+                return Ok(());
+            }
             Fault::Timeout => {
                 // Longer than any attempt timeout a test sets; the SDK hangs up first.
                 tokio::time::sleep(std::time::Duration::from_secs(120)).await;

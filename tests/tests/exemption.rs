@@ -4,12 +4,15 @@
 //! moto does not implement `BatchUpdateFindings`, which suppresses an existing finding; these
 //! tests create exempt trails before their first scan (the finding is born suppressed) and
 //! suppress findings the way moto can, by importing them with a person's workflow and note.
-//! The update itself is covered by the core's reconcile tests.
+//! The update itself is decided in the core's reconcile tests, and sent in
+//! `exempting_a_trail_whose_finding_exists_suppresses_it_with_batch_update_findings`, where
+//! the fault proxy stands in for Security Hub's answer.
 
 use anyhow::{Context, Result};
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::process::{Command, Output};
-use trailwatch_tests::{trailwatch_binary, Account, Deployment, TrailSpec, TRAIL};
+use trailwatch_tests::fault::{Fault, FaultProxy, Rule};
+use trailwatch_tests::{endpoint, trailwatch_binary, Account, Deployment, TrailSpec, TRAIL};
 
 const HOME: &str = "us-east-1";
 const EXEMPT_TAG: &str = "trailwatch:exempt";
@@ -258,5 +261,95 @@ async fn a_finding_a_person_suppressed_is_not_paged_again_until_a_new_reason() -
     let text = serde_json::to_string(&pages)?;
     assert!(text.contains(&audit), "{text}");
     assert!(text.contains("LOGGING_STOPPED"), "{text}");
+    Ok(())
+}
+
+/// A trail exempted after its finding exists: `BatchImportFindings` may not change a
+/// finding's workflow or note once it is created ("After a finding is created,
+/// BatchImportFindings cannot be used to update ... Note ... Workflow", API reference,
+/// BatchImportFindings), so trailwatch suppresses it with `BatchUpdateFindings`. moto does not
+/// implement that operation; the fault proxy answers it with the response the API reference
+/// documents (`ProcessedFindings`, and `UnprocessedFindings` of `FindingIdentifier`,
+/// `ErrorCode`, `ErrorMessage`, API reference, BatchUpdateFindingsUnprocessedFinding), and the
+/// test reads what trailwatch asked for. A finding Security Hub would not update is reported,
+/// not taken as done; neither run pages.
+#[tokio::test]
+async fn exempting_a_trail_whose_finding_exists_suppresses_it_with_batch_update_findings(
+) -> Result<()> {
+    let deployment = Deployment::new(true).await?;
+    let account = &deployment.account;
+    let data = account.trail(TrailSpec::new("data-events", HOME)).await?;
+    let first = deployment
+        .services(account, "scheduled scan")?
+        .run()
+        .await?;
+    assert!(first.failures.is_empty(), "{:#?}", first.failures);
+    assert_eq!(paged_trails(&deployment).await?, vec![data.clone()]);
+    let finding = account.trail_finding(HOME, "data-events").await?;
+    let identifier = json!({
+        "Id": finding.id().context("the finding's id")?,
+        "ProductArn": finding.product_arn().context("the finding's product")?,
+    });
+    tag(account, &data, "data events only; until=2099-12-31").await?;
+
+    let proxy = FaultProxy::start(&endpoint()?).await?;
+    let via = account.via(&proxy.endpoint).await;
+    // Security Hub could not update it this time.
+    proxy.add(
+        Rule::new(Fault::Answer(
+            json!({
+                "ProcessedFindings": [],
+                "UnprocessedFindings": [{
+                    "FindingIdentifier": identifier,
+                    "ErrorCode": "ConcurrentUpdateError",
+                    "ErrorMessage": "Concurrent finding updates detected",
+                }],
+            })
+            .to_string(),
+        ))
+        .on("BatchUpdateFindings")
+        .times(1),
+    );
+    let refused = deployment.services(&via, "scheduled scan")?.run().await?;
+    let failure = refused
+        .failures
+        .iter()
+        .find(|f| f.message.contains("did not update the workflow"))
+        .with_context(|| format!("the refused update is reported: {:#?}", refused.failures))?;
+    assert!(
+        failure.message.contains("ConcurrentUpdateError"),
+        "{}",
+        failure.message
+    );
+
+    // And now it could.
+    proxy.add(
+        Rule::new(Fault::Answer(
+            json!({"ProcessedFindings": [identifier], "UnprocessedFindings": []}).to_string(),
+        ))
+        .on("BatchUpdateFindings"),
+    );
+    let suppressed = deployment.services(&via, "scheduled scan")?.run().await?;
+    assert!(suppressed.failures.is_empty(), "{:#?}", suppressed.failures);
+    assert!(
+        paged_trails(&deployment).await?.is_empty(),
+        "exempting a trail pages nobody"
+    );
+    let updates = proxy.stood_in_for("BatchUpdateFindings");
+    assert_eq!(updates.len(), 2, "{updates:#?}");
+    for update in &updates {
+        assert_eq!(
+            update["FindingIdentifiers"],
+            json!([identifier]),
+            "{update:#}"
+        );
+        assert_eq!(update["Workflow"]["Status"], "SUPPRESSED", "{update:#}");
+        assert_eq!(update["Note"]["UpdatedBy"], "trailwatch", "{update:#}");
+        let note = update["Note"]["Text"].as_str().unwrap_or_default();
+        assert!(
+            note.contains("data events only") && note.contains("2099-12-31"),
+            "{note}"
+        );
+    }
     Ok(())
 }
