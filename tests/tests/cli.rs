@@ -210,3 +210,39 @@ async fn bad_arguments_exit_2_and_name_the_problem() -> Result<()> {
     assert!(String::from_utf8(age.stderr)?.contains("--max-delivery-age"));
     Ok(())
 }
+
+/// `explain` prints a code's README section, needing no AWS at all; an unknown code exits 2
+/// (a usage error, as for a bad flag) and names the codes there are.
+#[test]
+fn explain_prints_the_section_and_an_unknown_code_exits_2_listing_the_known_ones() {
+    let explain = |code: &str| {
+        Command::new(trailwatch_binary())
+            .args(["explain", code])
+            .env_clear()
+            .output()
+            .expect("trailwatch runs")
+    };
+    let known = explain("logging_stopped");
+    let text = String::from_utf8_lossy(&known.stdout);
+    assert_eq!(known.status.code(), Some(0), "{text}");
+    assert!(
+        text.starts_with("LOGGING_STOPPED (FAIL, HIGH severity)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("aws cloudtrail start-logging"),
+        "the fix is in it: {text}"
+    );
+
+    let unknown = explain("LOGGING_PAUSED");
+    let error = String::from_utf8_lossy(&unknown.stderr);
+    assert_eq!(unknown.status.code(), Some(2), "{error}");
+    assert!(unknown.stdout.is_empty());
+    for code in [
+        "CWL_NOT_CONFIGURED",
+        "LOGGING_STOPPED",
+        "EVALUATION_INCOMPLETE",
+    ] {
+        assert!(error.contains(code), "{code} missing from: {error}");
+    }
+}
