@@ -1444,7 +1444,7 @@ fn the_dashboards_chart_what_the_functions_emit() -> Result<()> {
     let terraform = std::fs::read_to_string(
         workspace_dir().join("infra/terraform/modules/trailwatch/dashboard.tf"),
     )?;
-    hcl::parse(&terraform).context("dashboard.tf parses")?;
+    let dashboard = hcl::parse(&terraform).context("dashboard.tf parses")?;
     for widget in widgets {
         let title = widget["properties"]["title"].as_str().unwrap();
         assert!(
@@ -1466,5 +1466,48 @@ fn the_dashboards_chart_what_the_functions_emit() -> Result<()> {
             "Terraform does not chart the account workers' {name}"
         );
     }
+    for series in [
+        "[\"AWS/Lambda\", \"Errors\", \"FunctionName\", local.dashboard_functions.worker",
+        "[\"AWS/Lambda\", \"Throttles\", \"FunctionName\", local.dashboard_functions.worker",
+        "[\"AWS/SQS\", \"ApproximateNumberOfMessagesVisible\", \"QueueName\", local.dashboard_account_dead_letters",
+    ] {
+        assert!(terraform.contains(series), "Terraform lacks {series}");
+    }
+    // As in SAM, the worker and its queue are named: the names must be fanout.tf's.
+    let fanout = hcl::parse(&std::fs::read_to_string(
+        workspace_dir().join("infra/terraform/modules/trailwatch/fanout.tf"),
+    )?)?;
+    let Expression::Object(functions) = local(&dashboard, "dashboard_functions") else {
+        panic!("dashboard_functions is an object");
+    };
+    let worker = functions
+        .iter()
+        .find(|(key, _)| key_name(key) == Some("worker"))
+        .map(|(_, name)| name)
+        .context("dashboard_functions.worker")?;
+    assert_eq!(
+        worker,
+        attribute(
+            &block(
+                &fanout,
+                "resource",
+                &["aws_lambda_function", "account_worker"]
+            )
+            .body,
+            "function_name"
+        )
+    );
+    assert_eq!(
+        local(&dashboard, "dashboard_account_dead_letters"),
+        attribute(
+            &block(
+                &fanout,
+                "resource",
+                &["aws_sqs_queue", "account_dead_letters"]
+            )
+            .body,
+            "name"
+        )
+    );
     Ok(())
 }

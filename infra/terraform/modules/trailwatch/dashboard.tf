@@ -67,10 +67,10 @@ resource "aws_cloudwatch_dashboard" "monitor" {
           metrics = [
             ["trailwatch", "Duration", "Function", "scheduled-scan", { label = "scan duration" }],
             ["trailwatch", "Duration", "Function", "trail-change", { label = "re-check duration" }],
-            ["trailwatch", "Duration", "Function", "account-worker", { label = "one account's duration" }],
+            ["trailwatch", "Duration", "Function", "account-worker", { label = "slowest account's duration" }],
             ["trailwatch", "ApiCalls", "Function", "scheduled-scan", { label = "scan API calls", yAxis = "right" }],
             ["trailwatch", "ApiCalls", "Function", "trail-change", { label = "re-check API calls", yAxis = "right", stat = "Sum" }],
-            ["trailwatch", "ApiCalls", "Function", "account-worker", { label = "one account's API calls", yAxis = "right" }],
+            ["trailwatch", "ApiCalls", "Function", "account-worker", { label = "most API calls of one account", yAxis = "right" }],
           ]
         }
       }),
