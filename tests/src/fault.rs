@@ -484,11 +484,16 @@ fn rejecting_first_finding(request: &Request) -> Result<Vec<u8>> {
         "FailedFindings": [{"Id": first, "ErrorCode": "InternalFailure", "ErrorMessage": "injected partial failure"}],
     })
     .to_string();
-    Ok(format!(
-        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
-        answer.len()
+    Ok(json_ok(&answer))
+}
+
+/// An HTTP 200 answer carrying `body`, a JSON document, on a connection that then closes.
+fn json_ok(body: &str) -> Vec<u8> {
+    format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
     )
-    .into_bytes())
+    .into_bytes()
 }
 
 /// The proxy's shared books: its rules, and what it injected and saw.
@@ -559,11 +564,7 @@ async fn serve(mut client: TcpStream, upstream: &str, book: Book<'_>) -> Result<
                         body: request.body.clone(),
                     });
                 }
-                let response = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
-                    answer.len()
-                );
-                client.write_all(response.as_bytes()).await?;
+                client.write_all(&json_ok(answer)).await?;
                 return Ok(());
             }
             Fault::Timeout => {
