@@ -106,7 +106,8 @@ struct CommonArgs {
     /// Lowest status that makes the exit code 1.
     #[arg(long, value_enum, default_value_t = FailOn::Fail)]
     fail_on: FailOn,
-    /// Drop WARNING reasons (retention, tamper alarm, selectors, log file validation).
+    /// Drop WARNING reasons (retention, tamper alarm, selectors, log file validation), but
+    /// never the EXEMPTION_* ones: what became of an exemption tag.
     #[arg(long)]
     no_warnings: bool,
     /// How many AWS requests run at once [default: TRAILWATCH_CONCURRENCY, else 8].

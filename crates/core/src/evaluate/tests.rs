@@ -670,6 +670,31 @@ fn warnings_can_be_turned_off() {
 }
 
 #[test]
+fn turning_warnings_off_does_not_hide_what_became_of_an_exemption() {
+    let quiet = Settings {
+        warnings: false,
+        ..settings()
+    };
+    for (tags, code) in [
+        (
+            fixture!("list_tags_exempt_expired.json"),
+            ReasonCode::ExemptionExpired,
+        ),
+        (
+            fixture!("list_tags_exempt_no_value.json"),
+            ReasonCode::ExemptionInvalid,
+        ),
+    ] {
+        let mut s = healthy();
+        trail_mut(&mut s).log_file_validation_enabled = false;
+        details_mut(&mut s).tags = Some(tags_of(tags));
+        let trail = find(&evaluate_account(&s, &quiet), EvaluationKind::Trail).clone();
+        assert_eq!(codes(&trail), vec![code], "other warnings still go");
+        assert_eq!(trail.status, Status::Warning);
+    }
+}
+
+#[test]
 fn unreadable_status_is_error_never_pass() {
     let mut s = healthy();
     details_mut(&mut s).status = Err(denied("GetTrailStatus"));
