@@ -77,6 +77,12 @@ pub fn parse(value: &str, now: DateTime<Utc>) -> Result<Exemption, String> {
     if reason.is_empty() {
         return Err("it gives no reason; write why the trail is exempt before `until=`".into());
     }
+    if let (None, Some(date)) = (until, date_in(reason)) {
+        return Err(format!(
+            "it holds a date ({date}) but no `until=`; write `until={date}` if the exemption \
+             ends then, or leave the date out for one without end"
+        ));
+    }
     Ok(Exemption {
         reason: reason.to_string(),
         until,
@@ -84,26 +90,63 @@ pub fn parse(value: &str, now: DateTime<Utc>) -> Result<Exemption, String> {
     })
 }
 
-/// Where the value's end date starts, and its text: the last `until` (any case) followed by
-/// `=`, or by `:` or a space and a digit. A near miss such as `until 2027-06-30` is an end date
+/// Where the value's end date starts, and its text: the last word starting `until` (any case,
+/// `untill` too) that is followed by `=` or `:`, or by a digit after spaces or a dash. Near
+/// misses such as `until 2027-06-30`, `until = 2027-06-30` or `until-2027-06-30` are end dates
 /// that must parse, never a reason that exempts for ever; `until the migration` is reason text.
 fn end_date_at(value: &str) -> Option<(usize, &str)> {
     // ASCII lower-casing keeps every byte offset.
     let lower = value.to_ascii_lowercase();
     lower
         .match_indices("until")
+        .filter(|(at, _)| {
+            !value[..*at]
+                .chars()
+                .next_back()
+                .is_some_and(char::is_alphanumeric)
+        })
         .filter_map(|(at, word)| {
-            let rest = &value[at + word.len()..];
-            let separator = rest.chars().next()?;
-            let date_text = rest[separator.len_utf8()..].trim();
-            let dated = match separator {
-                '=' => true,
-                ':' | ' ' => date_text.starts_with(|c: char| c.is_ascii_digit()),
-                _ => false,
-            };
-            dated.then_some((at, date_text))
+            let rest =
+                value[at + word.len()..].trim_start_matches(|c: char| c.is_ascii_alphabetic());
+            let date_text =
+                rest.trim_start_matches(|c: char| c.is_whitespace() || "=:-".contains(c));
+            let separators = &rest[..rest.len() - date_text.len()];
+            let dated = separators.contains(['=', ':'])
+                || date_text.starts_with(|c: char| c.is_ascii_digit());
+            dated.then_some((at, date_text.trim_end()))
         })
         .last()
+}
+
+/// The first thing in `reason` shaped like a date (`2027-06-30`, `2027/6/30`): an end date
+/// written without `until`, which must not become an exemption without end.
+fn date_in(reason: &str) -> Option<&str> {
+    let bytes = reason.as_bytes();
+    (0..bytes.len()).find_map(|start| {
+        let digits = |from: usize| {
+            bytes[from..]
+                .iter()
+                .take_while(|b| b.is_ascii_digit())
+                .count()
+        };
+        let year = digits(start);
+        let starts_a_number = start == 0 || !bytes[start - 1].is_ascii_digit();
+        if !starts_a_number || year != 4 {
+            return None;
+        }
+        let separator = *bytes.get(start + 4)?;
+        if separator != b'-' && separator != b'/' {
+            return None;
+        }
+        let month = digits(start + 5);
+        (month > 0
+            && bytes.get(start + 5 + month) == Some(&separator)
+            && digits(start + 6 + month) > 0)
+            .then(|| {
+                let end = start + 6 + month + digits(start + 6 + month);
+                &reason[start..end]
+            })
+    })
 }
 
 /// The exemption `tags` carry, with the reasons it adds to the verdict. `None` tags were not
@@ -127,7 +170,21 @@ pub fn exemption_of(
             return None;
         }
     };
-    let value = tags.get(EXEMPT_TAG)?;
+    let Some(value) = tags.get(EXEMPT_TAG) else {
+        // Tag keys are case-sensitive: `TrailWatch:Exempt` exempts nothing, and says so, so
+        // that a person who meant an exemption learns why the pages go on.
+        let misspelt = tags
+            .keys()
+            .find(|key| key.trim().eq_ignore_ascii_case(EXEMPT_TAG))?;
+        reasons.push(Reason::new(
+            ReasonCode::ExemptionInvalid,
+            format!(
+                "The trail has a tag {misspelt:?}, which is not {EXEMPT_TAG}: tag keys are \
+                 case-sensitive, so the trail is not exempt. Tag it {EXEMPT_TAG} instead."
+            ),
+        ));
+        return None;
+    };
     match parse(value, now) {
         Ok(exemption) => {
             if exemption.expired {
@@ -179,6 +236,15 @@ mod tests {
         assert_eq!(exemption.reason, "data events only, S3 is enough");
         assert_eq!(exemption.until, None);
         assert!(exemption.is_current());
+        for value in [
+            "ticket CHG-12345 approved by secops",
+            "approved 2026-11-30 until=2027-06-30",
+        ] {
+            assert!(
+                parse(value, at("2026-12-01")).is_ok(),
+                "{value:?} was refused"
+            );
+        }
     }
 
     #[test]
@@ -210,7 +276,25 @@ mod tests {
                 "{value}"
             );
         }
+        for value in [
+            "cost until = 2026-12-31",
+            "cost until =2026-12-31",
+            "cost untill=2026-12-31",
+            "cost until2026-12-31",
+            "cost until-2026-12-31",
+            "cost until\u{a0}2026-12-31",
+        ] {
+            let exemption = parse(value, at("2026-12-01"))
+                .unwrap_or_else(|why| panic!("{value:?} was refused: {why}"));
+            assert_eq!(exemption.reason, "cost", "{value:?}");
+            assert_eq!(
+                exemption.until,
+                NaiveDate::from_ymd_opt(2026, 12, 31),
+                "{value:?}"
+            );
+        }
         assert!(parse("cost until 2026/12/31", at("2026-12-01")).is_err());
+        assert!(parse("cost until: the migration", at("2026-12-01")).is_err());
         let prose = parse("kept until the migration ends", at("2026-12-01")).unwrap();
         assert_eq!(prose.reason, "kept until the migration ends");
         assert_eq!(prose.until, None);
@@ -233,6 +317,9 @@ mod tests {
             "; until=2026-12-31",
             "x until=31/12/2026",
             "x until=2026-02-30",
+            // An end date without `until` would otherwise exempt for ever.
+            "cost review ends 2026-12-31",
+            "cost review, 2026/12/31",
         ] {
             assert!(
                 parse(value, at("2026-12-01")).is_err(),
@@ -253,6 +340,28 @@ mod tests {
             "{}",
             reasons[0].message
         );
+    }
+
+    #[test]
+    fn a_key_in_the_wrong_case_warns_and_exempts_nothing() {
+        for key in ["TrailWatch:Exempt", "trailwatch:exempt "] {
+            let tags = Ok(BTreeMap::from([(key.to_string(), "cost".to_string())]));
+            let mut reasons = Vec::new();
+            assert_eq!(
+                exemption_of(Some(&tags), at("2026-12-01"), &mut reasons),
+                None
+            );
+            assert_eq!(reasons.len(), 1, "{key:?}");
+            assert_eq!(reasons[0].code, ReasonCode::ExemptionInvalid);
+            assert!(reasons[0].message.contains(key), "{}", reasons[0].message);
+        }
+        let unrelated = Ok(BTreeMap::from([("team".to_string(), "audit".to_string())]));
+        let mut reasons = Vec::new();
+        assert_eq!(
+            exemption_of(Some(&unrelated), at("2026-12-01"), &mut reasons),
+            None
+        );
+        assert!(reasons.is_empty(), "{reasons:?}");
     }
 
     #[test]
