@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 use serde_json::{json, Value};
 use std::process::{Command, Output};
 use trailwatch_tests::fault::{Fault, FaultProxy, Rule};
-use trailwatch_tests::{endpoint, trailwatch_binary, Account, Deployment, TrailSpec, TRAIL};
+use trailwatch_tests::{endpoint, Account, Deployment, TrailSpec, TRAIL};
 
 const HOME: &str = "us-east-1";
 const EXEMPT_TAG: &str = "trailwatch:exempt";
@@ -34,14 +34,14 @@ async fn tag(account: &Account, trail_arn: &str, value: &str) -> Result<()> {
 }
 
 fn scan_json(account: &Account, extra: &[&str]) -> Result<(Output, Value)> {
-    let mut command = Command::new(trailwatch_binary());
+    scan_json_with(account.trailwatch(), extra)
+}
+
+/// `trailwatch scan` as `command` is set up (an endpoint through the fault proxy, say).
+fn scan_json_with(mut command: Command, extra: &[&str]) -> Result<(Output, Value)> {
     command
         .args(["scan", "--regions", HOME, "--output", "json"])
-        .args(extra)
-        .env_remove("AWS_PROFILE");
-    for (key, value) in account.env() {
-        command.env(key, value);
-    }
+        .args(extra);
     let output = command.output()?;
     let report = serde_json::from_slice(&output.stdout).with_context(|| {
         format!(
@@ -123,6 +123,47 @@ async fn an_exempt_s3_only_trail_is_reported_exempt_exits_0_and_pages_nobody() -
         note.text().unwrap_or_default().contains("data events only"),
         "{note:?}"
     );
+    Ok(())
+}
+
+// Two workers: the proxy keeps answering while this thread waits on the CLI.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exempt_trail_that_could_not_be_read_in_full_still_exits_3() -> Result<()> {
+    let account = Account::fresh().await?;
+    // A streaming trail covers the account, so the exempt trail's verdict alone decides.
+    account.healthy_trail("audit", HOME, true).await?;
+    let data = account.trail(TrailSpec::new("data-events", HOME)).await?;
+    tag(&account, &data, "data events only until=2099-12-31").await?;
+    let proxy = FaultProxy::start(&endpoint()?).await?;
+    proxy.add(
+        Rule::new(Fault::AccessDenied)
+            .on("GetEventSelectors")
+            .mentioning("data-events"),
+    );
+
+    let mut command = account.trailwatch();
+    command.env("AWS_ENDPOINT_URL", &proxy.endpoint);
+    let (output, report) = scan_json_with(command, &[])?;
+    let exempt = evaluation(&report, &data);
+    // FAIL outranks ERROR in the status, and the FAIL is exempt; the unread selectors are not.
+    assert_eq!(exempt["status"], "FAIL", "{exempt:#}");
+    assert!(exempt["exemption"].is_object(), "{exempt:#}");
+    assert!(
+        exempt["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["level"] == "ERROR"),
+        "{exempt:#}"
+    );
+    let audit = report["evaluations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["trail"]["name"] == "audit")
+        .context("the audit trail's evaluation")?;
+    assert_eq!(audit["status"], "PASS", "{audit:#}");
+    assert_eq!(output.status.code(), Some(3), "{report:#}");
     Ok(())
 }
 

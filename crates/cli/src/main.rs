@@ -27,7 +27,7 @@ use trailwatch_aws::{Outcome, Services};
 use trailwatch_core::arn::Arn;
 use trailwatch_core::event;
 use trailwatch_core::finding::{self, FindingContext};
-use trailwatch_core::{ScanReport, Status};
+use trailwatch_core::{Evaluation, ScanReport, Status};
 
 #[derive(Parser)]
 #[command(
@@ -605,10 +605,10 @@ fn terminal_width() -> Option<u16> {
 }
 
 /// Findings at or above `--fail-on` give 1; otherwise an incomplete evaluation gives 3, since a
-/// clean exit must never hide data trailwatch could not read. An exempt trail's findings are decided already and weigh nothing here; that it could not be
-/// read in full still makes the run incomplete.
+/// clean exit must never hide data trailwatch could not read. An exempt trail's findings are
+/// decided already and weigh nothing here; that it could not be read in full (an ERROR reason,
+/// even under a FAIL status) still makes the run incomplete.
 fn exit_code(report: &ScanReport, fail_on: FailOn) -> u8 {
-    let has = |status| report.evaluations.iter().any(|e| e.status == status);
     let has_finding = |status| {
         report
             .evaluations
@@ -622,7 +622,7 @@ fn exit_code(report: &ScanReport, fail_on: FailOn) -> u8 {
     };
     if findings {
         EXIT_FINDINGS
-    } else if has(Status::Error) {
+    } else if report.evaluations.iter().any(Evaluation::is_incomplete) {
         EXIT_INCOMPLETE
     } else {
         0

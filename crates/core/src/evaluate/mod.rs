@@ -151,6 +151,13 @@ impl Evaluation {
         self.reasons.iter().filter(|r| r.level != Level::Info)
     }
 
+    /// Whether something this evaluation needed could not be read. Not the same as an ERROR
+    /// status: FAIL outranks ERROR, and an exempt trail's FAIL is a decision, while what could
+    /// not be read about it is not.
+    pub fn is_incomplete(&self) -> bool {
+        self.status == Status::Error || self.reasons.iter().any(|r| r.level == Level::Error)
+    }
+
     pub fn has_reason(&self, code: ReasonCode) -> bool {
         self.reasons.iter().any(|r| r.code == code)
     }
