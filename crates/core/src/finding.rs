@@ -39,6 +39,9 @@ pub const FIELD_RESOURCE: &str = "trailwatch/ResourceId";
 /// The keys of the reasons that count (see `Reason::key`), comma-separated: the codes, and
 /// which stop of logging a `LOGGING_GAP` is about.
 pub const FIELD_REASON_KEYS: &str = "trailwatch/ReasonKeys";
+/// `true` when the finding was written for a trail under a current exemption: its reasons were
+/// recorded, never paged, so they are no memory of what anyone was told.
+pub const FIELD_EXEMPT: &str = "trailwatch/Exempt";
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -257,6 +260,15 @@ impl Finding {
             && self.note.as_ref().is_some_and(|n| {
                 n.updated_by == NOTE_AUTHOR && n.text.starts_with(EXEMPTION_NOTE_PREFIX)
             })
+    }
+
+    /// Written while the trail was exempt, so its reasons were never paged. A finding from
+    /// before the field existed answers by its workflow: trailwatch's own suppression.
+    pub fn recorded_while_exempt(&self) -> bool {
+        match self.product_fields.get(FIELD_EXEMPT) {
+            Some(exempt) => exempt == "true",
+            None => self.suppressed_by_trailwatch(),
+        }
     }
 
     /// Suppressed by a person (or their automation) rather than by trailwatch.
@@ -601,6 +613,7 @@ pub fn render(evaluation: &Evaluation, context: &FindingContext) -> Finding {
                 FIELD_REASON_KEYS.to_string(),
                 Remembered::of(evaluation).keys().join(","),
             ),
+            (FIELD_EXEMPT.to_string(), evaluation.is_exempt().to_string()),
         ]),
         resources: vec![resource],
         compliance: Some(Compliance {

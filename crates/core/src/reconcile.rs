@@ -9,7 +9,7 @@
 
 use crate::evaluate::{Evaluation, EvaluationKind};
 use crate::finding::{
-    self, compliance_status, format_time, Finding, FindingContext, Note, Workflow, FIELD_KIND,
+    self, compliance_status, format_time, Finding, FindingContext, Note, FIELD_KIND,
     FIELD_RESOURCE, RECORD_ACTIVE, RECORD_ARCHIVED, WORKFLOW_NEW, WORKFLOW_SUPPRESSED,
 };
 pub use crate::memory::TransitionKind;
@@ -228,6 +228,7 @@ fn changed(prior: &Finding, new: &Finding) -> bool {
         || prior.reason_codes() != new.reason_codes()
         || prior.reason_keys() != new.reason_keys()
         || prior.severity.label != new.severity.label
+        || prior.recorded_while_exempt() != new.recorded_while_exempt()
 }
 
 /// Rebuilds what is needed to alert on a trail that is gone, from its last finding.
@@ -295,13 +296,14 @@ pub fn plan(
         // An exempt trail is never paged, nor remembered as paged: when the exemption ends,
         // its state is news again.
         if !evaluation.is_exempt() {
-            // A finding trailwatch suppressed for an exemption was recorded, never paged: once
-            // the exemption is gone, its state is news again, as if first seen.
-            let hub = previous
-                .filter(|p| !p.suppressed_by_trailwatch())
-                .and_then(Finding::hub_memory);
-            let mut candidate = Candidate::of(evaluation, hub);
-            candidate.suppressed = previous
+            // A finding written while the trail was exempt was recorded, never paged: once the
+            // exemption is gone (or its tag cannot be read), its state is news again, as if
+            // first seen. Nor does it say what a person who suppressed it saw: its reasons may
+            // have come during the exemption, so their suppression holds nothing back.
+            let paged_before = previous.filter(|p| !p.recorded_while_exempt());
+            let mut candidate =
+                Candidate::of(evaluation, paged_before.and_then(Finding::hub_memory));
+            candidate.suppressed = paged_before
                 .filter(|p| p.suppressed_by_person())
                 .map(Finding::reason_keys);
             result.candidates.push(candidate);
@@ -310,17 +312,15 @@ pub fn plan(
             result.imports.push(new);
             continue;
         };
+        // An import of an existing finding cannot change its workflow or note ("BatchImportFindings
+        // for finding providers", Security Hub User Guide: those are the customer's, changed with
+        // BatchUpdateFindings). So the import carries what the finding has, and the update, sent
+        // after the imports, makes the change: if it fails, the next run still sees the old
+        // workflow and tries again, on AWS and on moto alike.
+        new.workflow = previous.workflow.clone();
+        new.note = previous.note.clone();
         if let Some(update) = workflow_update(evaluation, previous, context) {
-            // Security Hub ignores a workflow in an import of an existing finding; the update
-            // makes the change, and the import carries it too so the two agree.
-            new.workflow = Some(Workflow {
-                status: update.status.clone(),
-            });
-            new.note = Some(update.note.clone());
             result.workflow_updates.push(update);
-        } else {
-            new.workflow = previous.workflow.clone();
-            new.note = previous.note.clone();
         }
         let stale = previous
             .updated()
@@ -400,10 +400,17 @@ fn workflow_update(
         ),
         None if previous.suppressed_by_trailwatch() => (
             WORKFLOW_NEW,
-            format!(
-                "The {} tag is gone; trailwatch judges and pages this trail again.",
-                crate::evaluate::exemption::EXEMPT_TAG
-            ),
+            match evaluation.has_reason(crate::reason::ReasonCode::ExemptionInvalid) {
+                true => format!(
+                    "The {} tag no longer reads as an exemption; trailwatch judges and pages \
+                     this trail again.",
+                    crate::evaluate::exemption::EXEMPT_TAG
+                ),
+                false => format!(
+                    "The {} tag is gone; trailwatch judges and pages this trail again.",
+                    crate::evaluate::exemption::EXEMPT_TAG
+                ),
+            },
         ),
         _ => return None,
     };
@@ -441,7 +448,7 @@ pub fn drop_unrecorded(transitions: &mut Vec<Transition>, failed_ids: &BTreeSet<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::finding::{parse_time, DEFAULT_DOCS_URL};
+    use crate::finding::{parse_time, Workflow, DEFAULT_DOCS_URL};
     use crate::reason::ReasonCode;
 
     fn context(at: &str) -> FindingContext {
@@ -481,8 +488,14 @@ mod tests {
         let plan = plan(evaluations, &priors, &scope(), &context(at));
         let mut store: BTreeMap<String, Finding> =
             prior.iter().map(|f| (f.id.clone(), f.clone())).collect();
+        // An import keeps an existing finding's workflow and note, as Security Hub does.
         for f in &plan.imports {
-            store.insert(f.id.clone(), f.clone());
+            let mut stored = f.clone();
+            if let Some(existing) = store.get(&f.id) {
+                stored.workflow = existing.workflow.clone();
+                stored.note = existing.note.clone();
+            }
+            store.insert(f.id.clone(), stored);
         }
         // What BatchUpdateFindings then changes.
         for update in &plan.workflow_updates {
@@ -930,11 +943,49 @@ mod tests {
             ReasonCode::ExemptionUnverifiable,
             "denied",
         ));
-        let (plan, _) = run(&[unreadable], &stored, "2024-06-01T13:00:00Z");
+        let (plan, stored) = run(
+            std::slice::from_ref(&unreadable),
+            &stored,
+            "2024-06-01T13:00:00Z",
+        );
         assert!(
             plan.workflow_updates.is_empty(),
             "{:#?}",
             plan.workflow_updates
+        );
+        // Judged as usual, the exemption-era state pages once, as first seen...
+        assert_eq!(transitions(&plan).len(), 1, "{:#?}", transitions(&plan));
+        // ...and only once, though the finding stays suppressed while the tags stay unread.
+        assert!(stored[0].suppressed_by_trailwatch());
+        let (plan, _) = run(&[unreadable], &stored, "2024-06-01T14:00:00Z");
+        assert!(transitions(&plan).is_empty(), "{:#?}", transitions(&plan));
+    }
+
+    #[test]
+    fn reasons_that_came_during_an_exemption_page_when_it_goes_despite_a_persons_suppression() {
+        let warned = trail("t", &[ReasonCode::CwlRetentionUnset]);
+        let (_, mut stored) = run(std::slice::from_ref(&warned), &[], "2024-06-01T12:00:00Z");
+        let id = stored[0].id.clone();
+        suppress_by_person(&mut stored, &id);
+        // Tagged exempt, the trail is stopped: recorded, not paged, the person's workflow kept.
+        let stopped = trail(
+            "t",
+            &[ReasonCode::CwlRetentionUnset, ReasonCode::LoggingStopped],
+        );
+        let (plan, stored) = run(
+            &[exempt(stopped.clone(), None, false)],
+            &stored,
+            "2024-06-01T13:00:00Z",
+        );
+        assert!(plan.candidates.is_empty());
+        assert!(stored[0].suppressed_by_person());
+        // The tag is removed: the person never saw LOGGING_STOPPED, so it pages.
+        let (plan, _) = run(&[stopped], &stored, "2024-06-01T14:00:00Z");
+        let paged = transitions(&plan);
+        assert_eq!(paged.len(), 1, "{paged:#?}");
+        assert!(
+            plan.workflow_updates.is_empty(),
+            "the person's suppression stays"
         );
     }
 }
