@@ -15,6 +15,10 @@
 //! for the tag does not match the regular expression `^([\p{L}\p{Z}\p{N}_.:/=+\-@]*)$`"), so a
 //! `;` before `until=` can never be set on a real trail; it is accepted all the same, for
 //! values written by hand in fixtures and other tools.
+//!
+//! What looks like an end date must be one: a near miss of `until=` (`until = 2027-06-30`,
+//! `untill=`, `until Dec 31 2027`) or a date in the reason with no `until` at all is
+//! `EXEMPTION_INVALID`, never an exemption without end; so is the key in another case.
 
 use crate::finding::EXEMPTION_NOTE_PREFIX;
 use crate::reason::{Reason, ReasonCode};
@@ -79,8 +83,8 @@ pub fn parse(value: &str, now: DateTime<Utc>) -> Result<Exemption, String> {
     }
     if let (None, Some(date)) = (until, date_in(reason)) {
         return Err(format!(
-            "it holds a date ({date}) but no `until=`; write `until={date}` if the exemption \
-             ends then, or leave the date out for one without end"
+            "it holds a date ({date}) but no `until=`; write `until=YYYY-MM-DD` if the \
+             exemption ends then, or leave the date out for one without end"
         ));
     }
     Ok(Exemption {
@@ -91,9 +95,10 @@ pub fn parse(value: &str, now: DateTime<Utc>) -> Result<Exemption, String> {
 }
 
 /// Where the value's end date starts, and its text: the last word starting `until` (any case,
-/// `untill` too) that is followed by `=` or `:`, or by a digit after spaces or a dash. Near
-/// misses such as `until 2027-06-30`, `until = 2027-06-30` or `until-2027-06-30` are end dates
-/// that must parse, never a reason that exempts for ever; `until the migration` is reason text.
+/// `untill` too) that is followed by `=` or `:`, or by a digit or a month's name after spaces
+/// or a dash. Near misses such as `until 2027-06-30`, `until = 2027-06-30`, `until-2027-06-30`
+/// or `until Dec 31 2027` are end dates that must parse, never a reason that exempts for ever;
+/// `until the migration` is reason text.
 fn end_date_at(value: &str) -> Option<(usize, &str)> {
     // ASCII lower-casing keeps every byte offset.
     let lower = value.to_ascii_lowercase();
@@ -112,41 +117,50 @@ fn end_date_at(value: &str) -> Option<(usize, &str)> {
                 rest.trim_start_matches(|c: char| c.is_whitespace() || "=:-".contains(c));
             let separators = &rest[..rest.len() - date_text.len()];
             let dated = separators.contains(['=', ':'])
-                || date_text.starts_with(|c: char| c.is_ascii_digit());
+                || date_text.starts_with(|c: char| c.is_ascii_digit())
+                || starts_with_a_month(date_text);
             dated.then_some((at, date_text.trim_end()))
         })
         .last()
 }
 
-/// The first thing in `reason` shaped like a date (`2027-06-30`, `2027/6/30`): an end date
-/// written without `until`, which must not become an exemption without end.
+/// The first thing in `reason` shaped like a date, year first (`2027-06-30`, `2027/6/30`,
+/// `2027.06.30`): an end date written without `until`, which must not become an exemption
+/// without end. A ticket number such as `SEC-2024-05-117` is not one: month and day are one or
+/// two digits, and nothing alphanumeric follows.
 fn date_in(reason: &str) -> Option<&str> {
     let bytes = reason.as_bytes();
+    let digits = |from: usize| {
+        bytes.get(from..).map_or(0, |rest| {
+            rest.iter().take_while(|b| b.is_ascii_digit()).count()
+        })
+    };
     (0..bytes.len()).find_map(|start| {
-        let digits = |from: usize| {
-            bytes[from..]
-                .iter()
-                .take_while(|b| b.is_ascii_digit())
-                .count()
-        };
-        let year = digits(start);
-        let starts_a_number = start == 0 || !bytes[start - 1].is_ascii_digit();
-        if !starts_a_number || year != 4 {
+        let starts_a_word = start == 0 || !bytes[start - 1].is_ascii_alphanumeric();
+        if !starts_a_word || digits(start) != 4 {
             return None;
         }
-        let separator = *bytes.get(start + 4)?;
-        if separator != b'-' && separator != b'/' {
-            return None;
-        }
+        let separator = *bytes.get(start + 4).filter(|b| b"-/.".contains(*b))?;
         let month = digits(start + 5);
-        (month > 0
+        let day_at = start + 6 + month;
+        let day = digits(day_at);
+        let end = day_at + day;
+        let ends_a_word = bytes.get(end).is_none_or(|b| !b.is_ascii_alphanumeric());
+        ((1..=2).contains(&month)
             && bytes.get(start + 5 + month) == Some(&separator)
-            && digits(start + 6 + month) > 0)
-            .then(|| {
-                let end = start + 6 + month + digits(start + 6 + month);
-                &reason[start..end]
-            })
+            && (1..=2).contains(&day)
+            && ends_a_word)
+            .then(|| &reason[start..end])
     })
+}
+
+/// Whether `text` starts with an English month's name (`Dec 31 2026`, `december`).
+fn starts_with_a_month(text: &str) -> bool {
+    const MONTHS: [&str; 12] = [
+        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+    ];
+    text.get(..3)
+        .is_some_and(|start| MONTHS.iter().any(|m| start.eq_ignore_ascii_case(m)))
 }
 
 /// The exemption `tags` carry, with the reasons it adds to the verdict. `None` tags were not
@@ -238,6 +252,7 @@ mod tests {
         assert!(exemption.is_current());
         for value in [
             "ticket CHG-12345 approved by secops",
+            "ticket SEC-2024-05-117",
             "approved 2026-11-30 until=2027-06-30",
         ] {
             assert!(
@@ -320,6 +335,8 @@ mod tests {
             // An end date without `until` would otherwise exempt for ever.
             "cost review ends 2026-12-31",
             "cost review, 2026/12/31",
+            "cost review to 2026.12.31",
+            "cost until Dec 31 2026",
         ] {
             assert!(
                 parse(value, at("2026-12-01")).is_err(),
