@@ -225,3 +225,75 @@ async fn an_unknown_auto_remediation_is_a_configuration_error() -> Result<()> {
     assert!(!is_logging(&account, "audit").await?);
     Ok(())
 }
+
+/// `event` turned into a call that tags (`AddTags`) or untags (`RemoveTags`) `trail_arn`, with
+/// the request parameters the AddTags API reference gives, in CloudTrail's camelCase.
+fn tagging(mut event: Value, call: &str, trail_arn: &str) -> Value {
+    event["detail"]["eventName"] = call.into();
+    event["detail"]["requestParameters"] = serde_json::json!({
+        "resourceId": trail_arn,
+        "tagsList": [{"key": "trailwatch:exempt", "value": "data events only"}],
+    });
+    event
+}
+
+#[tokio::test]
+async fn tagging_a_trail_exempt_suppresses_at_once_and_untagging_pages_naming_who() -> Result<()> {
+    let account = Account::fresh().await?;
+    account.enable_security_hub(HOME).await?;
+    let (topic, queue) = account.topic_with_queue(HOME, "alerts").await?;
+    account.healthy_trail("audit", HOME, true).await?;
+    let data = account
+        .trail(trailwatch_tests::TrailSpec::new("data-events", HOME))
+        .await?;
+    let cloudtrail = account.cloudtrail(HOME);
+    let exempt_tag = aws_sdk_cloudtrail::types::Tag::builder()
+        .key("trailwatch:exempt")
+        .value("data events only")
+        .build()?;
+    cloudtrail
+        .add_tags()
+        .resource_id(&data)
+        .tags_list(exempt_tag.clone())
+        .send()
+        .await?;
+    let base = fixture_event("stop_logging.json", &account.id)?;
+
+    let added = tagging(base.clone(), "AddTags", &data);
+    let output = replay(&account, &added, &["--sns-topic-arn", &topic]).await?;
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    assert!(
+        account.alerts(HOME, &queue).await?.is_empty(),
+        "exempt: no page"
+    );
+    let finding = account.trail_finding(HOME, "data-events").await?;
+    assert_eq!(
+        finding
+            .workflow()
+            .and_then(|w| w.status())
+            .map(|s| s.as_str()),
+        Some("SUPPRESSED")
+    );
+
+    cloudtrail
+        .remove_tags()
+        .resource_id(&data)
+        .tags_list(exempt_tag)
+        .send()
+        .await?;
+    let removed = tagging(base, "RemoveTags", &data);
+    let output = replay(&account, &removed, &["--sns-topic-arn", &topic]).await?;
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
+    let alerts = account.alerts(HOME, &queue).await?;
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    let records: Value = serde_json::from_str(alerts[0]["Message"].as_str().unwrap())?;
+    assert_eq!(records["cause"]["actor"]["event_name"], "RemoveTags");
+    let paged: Vec<&str> = records["transitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["evaluation"]["resource_id"].as_str())
+        .collect();
+    assert_eq!(paged, [data.as_str()], "{records:#}");
+    Ok(())
+}

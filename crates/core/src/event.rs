@@ -177,6 +177,9 @@ pub const WATCHED: [(&str, &[&str]); 8] = [
             "StopLogging",
             "DeleteTrail",
             "PutEventSelectors",
+            // A trail's tags hold its exemption: the re-check applies or lifts it at once.
+            "AddTags",
+            "RemoveTags",
         ],
     ),
     (
@@ -514,6 +517,21 @@ fn target_of(call: &ApiCall, event_source: &str, event_name: &str) -> Result<Tar
         parameter(call, names).ok_or(EventError::Missing(missing))
     };
     Ok(match event_source {
+        "cloudtrail.amazonaws.com" if matches!(event_name, "AddTags" | "RemoveTags") => {
+            let arn = required(&["resourceId"], "detail.requestParameters.resourceId")?;
+            // The same calls tag event data stores, channels and dashboards, which hold no
+            // exemption.
+            if !arn.contains(":trail/") {
+                return Err(EventError::Unwatched {
+                    event_source: event_source.to_string(),
+                    event_name: format!("{event_name} on {arn}"),
+                });
+            }
+            Target::Trail {
+                name_or_arn: arn,
+                deleted: false,
+            }
+        }
         "cloudtrail.amazonaws.com" => Target::Trail {
             // PutEventSelectors names the trail `trailName`; the others `name`.
             name_or_arn: required(&["name", "trailName"], "detail.requestParameters.name")?,
@@ -619,7 +637,7 @@ mod tests {
                 "aws.sns"
             ])
         );
-        assert_eq!(pattern["detail"]["eventName"].as_array().unwrap().len(), 36);
+        assert_eq!(pattern["detail"]["eventName"].as_array().unwrap().len(), 38);
         assert_eq!(
             pattern["detail"]["errorCode"],
             serde_json::json!([{"exists": false}])
@@ -870,6 +888,35 @@ mod tests {
         let change = parse(fixture!("put_event_selectors.json")).unwrap();
         assert!(
             matches!(change.target, Target::Trail { ref name_or_arn, .. } if name_or_arn == "management-events")
+        );
+    }
+
+    /// Request parameters as the AddTags API reference gives them (`ResourceId`, `TagsList`),
+    /// in CloudTrail's camelCase.
+    #[test]
+    fn tagging_a_trail_targets_it_and_tagging_anything_else_is_unwatched() {
+        let change = parse(fixture!("add_tags.json")).unwrap();
+        assert_eq!(
+            change.target,
+            Target::Trail {
+                name_or_arn: "arn:aws:cloudtrail:us-east-1:111122223333:trail/data-events".into(),
+                deleted: false,
+            }
+        );
+        let mut event: Value = serde_json::from_slice(fixture!("add_tags.json")).unwrap();
+        event["detail"]["eventName"] = "RemoveTags".into();
+        assert!(matches!(
+            parse(event.to_string().as_bytes()).unwrap().target,
+            Target::Trail { .. }
+        ));
+        event["detail"]["requestParameters"]["resourceId"] =
+            "arn:aws:cloudtrail:us-east-1:111122223333:eventdatastore/EXAMPLE-f852".into();
+        let unwatched = parse(event.to_string().as_bytes()).unwrap_err();
+        assert!(unwatched.needs_no_work(), "{unwatched}");
+        event["detail"]["requestParameters"] = serde_json::json!({});
+        assert_eq!(
+            parse(event.to_string().as_bytes()).unwrap_err(),
+            EventError::Missing("detail.requestParameters.resourceId")
         );
     }
 

@@ -30,6 +30,7 @@ locals {
         "sns.amazonaws.com",
       ]
       eventName = [
+        "AddTags",
         "AssociateKmsKey",
         "AttachRolePolicy",
         "CreatePolicyVersion",
@@ -58,6 +59,7 @@ locals {
         "PutMetricFilter",
         "PutRolePermissionsBoundary",
         "PutRolePolicy",
+        "RemoveTags",
         "RemoveTargets",
         "ScheduleKeyDeletion",
         "SetDefaultPolicyVersion",
