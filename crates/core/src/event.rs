@@ -6,6 +6,7 @@
 //! use is optional; every field it does use is checked, and a missing one is a clear error that
 //! names it.
 
+use crate::arn::Arn;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -521,7 +522,8 @@ fn target_of(call: &ApiCall, event_source: &str, event_name: &str) -> Result<Tar
             let arn = required(&["resourceId"], "detail.requestParameters.resourceId")?;
             // The same calls tag event data stores, channels and dashboards, which hold no
             // exemption.
-            if !arn.contains(":trail/") {
+            let is_trail = Arn::parse(&arn).is_some_and(|a| a.resource.starts_with("trail/"));
+            if !is_trail {
                 return Err(EventError::Unwatched {
                     event_source: event_source.to_string(),
                     event_name: format!("{event_name} on {arn}"),

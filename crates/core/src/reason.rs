@@ -258,6 +258,19 @@ impl ReasonCode {
         }
     }
 
+    /// Whether the code says what became of a person's own `trailwatch:exempt` tag: lapsed,
+    /// unparseable or unreadable. Turning warnings off never hides these, or a lapsed
+    /// exemption would page without saying it lapsed, and a mistyped tag would fail to exempt
+    /// without a word.
+    pub fn is_about_an_exemption(self) -> bool {
+        matches!(
+            self,
+            ReasonCode::ExemptionExpired
+                | ReasonCode::ExemptionInvalid
+                | ReasonCode::ExemptionUnverifiable
+        )
+    }
+
     /// Whether the code tells of something past rather than a state now: a logging gap is over
     /// once logging restarted. It never makes a trail unfit for coverage, and its going is not
     /// a fix to page about.

@@ -14,7 +14,7 @@ use crate::finding::{
 };
 pub use crate::memory::TransitionKind;
 use crate::memory::{self, transition, Decision, HubMemory, LedgerEntry, Remembered, Shift};
-use crate::reason::Severity;
+use crate::reason::{ReasonCode, Severity};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -383,7 +383,7 @@ fn workflow_update(
     context: &FindingContext,
 ) -> Option<WorkflowUpdate> {
     // Tags that could not be read say nothing about the exemption: leave the workflow be.
-    if evaluation.has_reason(crate::reason::ReasonCode::ExemptionUnverifiable) {
+    if evaluation.has_reason(ReasonCode::ExemptionUnverifiable) {
         return None;
     }
     let (status, text) = match &evaluation.exemption {
@@ -398,20 +398,19 @@ fn workflow_update(
                 exemption.until.map(|d| d.to_string()).unwrap_or_default()
             ),
         ),
-        None if previous.suppressed_by_trailwatch() => (
-            WORKFLOW_NEW,
-            match evaluation.has_reason(crate::reason::ReasonCode::ExemptionInvalid) {
-                true => format!(
-                    "The {} tag no longer reads as an exemption; trailwatch judges and pages \
-                     this trail again.",
+        None if previous.suppressed_by_trailwatch() => {
+            let what_became = match evaluation.has_reason(ReasonCode::ExemptionInvalid) {
+                true => "no longer reads as an exemption",
+                false => "is gone",
+            };
+            (
+                WORKFLOW_NEW,
+                format!(
+                    "The {} tag {what_became}; trailwatch judges and pages this trail again.",
                     crate::evaluate::exemption::EXEMPT_TAG
                 ),
-                false => format!(
-                    "The {} tag is gone; trailwatch judges and pages this trail again.",
-                    crate::evaluate::exemption::EXEMPT_TAG
-                ),
-            },
-        ),
+            )
+        }
         _ => return None,
     };
     Some(WorkflowUpdate {
@@ -449,7 +448,6 @@ pub fn drop_unrecorded(transitions: &mut Vec<Transition>, failed_ids: &BTreeSet<
 mod tests {
     use super::*;
     use crate::finding::{parse_time, Workflow, DEFAULT_DOCS_URL};
-    use crate::reason::ReasonCode;
 
     fn context(at: &str) -> FindingContext {
         FindingContext {

@@ -125,7 +125,9 @@ impl Evaluation {
     ) -> Self {
         let reasons: Vec<Reason> = reasons
             .into_iter()
-            .filter(|r| settings.warnings || r.level != Level::Warning || is_about_exemption(r))
+            .filter(|r| {
+                settings.warnings || r.level != Level::Warning || r.code.is_about_an_exemption()
+            })
             .collect();
         Self {
             kind,
@@ -346,18 +348,6 @@ pub fn evaluate_trail(
     });
     evaluation.exemption = exemption;
     evaluation
-}
-
-/// What became of a person's own `trailwatch:exempt` tag: lapsed, unparseable or unreadable.
-/// These are warnings that turning warnings off does not hide, or a lapsed exemption would
-/// page without saying it lapsed, and a mistyped tag would fail to exempt without a word.
-fn is_about_exemption(reason: &Reason) -> bool {
-    matches!(
-        reason.code,
-        ReasonCode::ExemptionExpired
-            | ReasonCode::ExemptionInvalid
-            | ReasonCode::ExemptionUnverifiable
-    )
 }
 
 /// The reason for data a rule needed and could not read.
