@@ -541,6 +541,39 @@ impl Account {
             .collect())
     }
 
+    /// Tags the trail `trail_arn` (in its home `region`, the only one that may tag it).
+    pub async fn tag_trail(
+        &self,
+        region: &str,
+        trail_arn: &str,
+        key: &str,
+        value: &str,
+    ) -> Result<()> {
+        self.cloudtrail(region)
+            .add_tags()
+            .resource_id(trail_arn)
+            .tags_list(
+                aws_sdk_cloudtrail::types::Tag::builder()
+                    .key(key)
+                    .value(value)
+                    .build()?,
+            )
+            .send()
+            .await?;
+        Ok(())
+    }
+
+    /// Removes the tag `key` from the trail `trail_arn`.
+    pub async fn untag_trail(&self, region: &str, trail_arn: &str, key: &str) -> Result<()> {
+        self.cloudtrail(region)
+            .remove_tags()
+            .resource_id(trail_arn)
+            .tags_list(aws_sdk_cloudtrail::types::Tag::builder().key(key).build()?)
+            .send()
+            .await?;
+        Ok(())
+    }
+
     /// The finding Security Hub holds in `region` for the trail named `name`.
     pub async fn trail_finding(
         &self,
@@ -950,4 +983,12 @@ impl Deployment {
             .map(|s| s.as_str().to_string())
             .unwrap_or_default())
     }
+}
+
+/// A finding's workflow status (`NEW`, `SUPPRESSED`, ...), if it has one.
+pub fn workflow_status(finding: &aws_sdk_securityhub::types::AwsSecurityFinding) -> Option<&str> {
+    finding
+        .workflow()
+        .and_then(|w| w.status())
+        .map(|s| s.as_str())
 }

@@ -12,25 +12,13 @@ use anyhow::{Context, Result};
 use serde_json::{json, Value};
 use std::process::{Command, Output};
 use trailwatch_tests::fault::{Fault, FaultProxy, Rule};
-use trailwatch_tests::{endpoint, Account, Deployment, TrailSpec, TRAIL};
+use trailwatch_tests::{endpoint, workflow_status, Account, Deployment, TrailSpec, TRAIL};
 
 const HOME: &str = "us-east-1";
 const EXEMPT_TAG: &str = "trailwatch:exempt";
 
 async fn tag(account: &Account, trail_arn: &str, value: &str) -> Result<()> {
-    account
-        .cloudtrail(HOME)
-        .add_tags()
-        .resource_id(trail_arn)
-        .tags_list(
-            aws_sdk_cloudtrail::types::Tag::builder()
-                .key(EXEMPT_TAG)
-                .value(value)
-                .build()?,
-        )
-        .send()
-        .await?;
-    Ok(())
+    account.tag_trail(HOME, trail_arn, EXEMPT_TAG, value).await
 }
 
 fn scan_json(account: &Account, extra: &[&str]) -> Result<(Output, Value)> {
@@ -110,13 +98,7 @@ async fn an_exempt_s3_only_trail_is_reported_exempt_exits_0_and_pages_nobody() -
         "an exempt trail pages nobody"
     );
     let finding = account.trail_finding(HOME, "data-events").await?;
-    assert_eq!(
-        finding
-            .workflow()
-            .and_then(|w| w.status())
-            .map(|s| s.as_str()),
-        Some("SUPPRESSED")
-    );
+    assert_eq!(workflow_status(&finding), Some("SUPPRESSED"));
     let note = finding.note().context("the exemption's note")?;
     assert_eq!(note.updated_by(), Some("trailwatch"));
     assert!(
@@ -286,10 +268,7 @@ async fn a_finding_a_person_suppressed_is_not_paged_again_until_a_new_reason() -
     );
     let finding = account.trail_finding(HOME, TRAIL).await?;
     assert_eq!(
-        finding
-            .workflow()
-            .and_then(|w| w.status())
-            .map(|s| s.as_str()),
+        workflow_status(&finding),
         Some("SUPPRESSED"),
         "never un-suppressed"
     );

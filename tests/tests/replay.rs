@@ -3,7 +3,7 @@
 use anyhow::Result;
 use serde_json::Value;
 use std::process::{Command, Output};
-use trailwatch_tests::{fixture_event, trailwatch_binary, Account};
+use trailwatch_tests::{fixture_event, trailwatch_binary, workflow_status, Account};
 
 const HOME: &str = "us-east-1";
 
@@ -246,16 +246,8 @@ async fn tagging_a_trail_exempt_suppresses_at_once_and_untagging_pages_naming_wh
     let data = account
         .trail(trailwatch_tests::TrailSpec::new("data-events", HOME))
         .await?;
-    let cloudtrail = account.cloudtrail(HOME);
-    let exempt_tag = aws_sdk_cloudtrail::types::Tag::builder()
-        .key("trailwatch:exempt")
-        .value("data events only")
-        .build()?;
-    cloudtrail
-        .add_tags()
-        .resource_id(&data)
-        .tags_list(exempt_tag.clone())
-        .send()
+    account
+        .tag_trail(HOME, &data, "trailwatch:exempt", "data events only")
         .await?;
     let base = fixture_event("stop_logging.json", &account.id)?;
 
@@ -267,19 +259,10 @@ async fn tagging_a_trail_exempt_suppresses_at_once_and_untagging_pages_naming_wh
         "exempt: no page"
     );
     let finding = account.trail_finding(HOME, "data-events").await?;
-    assert_eq!(
-        finding
-            .workflow()
-            .and_then(|w| w.status())
-            .map(|s| s.as_str()),
-        Some("SUPPRESSED")
-    );
+    assert_eq!(workflow_status(&finding), Some("SUPPRESSED"));
 
-    cloudtrail
-        .remove_tags()
-        .resource_id(&data)
-        .tags_list(exempt_tag)
-        .send()
+    account
+        .untag_trail(HOME, &data, "trailwatch:exempt")
         .await?;
     let removed = tagging(base, "RemoveTags", &data);
     let output = replay(&account, &removed, &["--sns-topic-arn", &topic]).await?;

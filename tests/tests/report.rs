@@ -104,16 +104,12 @@ async fn the_report_renders_the_matrix_statuses_and_exemptions_in_a_browser() ->
         .await?;
     let data = account.trail(TrailSpec::new("data-events", WEST)).await?;
     account
-        .cloudtrail(WEST)
-        .add_tags()
-        .resource_id(&data)
-        .tags_list(
-            aws_sdk_cloudtrail::types::Tag::builder()
-                .key("trailwatch:exempt")
-                .value("data events only until=2099-12-31")
-                .build()?,
+        .tag_trail(
+            WEST,
+            &data,
+            "trailwatch:exempt",
+            "data events only until=2099-12-31",
         )
-        .send()
         .await?;
 
     let output = account
